@@ -1,0 +1,143 @@
+//! The coordinator's configuration file (`coordinator.toml`). Unknown keys are
+//! errors; relative paths are resolved against the file's directory.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::CoordinatorError;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinatorConfig {
+    /// Name nodes sign into their attach proof, so a proof made for one
+    /// coordinator cannot be replayed to another.
+    #[serde(default = "default_id")]
+    pub id: String,
+    /// Address to listen on for nodes and planners.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// SQLite database: jobs, results, their state.
+    #[serde(default = "default_database")]
+    pub database: PathBuf,
+    /// TLS certificate and key (PEM). Without them the coordinator speaks plain
+    /// HTTP/2: for loopback demos only.
+    pub tls: Option<TlsFiles>,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// The registry: nodes allowed to attach, with their Ed25519 public keys.
+    #[serde(default, rename = "nodes")]
+    pub nodes: Vec<RegisteredNode>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    /// How long nodes have to accept or refuse a job.
+    #[serde(default = "default_offer")]
+    pub offer_seconds: u64,
+    /// A running job with no message from either node for this long fails.
+    #[serde(default = "default_stall")]
+    pub stall_seconds: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            offer_seconds: default_offer(),
+            stall_seconds: default_stall(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisteredNode {
+    pub name: String,
+    /// Hex of the node's 32-byte Ed25519 public key (`jointly-node keygen` prints it).
+    pub public_key: String,
+}
+
+fn default_id() -> String {
+    "jointly-coordinator".into()
+}
+fn default_listen() -> String {
+    "127.0.0.1:7700".into()
+}
+fn default_database() -> PathBuf {
+    PathBuf::from("coordinator.db")
+}
+fn default_offer() -> u64 {
+    30
+}
+fn default_stall() -> u64 {
+    120
+}
+
+impl CoordinatorConfig {
+    pub fn load(path: &Path) -> Result<Self, CoordinatorError> {
+        let text = std::fs::read_to_string(path).map_err(|e| CoordinatorError::Config {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Self::parse(&text, path.parent().unwrap_or(Path::new("."))).map_err(|message| {
+            CoordinatorError::Config {
+                path: path.to_path_buf(),
+                message,
+            }
+        })
+    }
+
+    pub fn parse(text: &str, base: &Path) -> Result<Self, String> {
+        let mut c: CoordinatorConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        resolve(&mut c.database);
+        if let Some(tls) = c.tls.as_mut() {
+            resolve(&mut tls.cert);
+            resolve(&mut tls.key);
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for n in &c.nodes {
+            if !seen.insert(n.name.as_str()) {
+                return Err(format!("node '{}' is registered twice", n.name));
+            }
+            n.key().map_err(|m| format!("node '{}': {m}", n.name))?;
+        }
+        Ok(c)
+    }
+}
+
+impl RegisteredNode {
+    pub fn key(&self) -> Result<ed25519_dalek::VerifyingKey, String> {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(self.public_key.trim(), &mut bytes)
+            .map_err(|_| "public_key must be 64 hex characters".to_string())?;
+        ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| "public_key is not a valid Ed25519 key".to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_example_parses() {
+        let text = include_str!("../../examples/configs/coordinator.toml");
+        let c = CoordinatorConfig::parse(text, Path::new("/srv")).expect("example parses");
+        assert_eq!(c.nodes.len(), 2);
+        assert_eq!(c.database, Path::new("/srv/coordinator.db"));
+        let bad = text.replace("stall_seconds", "stall_secs");
+        assert!(CoordinatorConfig::parse(&bad, Path::new("/srv")).is_err());
+    }
+}

@@ -1,0 +1,240 @@
+//! The node-facing service: the control stream (`Attach`) with its identity
+//! check, and the session streams (`Session`) whose frames are relayed between
+//! the two nodes of a job with bounded buffers.
+
+use std::{pin::Pin, sync::Arc, time::Duration};
+
+use ed25519_dalek::{Signature, Verifier};
+use jointly_protocol::wire::{
+    Challenge, CoordinatorMessage, NodeMessage, SessionFrame, Welcome, coordinator_message::Body as ToNode,
+    node_gateway_server::NodeGateway, node_message::Body as FromNode, session_frame,
+};
+use rand::RngCore;
+use tokio::sync::mpsc;
+use tokio_stream::{Stream, wrappers::ReceiverStream};
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{info, warn};
+
+use crate::{
+    jobs::JobEvent,
+    state::{AttachedNode, Coordinator},
+};
+
+/// Domain tag of the attach proof; the node signs the same bytes.
+const ATTACH_CONTEXT: &[u8] = b"JOINTLY-V1-ATTACH";
+/// Time a connecting node has to identify itself.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
+pub struct Gateway {
+    coord: Arc<Coordinator>,
+}
+
+impl Gateway {
+    pub fn new(coord: Arc<Coordinator>) -> Self {
+        Self { coord }
+    }
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+async fn next_body(inbound: &mut Streaming<NodeMessage>) -> Result<FromNode, Status> {
+    match tokio::time::timeout(HANDSHAKE, inbound.message()).await {
+        Ok(Ok(Some(NodeMessage { body: Some(b) }))) => Ok(b),
+        Ok(Ok(_)) => Err(Status::invalid_argument("expected a message during the attach handshake")),
+        Ok(Err(s)) => Err(s),
+        Err(_) => Err(Status::deadline_exceeded("attach handshake timed out")),
+    }
+}
+
+fn attach_message(coordinator_id: &str, node: &str, nonce: &[u8]) -> Vec<u8> {
+    [ATTACH_CONTEXT, b"\0", coordinator_id.as_bytes(), b"\0", node.as_bytes(), b"\0", nonce].concat()
+}
+
+#[tonic::async_trait]
+impl NodeGateway for Gateway {
+    type AttachStream = BoxStream<CoordinatorMessage>;
+    type SessionStream = BoxStream<SessionFrame>;
+
+    async fn attach(&self, request: Request<Streaming<NodeMessage>>) -> Result<Response<Self::AttachStream>, Status> {
+        let mut inbound = request.into_inner();
+        let FromNode::Hello(hello) = next_body(&mut inbound).await? else {
+            return Err(Status::invalid_argument("the first message must be Hello"));
+        };
+        let name = hello.node_name.clone();
+        let registered = self
+            .coord
+            .config
+            .nodes
+            .iter()
+            .find(|n| n.name == name)
+            .ok_or_else(|| Status::permission_denied(format!("node '{name}' is not registered at this coordinator (add it under [[nodes]])")))?;
+        let key = registered.key().map_err(Status::internal)?;
+        if hello.public_key != key.as_bytes() {
+            return Err(Status::permission_denied(format!(
+                "node '{name}' presented a different public key than the one registered; update [[nodes]] if the key was rotated"
+            )));
+        }
+        let (to_node, outbox) = mpsc::channel(64);
+        let mut nonce = [0u8; 32];
+        rand::rng().fill_bytes(&mut nonce);
+        let challenge = Challenge {
+            nonce: nonce.to_vec(),
+            coordinator_id: self.coord.config.id.clone(),
+        };
+        // The channel is fresh and empty: this send cannot wait.
+        let _ = to_node
+            .send(Ok(CoordinatorMessage {
+                body: Some(ToNode::Challenge(challenge)),
+            }))
+            .await;
+        let coord = Arc::clone(&self.coord);
+        let to_node_task = to_node.clone();
+        tokio::spawn(async move {
+            let proof = match next_body(&mut inbound).await {
+                Ok(FromNode::Proof(p)) => p,
+                Ok(_) => {
+                    let _ = to_node_task.send(Err(Status::invalid_argument("expected Proof"))).await;
+                    return;
+                }
+                Err(s) => {
+                    let _ = to_node_task.send(Err(s)).await;
+                    return;
+                }
+            };
+            let message = attach_message(&coord.config.id, &name, &nonce);
+            let valid = Signature::from_slice(&proof.signature)
+                .map(|sig| key.verify(&message, &sig).is_ok())
+                .unwrap_or(false);
+            if !valid {
+                warn!(node = %name, "attach proof did not verify");
+                let _ = to_node_task
+                    .send(Err(Status::unauthenticated("the attach proof does not verify with the registered key")))
+                    .await;
+                return;
+            }
+            let connection = coord.next_connection();
+            coord.attach(
+                &name,
+                AttachedNode {
+                    connection,
+                    to_node: to_node_task.clone(),
+                    datasets: hello.datasets,
+                },
+            );
+            let _ = to_node_task
+                .send(Ok(CoordinatorMessage {
+                    body: Some(ToNode::Welcome(Welcome {})),
+                }))
+                .await;
+            info!(node = %name, "node attached");
+            control_loop(&coord, &name, &mut inbound).await;
+            for job in coord.detach(&name, connection) {
+                let _ = job.send(JobEvent::NodeDetached { node: name.clone() }).await;
+            }
+            info!(node = %name, "node detached");
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(outbox))))
+    }
+
+    async fn session(&self, request: Request<Streaming<SessionFrame>>) -> Result<Response<Self::SessionStream>, Status> {
+        let mut inbound = request.into_inner();
+        let join = match tokio::time::timeout(HANDSHAKE, inbound.message()).await {
+            Ok(Ok(Some(SessionFrame {
+                body: Some(session_frame::Body::Join(j)),
+            }))) => j,
+            Ok(Err(s)) => return Err(s),
+            _ => return Err(Status::invalid_argument("the first frame of a session must be Join")),
+        };
+        let (job_id, node, inbox, peer, events) = self.coord.join_session(&join.session_id, &join.token)?;
+        tokio::spawn(async move {
+            if let Some(reason) = pump(&mut inbound, &peer).await {
+                warn!(job = %job_id, node = %node, reason = %reason, "session relay stopped");
+                let _ = events.send(JobEvent::SessionFailed { node, reason }).await;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(inbox))))
+    }
+}
+
+/// Relays one node's frames to its peer until the node closes its stream.
+/// Returns why the session must fail, if it must.
+async fn pump(
+    inbound: &mut Streaming<SessionFrame>,
+    peer: &mpsc::Sender<Result<SessionFrame, Status>>,
+) -> Option<String> {
+    loop {
+        match inbound.message().await {
+            Ok(Some(frame @ SessionFrame {
+                body: Some(session_frame::Body::Message(_)),
+            })) => {
+                // Waits while the peer's buffer is full: back-pressure reaches
+                // the sending node through HTTP/2 flow control.
+                if peer.send(Ok(frame)).await.is_err() {
+                    return None;
+                }
+            }
+            Ok(Some(SessionFrame {
+                body: Some(session_frame::Body::Abort(a)),
+            })) => {
+                let reason = format!("aborted the session: {}", a.reason);
+                let _ = peer.send(Err(Status::aborted(reason.clone()))).await;
+                return Some(reason);
+            }
+            Ok(Some(_)) => return Some("sent a frame that is not a protocol message".into()),
+            Ok(None) => {
+                // Queued after every frame already relayed: a peer that still
+                // needs frames learns the stream is over instead of waiting;
+                // a peer that has everything is done before it reads this.
+                let _ = peer
+                    .send(Err(Status::cancelled("the peer node closed its session stream")))
+                    .await;
+                return None;
+            }
+            Err(status) => return Some(format!("session stream broke: {}", status.message())),
+        }
+    }
+}
+
+/// Routes a node's control messages to the jobs they belong to.
+async fn control_loop(coord: &Coordinator, name: &str, inbound: &mut Streaming<NodeMessage>) {
+    loop {
+        let body = match inbound.message().await {
+            Ok(Some(NodeMessage { body: Some(b) })) => b,
+            Ok(Some(_)) => continue,
+            Ok(None) | Err(_) => return,
+        };
+        let (job_id, event) = match body {
+            FromNode::Decision(d) => (
+                d.job_id,
+                JobEvent::Decision {
+                    node: name.to_string(),
+                    accept: d.accept,
+                    reason: d.reason,
+                },
+            ),
+            FromNode::Progress(p) => (
+                p.job_id,
+                JobEvent::Progress {
+                    node: name.to_string(),
+                    done: p.done,
+                    total: p.total,
+                },
+            ),
+            FromNode::Report(r) => {
+                let Some(outcome) = r.outcome else { continue };
+                (
+                    r.job_id,
+                    JobEvent::Report {
+                        node: name.to_string(),
+                        outcome,
+                    },
+                )
+            }
+            FromNode::Hello(_) | FromNode::Proof(_) => continue,
+        };
+        // Only jobs this node takes part in accept its events.
+        if let Some(events) = coord.job_events(&job_id, name) {
+            let _ = events.send(event).await;
+        }
+    }
+}

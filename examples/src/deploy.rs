@@ -1,0 +1,115 @@
+//! Writes a ready-to-run deployment: identity keys, two node configurations and
+//! a coordinator configuration that registers both keys. Used by `jointly
+//! datagen`, the demo, the tests and the benchmark.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use jointly_node::identity::Identity;
+
+/// Paths of a written deployment.
+#[derive(Clone, Debug)]
+pub struct Deployment {
+    pub dir: PathBuf,
+    pub coordinator_config: PathBuf,
+    pub bank_config: PathBuf,
+    pub partner_config: PathBuf,
+}
+
+/// How the two nodes' datasets and policies are set up.
+#[derive(Clone, Debug)]
+pub struct DeploymentSpec {
+    pub bank_data: PathBuf,
+    pub partner_data: PathBuf,
+    /// `host:port` the coordinator listens on; nodes dial `http://` it.
+    pub listen: String,
+    pub allow_exact: bool,
+}
+
+fn toml_str(p: &Path) -> String {
+    // TOML basic strings: escape backslashes and quotes.
+    p.display().to_string().replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+fn key(dir: &Path, name: &str) -> anyhow::Result<String> {
+    let path = dir.join(format!("{name}.key"));
+    let id = if path.exists() {
+        Identity::load(&path)?
+    } else {
+        let id = Identity::generate();
+        id.save(&path)?;
+        id
+    };
+    Ok(hex::encode(id.public_key().as_bytes()))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn node_config(
+    name: &str,
+    peer: &str,
+    url: &str,
+    data: &Path,
+    dataset: &str,
+    id_column: &str,
+    columns: &[(&str, &str)],
+    allow_exact: bool,
+) -> String {
+    let columns = columns
+        .iter()
+        .map(|(c, r)| format!("  {{ name = \"{c}\", role = \"{r}\" }},\n"))
+        .collect::<String>();
+    format!(
+        "name = \"{name}\"\nidentity_key = \"{name}.key\"\ndata_dir = \"{name}-data\"\ndefault_country = \"CN\"\n\n\
+         [coordinator]\nurl = \"{url}\"\n\n[policy]\npartners = [\"{peer}\"]\nallow_exact = {allow_exact}\n\n\
+         [[datasets]]\nname = \"{dataset}\"\npath = \"{}\"\nid_column = \"{id_column}\"\nid_kind = \"phone\"\ncolumns = [\n{columns}]\n",
+        toml_str(data)
+    )
+}
+
+/// Writes keys (kept if present) and configurations into `dir`.
+pub fn write(dir: &Path, spec: &DeploymentSpec) -> anyhow::Result<Deployment> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let bank_key = key(dir, "bank")?;
+    let partner_key = key(dir, "partner")?;
+    let url = format!("http://{}", spec.listen);
+    let coordinator = format!(
+        "id = \"jointly-coordinator\"\nlisten = \"{}\"\ndatabase = \"coordinator.db\"\n\n\
+         [[nodes]]\nname = \"bank\"\npublic_key = \"{bank_key}\"\n\n\
+         [[nodes]]\nname = \"partner\"\npublic_key = \"{partner_key}\"\n",
+        spec.listen
+    );
+    let bank = node_config(
+        "bank",
+        "partner",
+        &url,
+        &spec.bank_data,
+        "customers",
+        "phone",
+        &[("aum_tier", "group"), ("deposit_balance", "measure")],
+        spec.allow_exact,
+    );
+    let partner = node_config(
+        "partner",
+        "bank",
+        &url,
+        &spec.partner_data,
+        "users",
+        "mobile",
+        &[("interest", "group"), ("annual_spend", "measure")],
+        spec.allow_exact,
+    );
+    let d = Deployment {
+        dir: dir.to_path_buf(),
+        coordinator_config: dir.join("coordinator.toml"),
+        bank_config: dir.join("bank.toml"),
+        partner_config: dir.join("partner.toml"),
+    };
+    for (path, text) in [
+        (&d.coordinator_config, coordinator),
+        (&d.bank_config, bank),
+        (&d.partner_config, partner),
+    ] {
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(d)
+}

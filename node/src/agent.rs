@@ -1,0 +1,360 @@
+//! The node's life: load datasets, attach to the coordinator (dialling out, so
+//! the node needs no inbound port), prove its identity, answer job offers by
+//! its own policy, and run the sessions it accepted. Reconnects when the
+//! coordinator goes away.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    future::Future,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use jointly_protocol::{
+    ids::Normalizer,
+    overlap::{Limits, OverlapReceiver, OverlapSender},
+    party::{Outcome, Party},
+    wire::{
+        ColumnInfo, Completed, DatasetInfo, Hello, JobDecision, JobOffer, Join, NodeMessage, OverlapResult,
+        Proof, QueryResult, Role, SessionFrame, SessionProgress, SessionReport, StartSession,
+        coordinator_message::Body as FromCoordinator, node_message::Body as ToCoordinator, query_result,
+        session_frame, session_report::Outcome as ReportOutcome,
+    },
+};
+use tokio::{sync::mpsc, task::JoinHandle};
+use tokio_stream::wrappers::ReceiverStream;
+use tracing::{info, warn};
+
+use crate::{
+    config::NodeConfig,
+    dataset::{self, LoadedDataset, round_count},
+    error::NodeError,
+    identity::{Identity, attach_message},
+    policy::{Accepted, decide},
+    session::{OUTBOUND_FRAMES, SessionFailure, drive},
+    transport::{GatewayClient, connect},
+};
+
+/// A node with its datasets loaded, ready to attach.
+pub struct Node {
+    config: NodeConfig,
+    identity: Identity,
+    datasets: BTreeMap<String, LoadedDataset>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.config.name)
+            .field("datasets", &self.datasets.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// Why `attach_once` returned.
+enum Detach {
+    Shutdown,
+}
+
+impl Node {
+    /// Loads the identity key and every dataset. Blocking (file reads, polars,
+    /// normalization over all cores): call it before starting the runtime or
+    /// from a blocking thread.
+    pub fn load(config: NodeConfig) -> Result<Self, NodeError> {
+        let identity = Identity::load(&config.identity_key)?;
+        let normalizer = Normalizer::new(&config.default_country).map_err(|e| NodeError::ConfigInvalid {
+            path: "default_country".into(),
+            message: e.to_string(),
+        })?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| NodeError::DataDir {
+            path: config.data_dir.clone(),
+            message: format!("cannot create it: {e}"),
+        })?;
+        let mut datasets = BTreeMap::new();
+        for d in &config.datasets {
+            let loaded = dataset::load(d, &normalizer)?;
+            let r = &loaded.report;
+            info!(
+                node = %config.name,
+                dataset = %d.name,
+                rows = r.rows,
+                distinct = r.distinct,
+                duplicate_rows = r.duplicate_rows,
+                rejected = r.rejected_total(),
+                rejected_by_reason = ?r.rejected,
+                "dataset loaded"
+            );
+            datasets.insert(d.name.clone(), loaded);
+        }
+        Ok(Self {
+            config,
+            identity,
+            datasets,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    pub fn datasets(&self) -> impl Iterator<Item = &LoadedDataset> {
+        self.datasets.values()
+    }
+
+    /// Stays attached until `shutdown` completes, reconnecting after failures.
+    pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()>) -> Result<(), NodeError> {
+        tokio::pin!(shutdown);
+        let pause = Duration::from_secs(self.config.coordinator.reconnect_seconds.max(1));
+        loop {
+            match self.attach_once(&mut shutdown).await {
+                Ok(Detach::Shutdown) => return Ok(()),
+                Err(e) => warn!(node = %self.config.name, error = %e, "not attached to the coordinator; retrying"),
+            }
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    fn hello(&self) -> Hello {
+        Hello {
+            node_name: self.config.name.clone(),
+            public_key: self.identity.public_key().to_bytes().to_vec(),
+            software_version: env!("CARGO_PKG_VERSION").into(),
+            datasets: self
+                .datasets
+                .values()
+                .map(|d| DatasetInfo {
+                    name: d.name.clone(),
+                    id_kind: d.kind.label().into(),
+                    rows_rounded: round_count(d.report.distinct),
+                    columns: d
+                        .columns
+                        .iter()
+                        .map(|c| ColumnInfo {
+                            name: c.name.clone(),
+                            role: c.role.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    async fn attach_once(
+        self: &Arc<Self>,
+        shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> Result<Detach, NodeError> {
+        let link = &self.config.coordinator;
+        let lost = |message: String| NodeError::Coordinator {
+            url: link.url.clone(),
+            message,
+        };
+        let mut client = connect(link).await?;
+        let (control, outgoing) = mpsc::channel::<NodeMessage>(64);
+        let send = |body| NodeMessage { body: Some(body) };
+        control
+            .send(send(ToCoordinator::Hello(self.hello())))
+            .await
+            .map_err(|_| lost("control stream closed".into()))?;
+        let mut inbound = client
+            .attach(ReceiverStream::new(outgoing))
+            .await
+            .map_err(|s| lost(format!("attach refused: {}", s.message())))?
+            .into_inner();
+        let next = |m: Result<Option<jointly_protocol::wire::CoordinatorMessage>, tonic::Status>| match m {
+            Ok(Some(m)) => m.body.ok_or_else(|| lost("empty message from the coordinator".into())),
+            Ok(None) => Err(lost("the coordinator closed the control stream".into())),
+            Err(s) => Err(lost(format!("control stream: {}", s.message()))),
+        };
+        let FromCoordinator::Challenge(challenge) = next(inbound.message().await)? else {
+            return Err(lost("expected a challenge from the coordinator".into()));
+        };
+        let signature = self
+            .identity
+            .sign(&attach_message(&challenge.coordinator_id, &self.config.name, &challenge.nonce));
+        control
+            .send(send(ToCoordinator::Proof(Proof {
+                signature: signature.to_vec(),
+            })))
+            .await
+            .map_err(|_| lost("control stream closed".into()))?;
+        let FromCoordinator::Welcome(_) = next(inbound.message().await)? else {
+            return Err(lost("the coordinator did not accept this node's identity".into()));
+        };
+        info!(node = %self.config.name, coordinator = %link.url, "attached");
+
+        let sessions: Arc<Mutex<HashMap<String, JoinHandle<()>>>> = Arc::default();
+        let mut accepted: HashMap<String, (JobOffer, Accepted)> = HashMap::new();
+        let result = loop {
+            let message = tokio::select! {
+                () = shutdown.as_mut() => break Ok(Detach::Shutdown),
+                m = inbound.message() => match next(m) {
+                    Ok(m) => m,
+                    Err(e) => break Err(e),
+                },
+            };
+            match message {
+                FromCoordinator::Offer(offer) => {
+                    let running = lock(&sessions).values().filter(|h| !h.is_finished()).count();
+                    let decision = decide(
+                        &self.config.name,
+                        &self.config.policy,
+                        &offer,
+                        self.datasets.get(&offer.dataset),
+                        running + accepted.len(),
+                        self.config.limits.max_sessions,
+                    );
+                    let (accept, reason) = match &decision {
+                        Ok(_) => (true, String::new()),
+                        Err(reason) => (false, reason.clone()),
+                    };
+                    info!(node = %self.config.name, job = %offer.job_id, accept, reason = %reason, "job offer");
+                    let job_id = offer.job_id.clone();
+                    if let Ok(a) = decision {
+                        accepted.insert(job_id.clone(), (offer, a));
+                    }
+                    let _ = control
+                        .send(send(ToCoordinator::Decision(JobDecision { job_id, accept, reason })))
+                        .await;
+                }
+                FromCoordinator::Start(start) => {
+                    let Some((offer, a)) = accepted.remove(&start.job_id) else {
+                        warn!(job = %start.job_id, "start for a job this node did not accept; ignored");
+                        continue;
+                    };
+                    let job_id = start.job_id.clone();
+                    let task = tokio::spawn(Arc::clone(self).session(client.clone(), control.clone(), offer, a, start));
+                    let mut map = lock(&sessions);
+                    map.retain(|_, h| !h.is_finished());
+                    map.insert(job_id, task);
+                }
+                FromCoordinator::Cancel(cancel) => {
+                    accepted.remove(&cancel.job_id);
+                    if let Some(task) = lock(&sessions).remove(&cancel.job_id) {
+                        task.abort();
+                        warn!(job = %cancel.job_id, reason = %cancel.reason, "session cancelled by the coordinator");
+                    }
+                }
+                FromCoordinator::Challenge(_) | FromCoordinator::Welcome(_) => {}
+            }
+        };
+        // Sessions ride this connection: without it they cannot finish.
+        for (_, task) in lock(&sessions).drain() {
+            task.abort();
+        }
+        result
+    }
+
+    /// Runs one accepted session and reports its outcome on the control stream.
+    async fn session(
+        self: Arc<Self>,
+        client: GatewayClient,
+        control: mpsc::Sender<NodeMessage>,
+        offer: JobOffer,
+        accepted: Accepted,
+        start: StartSession,
+    ) {
+        let job_id = offer.job_id.clone();
+        info!(node = %self.config.name, job = %job_id, role = ?accepted.role, dataset = %accepted.dataset, "session starting");
+        let began = std::time::Instant::now();
+        let outcome = match self.run_session(client, &control, &offer, &accepted, start).await {
+            Ok(Outcome::Overlap(o)) => {
+                info!(node = %self.config.name, job = %job_id, seconds = began.elapsed().as_secs_f64(), "session finished");
+                ReportOutcome::Result(QueryResult {
+                    result: Some(query_result::Result::Overlap(OverlapResult {
+                        intersection: o.intersection,
+                        exact: offer.exact,
+                    })),
+                })
+            }
+            Ok(_) => {
+                info!(node = %self.config.name, job = %job_id, seconds = began.elapsed().as_secs_f64(), "session finished");
+                ReportOutcome::Completed(Completed {})
+            }
+            Err(failure) => {
+                warn!(node = %self.config.name, job = %job_id, error = %failure, "session failed");
+                ReportOutcome::Error(format!("node '{}': {failure}", self.config.name))
+            }
+        };
+        let _ = control
+            .send(NodeMessage {
+                body: Some(ToCoordinator::Report(SessionReport {
+                    job_id,
+                    outcome: Some(outcome),
+                })),
+            })
+            .await;
+    }
+
+    async fn run_session(
+        &self,
+        mut client: GatewayClient,
+        control: &mpsc::Sender<NodeMessage>,
+        offer: &JobOffer,
+        accepted: &Accepted,
+        start: StartSession,
+    ) -> Result<Outcome, SessionFailure> {
+        let dataset = self
+            .datasets
+            .get(&accepted.dataset)
+            .ok_or_else(|| SessionFailure::Local(format!("dataset '{}' is gone", accepted.dataset)))?;
+        let limits = Limits {
+            chunk_points: self.config.limits.chunk_points,
+            max_chunk_points: jointly_protocol::overlap::MAX_CHUNK_POINTS,
+            max_peer_set: self.config.limits.max_peer_set_size,
+        };
+        let ids = Arc::clone(&dataset.ids);
+        let (kind, role) = (accepted.hash_kind, accepted.role);
+        let party = tokio::task::spawn_blocking(move || -> Result<Box<dyn Party>, String> {
+            let ids = if ids.kind() == kind {
+                ids
+            } else {
+                Arc::new(ids.converted(kind).ok_or("identifiers cannot be converted to the matching kind")?)
+            };
+            Ok(match role {
+                Role::Sender => Box::new(OverlapSender::new(ids, limits)),
+                _ => Box::new(OverlapReceiver::new(ids, limits)),
+            })
+        })
+        .await
+        .map_err(|e| SessionFailure::Local(format!("internal error: {e}")))?
+        .map_err(|e| SessionFailure::Local(e.to_string()))?;
+
+        let (out, frames) = mpsc::channel::<SessionFrame>(OUTBOUND_FRAMES);
+        let join = SessionFrame {
+            body: Some(session_frame::Body::Join(Join {
+                session_id: start.session_id,
+                token: start.token,
+            })),
+        };
+        out.send(join)
+            .await
+            .map_err(|_| SessionFailure::Local("internal error: session channel closed".into()))?;
+        let inbound = client
+            .session(ReceiverStream::new(frames))
+            .await
+            .map_err(|s| SessionFailure::Remote(format!("the coordinator refused the session stream: {}", s.message())))?
+            .into_inner();
+        let job_id = offer.job_id.clone();
+        let control = control.clone();
+        drive(party, out, inbound, Duration::from_millis(500), move |p| {
+            // Progress is advisory: drop it rather than wait when the control
+            // stream is busy.
+            let _ = control.try_send(NodeMessage {
+                body: Some(ToCoordinator::Progress(SessionProgress {
+                    job_id: job_id.clone(),
+                    done: p.done,
+                    total: p.total,
+                })),
+            });
+        })
+        .await
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding this lock leaves a plain map behind; keep going.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,16 @@
+//! The Jointly node (`jointly-node`): runs next to one party's data, loads its
+//! datasets, applies its policy, and runs its side of every protocol. It dials
+//! out to the coordinator; customer data never leaves it, only masked points.
+
+pub mod agent;
+pub mod config;
+pub mod dataset;
+pub mod error;
+pub mod identity;
+pub mod policy;
+pub mod session;
+pub mod transport;
+
+pub use agent::Node;
+pub use config::NodeConfig;
+pub use error::NodeError;

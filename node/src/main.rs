@@ -1,0 +1,83 @@
+//! `jointly-node`: run a node, create its identity key, or check its datasets.
+
+use std::{path::PathBuf, sync::Arc};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use jointly_node::{Node, NodeConfig, identity::Identity};
+
+#[derive(Parser)]
+#[command(name = "jointly-node", version, about = "Jointly node: runs next to one party's data")]
+struct Cli {
+    /// Node configuration file (see README, "Node configuration").
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Attach to the coordinator and serve jobs (the default).
+    Run,
+    /// Create an Ed25519 identity key; prints the public key to register at the coordinator.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Load every dataset and report rows, distinct identifiers and rejected rows per reason.
+    Check {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn config(path: Option<PathBuf>) -> anyhow::Result<NodeConfig> {
+    let path = path.context("--config FILE is required (see README, \"Node configuration\")")?;
+    Ok(NodeConfig::load(&path)?)
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Keygen { out } => {
+            let id = Identity::generate();
+            id.save(&out)?;
+            println!("{}", hex::encode(id.public_key().as_bytes()));
+        }
+        Command::Check { json } => {
+            let node = Node::load(config(cli.config)?)?;
+            for d in node.datasets() {
+                if json {
+                    println!("{}", serde_json::json!({"dataset": d.name, "report": d.report}));
+                } else {
+                    let r = &d.report;
+                    println!(
+                        "{}: {} rows, {} distinct identifiers, {} duplicate rows, {} rejected {:?}",
+                        d.name,
+                        r.rows,
+                        r.distinct,
+                        r.duplicate_rows,
+                        r.rejected_total(),
+                        r.rejected
+                    );
+                }
+            }
+        }
+        Command::Run => {
+            let node = Arc::new(Node::load(config(cli.config)?)?);
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(node.run(async {
+                let _ = tokio::signal::ctrl_c().await;
+            }))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! Errors of the protocol crate. Messages name the protocol step and what is
+//! wrong; they never carry an identifier, a point or a secret.
+
+use crate::group::BadPoint;
+
+/// Why a protocol session cannot go on.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// A received point failed strict decoding.
+    #[error("{step}: the peer sent an invalid point ({bad})")]
+    BadPoint { step: &'static str, bad: BadPoint },
+    /// A chunk larger than the agreed bound.
+    #[error("{step}: the peer sent a chunk of {points} points, above the limit of {max}")]
+    OversizedChunk {
+        step: &'static str,
+        points: usize,
+        max: usize,
+    },
+    /// A chunk whose length is not a whole number of points.
+    #[error("{step}: the peer sent a chunk of {len} bytes, not a whole number of 32-byte points")]
+    RaggedChunk { step: &'static str, len: usize },
+    /// A message that does not fit the current state.
+    #[error("the peer sent {got} while this node expected {expected}")]
+    Unexpected {
+        expected: &'static str,
+        got: &'static str,
+    },
+    /// A list longer or shorter than announced.
+    #[error("{step}: the peer announced {announced} points but sent {received}")]
+    CountMismatch {
+        step: &'static str,
+        announced: u64,
+        received: u64,
+    },
+    /// The peer's set is larger than this node accepts to hold.
+    #[error(
+        "the peer announced {announced} identifiers, above this node's limit of {limit} (raise max_peer_set_size in the node config to allow it)"
+    )]
+    PeerSetTooLarge { announced: u64, limit: u64 },
+    /// The same masked point twice in one list: identifiers are de-duplicated,
+    /// so an honest peer never does this, and it would inflate the count.
+    #[error("{step}: the peer sent the same masked point more than once")]
+    DuplicatePoints { step: &'static str },
+    /// A message that could not be parsed at all.
+    #[error("malformed message from the peer: {what}")]
+    Malformed { what: &'static str },
+}

@@ -1,0 +1,18 @@
+//! The library every Jointly party links: identifier normalization, hashing to
+//! ristretto255, masking, the protocol state machines and the wire messages.
+//!
+//! This crate is pure: no sockets, no files, no async runtime. Protocols are
+//! state machines that consume messages and produce messages
+//! ([`party::Party`]); the node and the coordinator only move and store bytes.
+
+pub mod error;
+pub mod group;
+pub mod hash;
+pub mod idlist;
+pub mod ids;
+pub mod overlap;
+pub mod party;
+pub mod shuffle;
+pub mod wire;
+
+pub use error::ProtocolError;

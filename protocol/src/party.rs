@@ -1,0 +1,74 @@
+//! What every protocol party has in common, so the node drives any protocol the
+//! same way: feed it the peer's messages, send what it produces, report progress.
+
+use crate::{error::ProtocolError, overlap::OverlapOutcome, wire::ProtocolMessage};
+
+/// Work done and total, in protocol-specific units (points processed).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub done: u64,
+    pub total: u64,
+}
+
+/// What a party holds when its side of a session is complete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The overlap receiver's result.
+    Overlap(OverlapOutcome),
+    /// A party that learns no result (the sender).
+    Completed,
+}
+
+/// One side of one protocol session, as a sans-I/O state machine.
+///
+/// `poll_transmit` and `handle` may do heavy point arithmetic (spread over the
+/// cores with rayon): callers keep them off async worker threads.
+pub trait Party: Send {
+    /// The next message to send, if one is ready. Called whenever the transport
+    /// has room; `None` means "nothing until the peer says more".
+    fn poll_transmit(&mut self) -> Option<ProtocolMessage>;
+    /// Consumes one message from the peer.
+    fn handle(&mut self, msg: ProtocolMessage) -> Result<(), ProtocolError>;
+    /// Everything sent and received.
+    fn is_done(&self) -> bool;
+    fn progress(&self) -> Progress;
+    /// The result, once `is_done`.
+    fn finish(self: Box<Self>) -> Result<Outcome, ProtocolError>;
+}
+
+/// Runs two parties against each other in memory, through the wire encoding.
+/// The in-process form of a session: tests and the in-process benchmark use it.
+pub fn run_pair(
+    mut a: Box<dyn Party>,
+    mut b: Box<dyn Party>,
+) -> Result<(Outcome, Outcome), (char, ProtocolError)> {
+    use prost::Message;
+    let through_wire = |m: ProtocolMessage| {
+        // Encoding and decoding our own message cannot fail.
+        ProtocolMessage::decode(m.encode_to_vec().as_slice()).unwrap_or_default()
+    };
+    while !(a.is_done() && b.is_done()) {
+        let mut moved = false;
+        if let Some(m) = a.poll_transmit() {
+            b.handle(through_wire(m)).map_err(|e| ('b', e))?;
+            moved = true;
+        }
+        if let Some(m) = b.poll_transmit() {
+            a.handle(through_wire(m)).map_err(|e| ('a', e))?;
+            moved = true;
+        }
+        if !moved {
+            return Err((
+                'a',
+                ProtocolError::Unexpected {
+                    expected: "a message from either party",
+                    got: "a stalled session",
+                },
+            ));
+        }
+    }
+    let a = a.finish().map_err(|e| ('a', e))?;
+    let b = b.finish().map_err(|e| ('b', e))?;
+    Ok((a, b))
+}

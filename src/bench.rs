@@ -1,0 +1,211 @@
+//! `jointly bench overlap --rows N`: in one run on one machine, (a) the
+//! primitive floor (hash, decompress, two multiplications, two batched
+//! compressions per element and party, over all cores), (b) the overlap in
+//! process, (c) the overlap through a coordinator and two node processes on
+//! loopback, with each process's peak RSS.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use jointly_coordinator::client;
+use jointly_examples::{
+    cluster::overlap_spec,
+    datagen::{DataFormat, DatagenSpec, generate},
+    deploy::{self, DeploymentSpec},
+};
+use jointly_protocol::{
+    group::{SessionKey, decode_and_mask, mask_each},
+    hash::{HashToGroup, ID_DST},
+    idlist::IdList,
+    ids::IdKind,
+    overlap::{Limits, OverlapReceiver, OverlapSender},
+    party::{Outcome, run_pair},
+    wire::{JobState, ListNodesRequest, query_result},
+};
+
+#[derive(Subcommand)]
+pub enum BenchKind {
+    /// Overlap of two sets of N rows each (half of them shared).
+    Overlap {
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
+        /// Skip (c), the run through separate processes.
+        #[arg(long)]
+        in_process_only: bool,
+        /// Where (c) writes its data and configurations (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+pub async fn run(kind: BenchKind) -> anyhow::Result<()> {
+    let BenchKind::Overlap { rows, in_process_only, dir } = kind;
+    println!("jointly bench overlap: {rows} x {rows} rows, {} cores", rayon::current_num_threads());
+    let floor = tokio::task::spawn_blocking(move || primitive_floor(rows)).await??;
+    let in_process = tokio::task::spawn_blocking(move || in_process(rows)).await??;
+    println!("(b) in-process overlap: {in_process:.2} s, {:.0} rows/s ({:.0}% of the floor's throughput)", rows as f64 / in_process, 100.0 * floor / in_process);
+    if !in_process_only {
+        let temp;
+        let dir = match dir {
+            Some(d) => d,
+            None => {
+                temp = tempfile::tempdir()?;
+                temp.path().to_path_buf()
+            }
+        };
+        let secs = through_processes(rows, &dir).await?;
+        println!("(c) through coordinator and two node processes: {secs:.2} s, {:.0} rows/s ({:.0}% of the floor's throughput)", rows as f64 / secs, 100.0 * floor / secs);
+    }
+    Ok(())
+}
+
+fn emails(range: std::ops::Range<usize>) -> Arc<IdList> {
+    Arc::new(IdList::from_normalized(IdKind::Email, range.map(|i| format!("user{i}@example.com")).collect()))
+}
+
+/// Seconds both parties' primitive work for an N x N overlap takes on all cores.
+fn primitive_floor(rows: usize) -> anyhow::Result<f64> {
+    let ids = emails(0..rows);
+    let hasher = HashToGroup::new(ID_DST);
+    let key = SessionKey::random();
+    let started = Instant::now();
+    // hash_to_group + one variable-base multiplication + batched compression
+    let masked = mask_each(&key, ids.len(), |i| hasher.hash(&ids.hash_parts(i)));
+    let first = started.elapsed().as_secs_f64();
+    // decompression + one variable-base multiplication + batched compression
+    let started = Instant::now();
+    let again = decode_and_mask(&SessionKey::random(), &masked).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let second = started.elapsed().as_secs_f64();
+    anyhow::ensure!(again.len() == rows);
+    let per_party = first + second;
+    let per_element = per_party / rows as f64 * rayon::current_num_threads() as f64;
+    println!(
+        "(a) primitive floor: {:.1} core-us per element and party (hash+mul+compress {:.1}, decompress+mul+compress {:.1});",
+        per_element * 1e6,
+        first / rows as f64 * rayon::current_num_threads() as f64 * 1e6,
+        second / rows as f64 * rayon::current_num_threads() as f64 * 1e6
+    );
+    let floor = 2.0 * per_party;
+    println!("    both parties on this machine: {floor:.2} s, {:.0} rows/s", rows as f64 / floor);
+    Ok(floor)
+}
+
+fn in_process(rows: usize) -> anyhow::Result<f64> {
+    let x = emails(0..rows);
+    let y = emails(rows / 2..rows / 2 + rows);
+    let started = Instant::now();
+    let (r, _) = run_pair(
+        Box::new(OverlapReceiver::new(x, Limits::default())),
+        Box::new(OverlapSender::new(y, Limits::default())),
+    )
+    .map_err(|(side, e)| anyhow::anyhow!("party {side}: {e}"))?;
+    let secs = started.elapsed().as_secs_f64();
+    let Outcome::Overlap(o) = r else { bail!("no overlap outcome") };
+    anyhow::ensure!(o.intersection as usize == rows - rows / 2, "in-process count {} is wrong", o.intersection);
+    Ok(secs)
+}
+
+fn sibling(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let path = exe.with_file_name(name);
+    anyhow::ensure!(path.exists(), "{} not found next to {}: build all binaries (cargo build --release)", name, exe.display());
+    Ok(path)
+}
+
+/// Peak resident set of a running process, in bytes (Linux).
+fn peak_rss(child: &Child) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+struct Procs(Vec<(String, Child)>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn spawn(exe: &Path, config: &Path, log: &Path) -> anyhow::Result<Child> {
+    let log = std::fs::File::create(log)?;
+    Command::new(exe)
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("cannot start {}", exe.display()))
+}
+
+async fn through_processes(rows: usize, dir: &Path) -> anyhow::Result<f64> {
+    let (coordinator, node) = (sibling("jointly-coordinator")?, sibling("jointly-node")?);
+    let spec = DatagenSpec {
+        bank_rows: rows,
+        partner_rows: rows,
+        overlap: rows / 2,
+        seed: 3,
+        messy: false,
+        format: DataFormat::Csv,
+    };
+    let data = generate(&spec, dir)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let listen = format!("127.0.0.1:{port}");
+    let d = deploy::write(
+        dir,
+        &DeploymentSpec {
+            bank_data: data.bank_path.canonicalize()?,
+            partner_data: data.partner_path.canonicalize()?,
+            listen: listen.clone(),
+            allow_exact: true,
+        },
+    )?;
+    let _ = std::fs::remove_file(dir.join("coordinator.db"));
+    let mut procs = Procs(Vec::new());
+    procs.0.push(("coordinator".into(), spawn(&coordinator, &d.coordinator_config, &dir.join("coordinator.log"))?));
+    let load_started = Instant::now();
+    procs.0.push(("bank".into(), spawn(&node, &d.bank_config, &dir.join("bank.log"))?));
+    procs.0.push(("partner".into(), spawn(&node, &d.partner_config, &dir.join("partner.log"))?));
+    let url = format!("http://{listen}");
+    let mut planner = loop {
+        match client::connect(&url, None).await {
+            Ok(p) => break p,
+            Err(_) if load_started.elapsed() < Duration::from_secs(30) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => bail!(e),
+        }
+    };
+    loop {
+        let nodes = planner.list_nodes(ListNodesRequest {}).await?.into_inner().nodes;
+        if nodes.iter().filter(|n| n.attached).count() == 2 {
+            break;
+        }
+        anyhow::ensure!(load_started.elapsed() < Duration::from_secs(600), "nodes did not attach; see the logs in {}", dir.display());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("    nodes loaded {rows} rows each (read, normalize, de-duplicate) and attached in {:.2} s", load_started.elapsed().as_secs_f64());
+    let started = Instant::now();
+    let job = planner.submit_query(overlap_spec()).await?.into_inner();
+    let job = client::wait(&mut planner, &job.job_id, |_| {}).await?;
+    let secs = started.elapsed().as_secs_f64();
+    anyhow::ensure!(job.state == JobState::Succeeded as i32, "job failed: {}", job.error);
+    let Some(query_result::Result::Overlap(o)) = job.result.and_then(|r| r.result) else { bail!("no result") };
+    anyhow::ensure!(o.intersection as usize == data.truth.overlap, "count {} differs from the truth {}", o.intersection, data.truth.overlap);
+    println!("    count {} equals the generated truth", o.intersection);
+    for (name, child) in &procs.0 {
+        if let Some(peak) = peak_rss(child) {
+            println!("    peak RSS {name:<12} {:>7.1} MiB ({:.0} bytes per input row)", peak as f64 / (1 << 20) as f64, peak as f64 / rows as f64);
+        }
+    }
+    Ok(secs)
+}

@@ -1,0 +1,141 @@
+//! A peer that deviates (garbage points, the identity, an oversized chunk, a
+//! frame above the transport limit, a truncated stream) gets a session error
+//! that names the step, and the honest node keeps serving other sessions.
+
+mod support;
+
+use jointly_examples::cluster::{Cluster, overlap_spec};
+use jointly_node::{config::CoordinatorLink, identity::{Identity, attach_message}, transport::connect};
+use jointly_protocol::{
+    hash::HashToGroup,
+    wire::{
+        Announce, DatasetInfo, Hello, JobDecision, Join, MaskedList, NodeMessage, PointChunk, ProtocolMessage, Proof,
+        SessionFrame, coordinator_message::Body as FromCoordinator, node_message::Body as ToCoordinator,
+        protocol_message::Kind, session_frame::Body,
+    },
+};
+use support::*;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+#[derive(Clone, Copy, Debug)]
+enum Misbehaviour {
+    GarbagePoints,
+    IdentityPoint,
+    OversizedChunk,
+    FrameAboveTransportLimit,
+    TruncatedStream,
+}
+
+fn valid_points(n: usize) -> Vec<u8> {
+    let h = HashToGroup::new(b"test");
+    (0..n as u32).flat_map(|i| h.hash(&[&i.to_le_bytes()]).compress().to_bytes()).collect()
+}
+
+fn frame(kind: Kind) -> SessionFrame {
+    SessionFrame {
+        body: Some(Body::Message(ProtocolMessage { kind: Some(kind) })),
+    }
+}
+
+/// Attaches as "partner" with the partner's real key, accepts one job and
+/// misbehaves in its session. Returns the session's sender to keep it open.
+async fn hostile_partner(cluster: &Cluster, how: Misbehaviour) -> tokio::task::JoinHandle<()> {
+    let id = Identity::load(&cluster.deployment.dir.join("partner.key")).expect("partner key");
+    let link = CoordinatorLink {
+        url: cluster.url.clone(),
+        ca_cert: None,
+        tls_domain: None,
+        reconnect_seconds: 1,
+    };
+    let mut client = connect(&link).await.expect("connect");
+    let (tx, rx) = mpsc::channel(16);
+    let msg = |b| NodeMessage { body: Some(b) };
+    tx.send(msg(ToCoordinator::Hello(Hello {
+        node_name: "partner".into(),
+        public_key: id.public_key().to_bytes().to_vec(),
+        software_version: "hostile".into(),
+        datasets: vec![DatasetInfo {
+            name: "users".into(),
+            id_kind: "phone".into(),
+            rows_rounded: 10,
+            columns: vec![],
+        }],
+    })))
+    .await
+    .expect("hello");
+    let mut inbound = client.attach(ReceiverStream::new(rx)).await.expect("attach").into_inner();
+    let Some(FromCoordinator::Challenge(c)) = inbound.message().await.expect("challenge").and_then(|m| m.body) else {
+        panic!("expected a challenge");
+    };
+    let signature = id.sign(&attach_message(&c.coordinator_id, "partner", &c.nonce)).to_vec();
+    tx.send(msg(ToCoordinator::Proof(Proof { signature }))).await.expect("proof");
+    tokio::spawn(async move {
+        // Streams held open until the coordinator ends them.
+        let (mut senders, mut responses) = (Vec::new(), Vec::new());
+        while let Ok(Some(m)) = inbound.message().await {
+            match m.body {
+                Some(FromCoordinator::Offer(o)) => {
+                    let d = JobDecision { job_id: o.job_id, accept: true, reason: String::new() };
+                    let _ = tx.send(msg(ToCoordinator::Decision(d))).await;
+                }
+                Some(FromCoordinator::Start(s)) => {
+                    let (out, frames) = mpsc::channel(8);
+                    let join = Join { session_id: s.session_id, token: s.token };
+                    out.send(SessionFrame { body: Some(Body::Join(join)) }).await.expect("join");
+                    let response = client.session(ReceiverStream::new(frames)).await.expect("session");
+                    let (announce, points) = match how {
+                        Misbehaviour::GarbagePoints => (5, vec![0xffu8; 5 * 32]),
+                        Misbehaviour::IdentityPoint => (1, vec![0u8; 32]),
+                        Misbehaviour::OversizedChunk => (9000, valid_points(9000)),
+                        Misbehaviour::FrameAboveTransportLimit => (40_000, valid_points(40_000)),
+                        Misbehaviour::TruncatedStream => (100, valid_points(10)),
+                    };
+                    let _ = out.send(frame(Kind::Announce(Announce { set_size: announce }))).await;
+                    let _ = out
+                        .send(frame(Kind::Points(PointChunk { list: MaskedList::W.into(), points })))
+                        .await;
+                    if !matches!(how, Misbehaviour::TruncatedStream) {
+                        senders.push(out);
+                    }
+                    responses.push(response);
+                }
+                _ => {}
+            }
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deviating_peer_gets_named_errors_and_the_node_keeps_serving() {
+    let dir = tempdir();
+    let phones = ["13812345678", "13912345678", "15012345678"];
+    let b = bank_csv(dir.path(), "bank.csv", &phones);
+    let p = partner_csv(dir.path(), "partner.csv", &phones[1..]);
+    let mut cluster = Cluster::start(dir.path(), &b, &p, true).await.expect("cluster");
+    cluster.kill_node("partner").await;
+
+    let cases = [
+        (Misbehaviour::GarbagePoints, "O.3"),
+        (Misbehaviour::IdentityPoint, "identity"),
+        (Misbehaviour::OversizedChunk, "above the limit"),
+        (Misbehaviour::FrameAboveTransportLimit, "partner"),
+        (Misbehaviour::TruncatedStream, "closed its session stream"),
+    ];
+    for (how, needle) in cases {
+        let hostile = hostile_partner(&cluster, how).await;
+        cluster.wait_attached(&["bank", "partner"]).await.expect("hostile attached");
+        let job = cluster.run(overlap_spec()).await.expect("job");
+        failed_with(&job, needle);
+        assert!(!job.error.contains("1381"), "no identifier in errors: {}", job.error);
+        hostile.abort();
+        let _ = hostile.await;
+    }
+
+    // The bank node served all of that and still runs an honest session.
+    cluster.start_node("partner").await.expect("honest partner");
+    cluster.wait_attached(&["bank", "partner"]).await.expect("attached");
+    let job = cluster.run(overlap_spec()).await.expect("job");
+    assert_eq!(intersection(&job), 2);
+    cluster.shutdown().await;
+}
