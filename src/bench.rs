@@ -45,11 +45,22 @@ pub enum BenchKind {
 }
 
 pub async fn run(kind: BenchKind) -> anyhow::Result<()> {
-    let BenchKind::Overlap { rows, in_process_only, dir } = kind;
-    println!("jointly bench overlap: {rows} x {rows} rows, {} cores", rayon::current_num_threads());
+    let BenchKind::Overlap {
+        rows,
+        in_process_only,
+        dir,
+    } = kind;
+    println!(
+        "jointly bench overlap: {rows} x {rows} rows, {} cores",
+        rayon::current_num_threads()
+    );
     let floor = tokio::task::spawn_blocking(move || primitive_floor(rows)).await??;
     let in_process = tokio::task::spawn_blocking(move || in_process(rows)).await??;
-    println!("(b) in-process overlap: {in_process:.2} s, {:.0} rows/s ({:.0}% of the floor's throughput)", rows as f64 / in_process, 100.0 * floor / in_process);
+    println!(
+        "(b) in-process overlap: {in_process:.2} s, {:.0} rows/s ({:.0}% of the floor's throughput)",
+        rows as f64 / in_process,
+        100.0 * floor / in_process
+    );
     if !in_process_only {
         let temp;
         let dir = match dir {
@@ -60,13 +71,20 @@ pub async fn run(kind: BenchKind) -> anyhow::Result<()> {
             }
         };
         let secs = through_processes(rows, &dir).await?;
-        println!("(c) through coordinator and two node processes: {secs:.2} s, {:.0} rows/s ({:.0}% of the floor's throughput)", rows as f64 / secs, 100.0 * floor / secs);
+        println!(
+            "(c) through coordinator and two node processes: {secs:.2} s, {:.0} rows/s ({:.0}% of the floor's throughput)",
+            rows as f64 / secs,
+            100.0 * floor / secs
+        );
     }
     Ok(())
 }
 
 fn emails(range: std::ops::Range<usize>) -> Arc<IdList> {
-    Arc::new(IdList::from_normalized(IdKind::Email, range.map(|i| format!("user{i}@example.com")).collect()))
+    Arc::new(IdList::from_normalized(
+        IdKind::Email,
+        range.map(|i| format!("user{i}@example.com")).collect(),
+    ))
 }
 
 /// Seconds both parties' primitive work for an N x N overlap takes on all cores.
@@ -92,7 +110,10 @@ fn primitive_floor(rows: usize) -> anyhow::Result<f64> {
         second / rows as f64 * rayon::current_num_threads() as f64 * 1e6
     );
     let floor = 2.0 * per_party;
-    println!("    both parties on this machine: {floor:.2} s, {:.0} rows/s", rows as f64 / floor);
+    println!(
+        "    both parties on this machine: {floor:.2} s, {:.0} rows/s",
+        rows as f64 / floor
+    );
     Ok(floor)
 }
 
@@ -106,15 +127,26 @@ fn in_process(rows: usize) -> anyhow::Result<f64> {
     )
     .map_err(|(side, e)| anyhow::anyhow!("party {side}: {e}"))?;
     let secs = started.elapsed().as_secs_f64();
-    let Outcome::Overlap(o) = r else { bail!("no overlap outcome") };
-    anyhow::ensure!(o.intersection as usize == rows - rows / 2, "in-process count {} is wrong", o.intersection);
+    let Outcome::Overlap(o) = r else {
+        bail!("no overlap outcome")
+    };
+    anyhow::ensure!(
+        o.intersection as usize == rows - rows / 2,
+        "in-process count {} is wrong",
+        o.intersection
+    );
     Ok(secs)
 }
 
 fn sibling(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let path = exe.with_file_name(name);
-    anyhow::ensure!(path.exists(), "{} not found next to {}: build all binaries (cargo build --release)", name, exe.display());
+    anyhow::ensure!(
+        path.exists(),
+        "{} not found next to {}: build all binaries (cargo build --release)",
+        name,
+        exe.display()
+    );
     Ok(path)
 }
 
@@ -173,15 +205,26 @@ async fn through_processes(rows: usize, dir: &Path) -> anyhow::Result<f64> {
     )?;
     let _ = std::fs::remove_file(dir.join("coordinator.db"));
     let mut procs = Procs(Vec::new());
-    procs.0.push(("coordinator".into(), spawn(&coordinator, &d.coordinator_config, &dir.join("coordinator.log"))?));
+    procs.0.push((
+        "coordinator".into(),
+        spawn(&coordinator, &d.coordinator_config, &dir.join("coordinator.log"))?,
+    ));
     let load_started = Instant::now();
-    procs.0.push(("bank".into(), spawn(&node, &d.bank_config, &dir.join("bank.log"))?));
-    procs.0.push(("partner".into(), spawn(&node, &d.partner_config, &dir.join("partner.log"))?));
+    procs.0.push((
+        "bank".into(),
+        spawn(&node, &d.bank_config, &dir.join("bank.log"))?,
+    ));
+    procs.0.push((
+        "partner".into(),
+        spawn(&node, &d.partner_config, &dir.join("partner.log"))?,
+    ));
     let url = format!("http://{listen}");
     let mut planner = loop {
         match client::connect(&url, None).await {
             Ok(p) => break p,
-            Err(_) if load_started.elapsed() < Duration::from_secs(30) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(_) if load_started.elapsed() < Duration::from_secs(30) => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
             Err(e) => bail!(e),
         }
     };
@@ -190,21 +233,43 @@ async fn through_processes(rows: usize, dir: &Path) -> anyhow::Result<f64> {
         if nodes.iter().filter(|n| n.attached).count() == 2 {
             break;
         }
-        anyhow::ensure!(load_started.elapsed() < Duration::from_secs(600), "nodes did not attach; see the logs in {}", dir.display());
+        anyhow::ensure!(
+            load_started.elapsed() < Duration::from_secs(600),
+            "nodes did not attach; see the logs in {}",
+            dir.display()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    println!("    nodes loaded {rows} rows each (read, normalize, de-duplicate) and attached in {:.2} s", load_started.elapsed().as_secs_f64());
+    println!(
+        "    nodes loaded {rows} rows each (read, normalize, de-duplicate) and attached in {:.2} s",
+        load_started.elapsed().as_secs_f64()
+    );
     let started = Instant::now();
     let job = planner.submit_query(overlap_spec()).await?.into_inner();
     let job = client::wait(&mut planner, &job.job_id, |_| {}).await?;
     let secs = started.elapsed().as_secs_f64();
-    anyhow::ensure!(job.state == JobState::Succeeded as i32, "job failed: {}", job.error);
-    let Some(query_result::Result::Overlap(o)) = job.result.and_then(|r| r.result) else { bail!("no result") };
-    anyhow::ensure!(o.intersection as usize == data.truth.overlap, "count {} differs from the truth {}", o.intersection, data.truth.overlap);
+    anyhow::ensure!(
+        job.state == JobState::Succeeded as i32,
+        "job failed: {}",
+        job.error
+    );
+    let Some(query_result::Result::Overlap(o)) = job.result.and_then(|r| r.result) else {
+        bail!("no result")
+    };
+    anyhow::ensure!(
+        o.intersection as usize == data.truth.overlap,
+        "count {} differs from the truth {}",
+        o.intersection,
+        data.truth.overlap
+    );
     println!("    count {} equals the generated truth", o.intersection);
     for (name, child) in &procs.0 {
         if let Some(peak) = peak_rss(child) {
-            println!("    peak RSS {name:<12} {:>7.1} MiB ({:.0} bytes per input row)", peak as f64 / (1 << 20) as f64, peak as f64 / rows as f64);
+            println!(
+                "    peak RSS {name:<12} {:>7.1} MiB ({:.0} bytes per input row)",
+                peak as f64 / (1 << 20) as f64,
+                peak as f64 / rows as f64
+            );
         }
     }
     Ok(secs)

@@ -11,16 +11,27 @@ use clap::{Parser, Subcommand};
 use jointly_coordinator::client;
 use jointly_examples::{
     datagen::{DataFormat, DatagenSpec, generate},
-    deploy::{self, DeploymentSpec},
     demo::{self, DemoOptions},
+    deploy::{self, DeploymentSpec},
 };
-use jointly_protocol::wire::{DatasetRef, GetJobRequest, ListJobsRequest, ListNodesRequest, OverlapQuery, QuerySpec, query_spec::Query};
+use jointly_protocol::wire::{
+    DatasetRef, GetJobRequest, ListJobsRequest, ListNodesRequest, OverlapQuery, QuerySpec, query_spec::Query,
+};
 
 #[derive(Parser)]
-#[command(name = "jointly", version, about = "Jointly: privacy-preserving joint analytics for a bank and its partners")]
+#[command(
+    name = "jointly",
+    version,
+    about = "Jointly: privacy-preserving joint analytics for a bank and its partners"
+)]
 struct Cli {
     /// Coordinator planner API.
-    #[arg(long, global = true, env = "JOINTLY_COORDINATOR", default_value = "http://127.0.0.1:7700")]
+    #[arg(
+        long,
+        global = true,
+        env = "JOINTLY_COORDINATOR",
+        default_value = "http://127.0.0.1:7700"
+    )]
     coordinator: String,
     /// CA certificate (PEM) for an https coordinator.
     #[arg(long, global = true, env = "JOINTLY_CA_CERT")]
@@ -122,7 +133,9 @@ fn dataset_ref(s: &str) -> anyhow::Result<DatasetRef> {
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -164,20 +177,43 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Jobs { limit } => {
             let mut planner = connect().await.map_err(anyhow::Error::msg)?;
-            let jobs = planner.list_jobs(ListJobsRequest { limit }).await.map_err(status)?.into_inner().jobs;
+            let jobs = planner
+                .list_jobs(ListJobsRequest { limit })
+                .await
+                .map_err(status)?
+                .into_inner()
+                .jobs;
             output::jobs(&jobs, cli.json);
         }
         Command::Result { job } => {
             let mut planner = connect().await.map_err(anyhow::Error::msg)?;
-            let job = planner.get_job(GetJobRequest { job_id: job }).await.map_err(status)?.into_inner();
+            let job = planner
+                .get_job(GetJobRequest { job_id: job })
+                .await
+                .map_err(status)?
+                .into_inner();
             output::job(&job, cli.json);
         }
         Command::Nodes => {
             let mut planner = connect().await.map_err(anyhow::Error::msg)?;
-            let nodes = planner.list_nodes(ListNodesRequest {}).await.map_err(status)?.into_inner().nodes;
+            let nodes = planner
+                .list_nodes(ListNodesRequest {})
+                .await
+                .map_err(status)?
+                .into_inner()
+                .nodes;
             output::nodes(&nodes, cli.json);
         }
-        Command::Datagen { out, bank_rows, partner_rows, overlap, format, seed, clean, listen } => {
+        Command::Datagen {
+            out,
+            bank_rows,
+            partner_rows,
+            overlap,
+            format,
+            seed,
+            clean,
+            listen,
+        } => {
             let spec = DatagenSpec {
                 bank_rows,
                 partner_rows,
@@ -200,18 +236,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             )?;
             if cli.json {
-                println!("{}", serde_json::json!({"bank": data.bank_path, "partner": data.partner_path, "truth": data.truth}));
+                println!(
+                    "{}",
+                    serde_json::json!({"bank": data.bank_path, "partner": data.partner_path, "truth": data.truth})
+                );
             } else {
-                println!("wrote {} and {}", data.bank_path.display(), data.partner_path.display());
+                println!(
+                    "wrote {} and {}",
+                    data.bank_path.display(),
+                    data.partner_path.display()
+                );
                 println!("true overlap: {} distinct customers", data.truth.overlap);
                 println!("run it:");
-                println!("  jointly-coordinator --config {}", d.coordinator_config.display());
+                println!(
+                    "  jointly-coordinator --config {}",
+                    d.coordinator_config.display()
+                );
                 println!("  jointly-node --config {}", d.bank_config.display());
                 println!("  jointly-node --config {}", d.partner_config.display());
                 println!("  jointly query overlap --left bank/customers --right partner/users");
             }
         }
-        Command::Demo { dir, bank_rows, partner_rows, overlap } => {
+        Command::Demo {
+            dir,
+            bank_rows,
+            partner_rows,
+            overlap,
+        } => {
             let temp;
             let dir = match dir {
                 Some(d) => d,

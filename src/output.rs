@@ -2,7 +2,9 @@
 
 use std::io::Write;
 
-use jointly_protocol::wire::{Job, JobState, NodeStatus, QueryResult, QuerySpec, query_result, query_spec::Query};
+use jointly_protocol::wire::{
+    Job, JobState, NodeStatus, QueryResult, QuerySpec, query_result, query_spec::Query,
+};
 use serde_json::{Value, json};
 
 fn state(job: &Job) -> &'static str {
@@ -19,7 +21,9 @@ fn spec_text(spec: Option<&QuerySpec>) -> String {
     match spec.and_then(|s| s.query.as_ref()) {
         Some(Query::Overlap(q)) => {
             let r = |d: &Option<jointly_protocol::wire::DatasetRef>| {
-                d.as_ref().map(|d| format!("{}/{}", d.node, d.dataset)).unwrap_or_default()
+                d.as_ref()
+                    .map(|d| format!("{}/{}", d.node, d.dataset))
+                    .unwrap_or_default()
             };
             format!("overlap {} x {}", r(&q.left), r(&q.right))
         }
@@ -29,7 +33,9 @@ fn spec_text(spec: Option<&QuerySpec>) -> String {
 
 fn result_json(r: Option<&QueryResult>) -> Value {
     match r.and_then(|r| r.result.as_ref()) {
-        Some(query_result::Result::Overlap(o)) => json!({"kind": "overlap", "intersection": o.intersection, "exact": o.exact}),
+        Some(query_result::Result::Overlap(o)) => {
+            json!({"kind": "overlap", "intersection": o.intersection, "exact": o.exact})
+        }
         None => Value::Null,
     }
 }
@@ -56,7 +62,10 @@ pub fn progress(job: &Job) {
     };
     eprint!("\r{} {:<9} {:>5.1}%  ", job.job_id, state(job), pct);
     let _ = std::io::stderr().flush();
-    if matches!(JobState::try_from(job.state), Ok(JobState::Succeeded | JobState::Failed)) {
+    if matches!(
+        JobState::try_from(job.state),
+        Ok(JobState::Succeeded | JobState::Failed)
+    ) {
         eprintln!();
     }
 }
@@ -71,10 +80,21 @@ pub fn job(job: &Job, as_json: bool) {
     println!("state    {}", state(job));
     if !job.error.is_empty() {
         println!("error    {}", job.error);
-        println!("retry    {}", if job.retryable { "yes: run the query again" } else { "no: change the query or the policy" });
+        println!(
+            "retry    {}",
+            if job.retryable {
+                "yes: run the query again"
+            } else {
+                "no: change the query or the policy"
+            }
+        );
     }
     if let Some(query_result::Result::Overlap(o)) = job.result.as_ref().and_then(|r| r.result.as_ref()) {
-        println!("overlap  {} shared customers ({})", o.intersection, if o.exact { "exact" } else { "noised" });
+        println!(
+            "overlap  {} shared customers ({})",
+            o.intersection,
+            if o.exact { "exact" } else { "noised" }
+        );
     }
 }
 
@@ -90,7 +110,13 @@ pub fn jobs(jobs: &[Job], as_json: bool) {
             None if !j.error.is_empty() => j.error.chars().take(60).collect(),
             None => String::new(),
         };
-        println!("{:<22} {:<10} {:<44} {}", j.job_id, state(j), spec_text(j.spec.as_ref()), result);
+        println!(
+            "{:<22} {:<10} {:<44} {}",
+            j.job_id,
+            state(j),
+            spec_text(j.spec.as_ref()),
+            result
+        );
     }
 }
 
@@ -106,9 +132,16 @@ pub fn nodes(nodes: &[NodeStatus], as_json: bool) {
         return;
     }
     for n in nodes {
-        println!("{} ({})", n.name, if n.attached { "attached" } else { "not attached" });
+        println!(
+            "{} ({})",
+            n.name,
+            if n.attached { "attached" } else { "not attached" }
+        );
         for d in &n.datasets {
-            println!("  {}/{}  {}  ~{} identifiers", n.name, d.name, d.id_kind, d.rows_rounded);
+            println!(
+                "  {}/{}  {}  ~{} identifiers",
+                n.name, d.name, d.id_kind, d.rows_rounded
+            );
         }
     }
 }

@@ -5,13 +5,17 @@
 mod support;
 
 use jointly_examples::cluster::{Cluster, overlap_spec};
-use jointly_node::{config::CoordinatorLink, identity::{Identity, attach_message}, transport::connect};
+use jointly_node::{
+    config::CoordinatorLink,
+    identity::{Identity, attach_message},
+    transport::connect,
+};
 use jointly_protocol::{
     hash::HashToGroup,
     wire::{
-        Announce, DatasetInfo, Hello, JobDecision, Join, MaskedList, NodeMessage, PointChunk, ProtocolMessage, Proof,
-        SessionFrame, coordinator_message::Body as FromCoordinator, node_message::Body as ToCoordinator,
-        protocol_message::Kind, session_frame::Body,
+        Announce, DatasetInfo, Hello, JobDecision, Join, MaskedList, NodeMessage, PointChunk, Proof,
+        ProtocolMessage, SessionFrame, coordinator_message::Body as FromCoordinator,
+        node_message::Body as ToCoordinator, protocol_message::Kind, session_frame::Body,
     },
 };
 use support::*;
@@ -29,7 +33,9 @@ enum Misbehaviour {
 
 fn valid_points(n: usize) -> Vec<u8> {
     let h = HashToGroup::new(b"test");
-    (0..n as u32).flat_map(|i| h.hash(&[&i.to_le_bytes()]).compress().to_bytes()).collect()
+    (0..n as u32)
+        .flat_map(|i| h.hash(&[&i.to_le_bytes()]).compress().to_bytes())
+        .collect()
 }
 
 fn frame(kind: Kind) -> SessionFrame {
@@ -64,26 +70,50 @@ async fn hostile_partner(cluster: &Cluster, how: Misbehaviour) -> tokio::task::J
     })))
     .await
     .expect("hello");
-    let mut inbound = client.attach(ReceiverStream::new(rx)).await.expect("attach").into_inner();
-    let Some(FromCoordinator::Challenge(c)) = inbound.message().await.expect("challenge").and_then(|m| m.body) else {
+    let mut inbound = client
+        .attach(ReceiverStream::new(rx))
+        .await
+        .expect("attach")
+        .into_inner();
+    let Some(FromCoordinator::Challenge(c)) =
+        inbound.message().await.expect("challenge").and_then(|m| m.body)
+    else {
         panic!("expected a challenge");
     };
-    let signature = id.sign(&attach_message(&c.coordinator_id, "partner", &c.nonce)).to_vec();
-    tx.send(msg(ToCoordinator::Proof(Proof { signature }))).await.expect("proof");
+    let signature = id
+        .sign(&attach_message(&c.coordinator_id, "partner", &c.nonce))
+        .to_vec();
+    tx.send(msg(ToCoordinator::Proof(Proof { signature })))
+        .await
+        .expect("proof");
     tokio::spawn(async move {
         // Streams held open until the coordinator ends them.
         let (mut senders, mut responses) = (Vec::new(), Vec::new());
         while let Ok(Some(m)) = inbound.message().await {
             match m.body {
                 Some(FromCoordinator::Offer(o)) => {
-                    let d = JobDecision { job_id: o.job_id, accept: true, reason: String::new() };
+                    let d = JobDecision {
+                        job_id: o.job_id,
+                        accept: true,
+                        reason: String::new(),
+                    };
                     let _ = tx.send(msg(ToCoordinator::Decision(d))).await;
                 }
                 Some(FromCoordinator::Start(s)) => {
                     let (out, frames) = mpsc::channel(8);
-                    let join = Join { session_id: s.session_id, token: s.token };
-                    out.send(SessionFrame { body: Some(Body::Join(join)) }).await.expect("join");
-                    let response = client.session(ReceiverStream::new(frames)).await.expect("session");
+                    let join = Join {
+                        session_id: s.session_id,
+                        token: s.token,
+                    };
+                    out.send(SessionFrame {
+                        body: Some(Body::Join(join)),
+                    })
+                    .await
+                    .expect("join");
+                    let response = client
+                        .session(ReceiverStream::new(frames))
+                        .await
+                        .expect("session");
                     let (announce, points) = match how {
                         Misbehaviour::GarbagePoints => (5, vec![0xffu8; 5 * 32]),
                         Misbehaviour::IdentityPoint => (1, vec![0u8; 32]),
@@ -91,9 +121,14 @@ async fn hostile_partner(cluster: &Cluster, how: Misbehaviour) -> tokio::task::J
                         Misbehaviour::FrameAboveTransportLimit => (40_000, valid_points(40_000)),
                         Misbehaviour::TruncatedStream => (100, valid_points(10)),
                     };
-                    let _ = out.send(frame(Kind::Announce(Announce { set_size: announce }))).await;
                     let _ = out
-                        .send(frame(Kind::Points(PointChunk { list: MaskedList::W.into(), points })))
+                        .send(frame(Kind::Announce(Announce { set_size: announce })))
+                        .await;
+                    let _ = out
+                        .send(frame(Kind::Points(PointChunk {
+                            list: MaskedList::W.into(),
+                            points,
+                        })))
                         .await;
                     if !matches!(how, Misbehaviour::TruncatedStream) {
                         senders.push(out);
@@ -124,17 +159,27 @@ async fn deviating_peer_gets_named_errors_and_the_node_keeps_serving() {
     ];
     for (how, needle) in cases {
         let hostile = hostile_partner(&cluster, how).await;
-        cluster.wait_attached(&["bank", "partner"]).await.expect("hostile attached");
+        cluster
+            .wait_attached(&["bank", "partner"])
+            .await
+            .expect("hostile attached");
         let job = cluster.run(overlap_spec()).await.expect("job");
         failed_with(&job, needle);
-        assert!(!job.error.contains("1381"), "no identifier in errors: {}", job.error);
+        assert!(
+            !job.error.contains("1381"),
+            "no identifier in errors: {}",
+            job.error
+        );
         hostile.abort();
         let _ = hostile.await;
     }
 
     // The bank node served all of that and still runs an honest session.
     cluster.start_node("partner").await.expect("honest partner");
-    cluster.wait_attached(&["bank", "partner"]).await.expect("attached");
+    cluster
+        .wait_attached(&["bank", "partner"])
+        .await
+        .expect("attached");
     let job = cluster.run(overlap_spec()).await.expect("job");
     assert_eq!(intersection(&job), 2);
     cluster.shutdown().await;

@@ -26,9 +26,16 @@ async fn messy_generated_data_matches_the_plaintext_join() {
         let sub = dir.path().join(format.extension());
         let data = generate(&spec, &sub).expect("datagen");
         assert!(data.truth.bank_duplicate_rows > 0 && data.truth.partner_invalid_rows > 0);
-        let cluster = Cluster::start(&sub, &data.bank_path, &data.partner_path, true).await.expect("cluster");
+        let cluster = Cluster::start(&sub, &data.bank_path, &data.partner_path, true)
+            .await
+            .expect("cluster");
         let job = cluster.run(overlap_spec()).await.expect("job");
-        let expected = plaintext::overlap((&data.bank_path, "phone"), (&data.partner_path, "mobile"), IdKind::Phone).expect("plaintext");
+        let expected = plaintext::overlap(
+            (&data.bank_path, "phone"),
+            (&data.partner_path, "mobile"),
+            IdKind::Phone,
+        )
+        .expect("plaintext");
         assert_eq!(intersection(&job), expected);
         assert_eq!(expected, data.truth.overlap as u64);
         cluster.shutdown().await;
@@ -45,7 +52,14 @@ async fn formatting_variants_empty_and_one_row_sets() {
         (&[], &["13812345678", "13912345678"], 0),
         // Duplicates and invalid rows on both sides.
         (
-            &["138 1234 5678", "+8613812345678", "N/A", "", "139-1234-5678", "12345"],
+            &[
+                "138 1234 5678",
+                "+8613812345678",
+                "N/A",
+                "",
+                "139-1234-5678",
+                "12345",
+            ],
             &["+86 (138) 1234 5678", "13812345678", "abc", "150 0000 0000"],
             1,
         ),
@@ -80,14 +94,22 @@ async fn planner_mistakes_and_policy_refusals_are_named() {
     }
     let err = planner.submit_query(spec).await.expect_err("unknown node");
     assert_eq!(err.code(), tonic::Code::NotFound);
-    assert!(err.message().contains("insurer") && err.message().contains("partner"), "{}", err.message());
+    assert!(
+        err.message().contains("insurer") && err.message().contains("partner"),
+        "{}",
+        err.message()
+    );
 
     let mut spec = overlap_spec();
     if let Some(jointly_protocol::wire::query_spec::Query::Overlap(q)) = spec.query.as_mut() {
         q.left.as_mut().expect("left").dataset = "prospects".into();
     }
     let err = planner.submit_query(spec).await.expect_err("unknown dataset");
-    assert!(err.message().contains("prospects") && err.message().contains("customers"), "{}", err.message());
+    assert!(
+        err.message().contains("prospects") && err.message().contains("customers"),
+        "{}",
+        err.message()
+    );
 
     // Neither policy allows exact results, and noise is not configured: refused.
     let job = cluster.run(overlap_spec()).await.expect("job");
@@ -108,29 +130,46 @@ async fn killed_node_fails_the_job_and_a_rerun_succeeds() {
         format: DataFormat::Csv,
     };
     let data = generate(&spec, dir.path()).expect("datagen");
-    let mut cluster = Cluster::start(dir.path(), &data.bank_path, &data.partner_path, true).await.expect("cluster");
+    let mut cluster = Cluster::start(dir.path(), &data.bank_path, &data.partner_path, true)
+        .await
+        .expect("cluster");
     let mut planner = cluster.planner().await.expect("planner");
-    let job = planner.submit_query(overlap_spec()).await.expect("submit").into_inner();
+    let job = planner
+        .submit_query(overlap_spec())
+        .await
+        .expect("submit")
+        .into_inner();
     // Wait until the session is under way, then kill the partner's node.
     loop {
         let j = planner
-            .get_job(jointly_protocol::wire::GetJobRequest { job_id: job.job_id.clone() })
+            .get_job(jointly_protocol::wire::GetJobRequest {
+                job_id: job.job_id.clone(),
+            })
             .await
             .expect("get")
             .into_inner();
-        assert_ne!(j.state, JobState::Succeeded as i32, "the session finished before the node could be killed");
+        assert_ne!(
+            j.state,
+            JobState::Succeeded as i32,
+            "the session finished before the node could be killed"
+        );
         if j.state == JobState::Running as i32 && j.progress_done > 0 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     cluster.kill_node("partner").await;
-    let failed = jointly_coordinator::client::wait(&mut planner, &job.job_id, |_| {}).await.expect("wait");
+    let failed = jointly_coordinator::client::wait(&mut planner, &job.job_id, |_| {})
+        .await
+        .expect("wait");
     failed_with(&failed, "partner");
     assert!(failed.retryable);
 
     cluster.start_node("partner").await.expect("restart partner");
-    cluster.wait_attached(&["bank", "partner"]).await.expect("attached");
+    cluster
+        .wait_attached(&["bank", "partner"])
+        .await
+        .expect("attached");
     let rerun = cluster.run(overlap_spec()).await.expect("rerun");
     assert_eq!(intersection(&rerun), data.truth.overlap as u64);
 
@@ -138,12 +177,17 @@ async fn killed_node_fails_the_job_and_a_rerun_succeeds() {
     cluster.restart_coordinator().await.expect("restart coordinator");
     let mut planner = cluster.planner().await.expect("planner");
     let kept = planner
-        .get_job(jointly_protocol::wire::GetJobRequest { job_id: rerun.job_id.clone() })
+        .get_job(jointly_protocol::wire::GetJobRequest {
+            job_id: rerun.job_id.clone(),
+        })
         .await
         .expect("get after restart")
         .into_inner();
     assert_eq!(intersection(&kept), data.truth.overlap as u64);
-    cluster.wait_attached(&["bank", "partner"]).await.expect("nodes reattach");
+    cluster
+        .wait_attached(&["bank", "partner"])
+        .await
+        .expect("nodes reattach");
     let again = cluster.run(overlap_spec()).await.expect("after restart");
     assert_eq!(intersection(&again), data.truth.overlap as u64);
     cluster.shutdown().await;
@@ -161,12 +205,20 @@ async fn coordinator_crash_mid_job_leaves_it_failed_and_retryable() {
         format: DataFormat::Csv,
     };
     let data = generate(&spec, dir.path()).expect("datagen");
-    let mut cluster = Cluster::start(dir.path(), &data.bank_path, &data.partner_path, true).await.expect("cluster");
+    let mut cluster = Cluster::start(dir.path(), &data.bank_path, &data.partner_path, true)
+        .await
+        .expect("cluster");
     let mut planner = cluster.planner().await.expect("planner");
-    let job = planner.submit_query(overlap_spec()).await.expect("submit").into_inner();
+    let job = planner
+        .submit_query(overlap_spec())
+        .await
+        .expect("submit")
+        .into_inner();
     loop {
         let j = planner
-            .get_job(jointly_protocol::wire::GetJobRequest { job_id: job.job_id.clone() })
+            .get_job(jointly_protocol::wire::GetJobRequest {
+                job_id: job.job_id.clone(),
+            })
             .await
             .expect("get")
             .into_inner();
@@ -178,14 +230,19 @@ async fn coordinator_crash_mid_job_leaves_it_failed_and_retryable() {
     cluster.restart_coordinator().await.expect("restart");
     let mut planner = cluster.planner().await.expect("planner");
     let j = planner
-        .get_job(jointly_protocol::wire::GetJobRequest { job_id: job.job_id.clone() })
+        .get_job(jointly_protocol::wire::GetJobRequest {
+            job_id: job.job_id.clone(),
+        })
         .await
         .expect("get")
         .into_inner();
     failed_with(&j, "coordinator stopped");
     assert!(j.retryable);
     assert!(j.result.is_none(), "nothing half-released");
-    cluster.wait_attached(&["bank", "partner"]).await.expect("nodes reattach");
+    cluster
+        .wait_attached(&["bank", "partner"])
+        .await
+        .expect("nodes reattach");
     let rerun = cluster.run(overlap_spec()).await.expect("rerun");
     assert_eq!(intersection(&rerun), data.truth.overlap as u64);
     cluster.shutdown().await;

@@ -14,7 +14,8 @@ pub async fn connect(url: &str, ca_cert: Option<&Path>) -> Result<Planner, Strin
         .map_err(|e| format!("'{url}' is not a valid coordinator URL: {e}"))?
         .connect_timeout(Duration::from_secs(5));
     if let Some(ca) = ca_cert {
-        let pem = std::fs::read(ca).map_err(|e| format!("cannot read CA certificate {}: {e}", ca.display()))?;
+        let pem =
+            std::fs::read(ca).map_err(|e| format!("cannot read CA certificate {}: {e}", ca.display()))?;
         endpoint = endpoint
             .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
             .map_err(|e| format!("TLS configuration: {e}"))?;
@@ -27,11 +28,18 @@ pub async fn connect(url: &str, ca_cert: Option<&Path>) -> Result<Planner, Strin
 }
 
 pub fn is_finished(job: &Job) -> bool {
-    matches!(JobState::try_from(job.state), Ok(JobState::Succeeded | JobState::Failed))
+    matches!(
+        JobState::try_from(job.state),
+        Ok(JobState::Succeeded | JobState::Failed)
+    )
 }
 
 /// Polls a job until it succeeds or fails, calling `progress` on every poll.
-pub async fn wait(planner: &mut Planner, job_id: &str, mut progress: impl FnMut(&Job)) -> Result<Job, tonic::Status> {
+pub async fn wait(
+    planner: &mut Planner,
+    job_id: &str,
+    mut progress: impl FnMut(&Job),
+) -> Result<Job, tonic::Status> {
     loop {
         let job = planner
             .get_job(GetJobRequest {

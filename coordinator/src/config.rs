@@ -123,7 +123,8 @@ impl RegisteredNode {
         let mut bytes = [0u8; 32];
         hex::decode_to_slice(self.public_key.trim(), &mut bytes)
             .map_err(|_| "public_key must be 64 hex characters".to_string())?;
-        ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| "public_key is not a valid Ed25519 key".to_string())
+        ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+            .map_err(|_| "public_key is not a valid Ed25519 key".to_string())
     }
 }
 

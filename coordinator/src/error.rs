@@ -16,7 +16,9 @@ pub enum CoordinatorError {
     #[error("unknown node '{node}'; registered nodes: {known}")]
     UnknownNode { node: String, known: String },
     /// A registered node that is not attached now.
-    #[error("node '{node}' is not attached; start it (jointly-node --config ...) or check its coordinator.url")]
+    #[error(
+        "node '{node}' is not attached; start it (jointly-node --config ...) or check its coordinator.url"
+    )]
     NodeOffline { node: String },
     /// A dataset the node does not advertise.
     #[error("node '{node}' has no dataset '{dataset}'; it advertises: {known}")]

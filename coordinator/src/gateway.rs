@@ -40,14 +40,25 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'stati
 async fn next_body(inbound: &mut Streaming<NodeMessage>) -> Result<FromNode, Status> {
     match tokio::time::timeout(HANDSHAKE, inbound.message()).await {
         Ok(Ok(Some(NodeMessage { body: Some(b) }))) => Ok(b),
-        Ok(Ok(_)) => Err(Status::invalid_argument("expected a message during the attach handshake")),
+        Ok(Ok(_)) => Err(Status::invalid_argument(
+            "expected a message during the attach handshake",
+        )),
         Ok(Err(s)) => Err(s),
         Err(_) => Err(Status::deadline_exceeded("attach handshake timed out")),
     }
 }
 
 fn attach_message(coordinator_id: &str, node: &str, nonce: &[u8]) -> Vec<u8> {
-    [ATTACH_CONTEXT, b"\0", coordinator_id.as_bytes(), b"\0", node.as_bytes(), b"\0", nonce].concat()
+    [
+        ATTACH_CONTEXT,
+        b"\0",
+        coordinator_id.as_bytes(),
+        b"\0",
+        node.as_bytes(),
+        b"\0",
+        nonce,
+    ]
+    .concat()
 }
 
 #[tonic::async_trait]
@@ -55,7 +66,10 @@ impl NodeGateway for Gateway {
     type AttachStream = BoxStream<CoordinatorMessage>;
     type SessionStream = BoxStream<SessionFrame>;
 
-    async fn attach(&self, request: Request<Streaming<NodeMessage>>) -> Result<Response<Self::AttachStream>, Status> {
+    async fn attach(
+        &self,
+        request: Request<Streaming<NodeMessage>>,
+    ) -> Result<Response<Self::AttachStream>, Status> {
         let mut inbound = request.into_inner();
         let FromNode::Hello(hello) = next_body(&mut inbound).await? else {
             return Err(Status::invalid_argument("the first message must be Hello"));
@@ -67,7 +81,11 @@ impl NodeGateway for Gateway {
             .nodes
             .iter()
             .find(|n| n.name == name)
-            .ok_or_else(|| Status::permission_denied(format!("node '{name}' is not registered at this coordinator (add it under [[nodes]])")))?;
+            .ok_or_else(|| {
+                Status::permission_denied(format!(
+                    "node '{name}' is not registered at this coordinator (add it under [[nodes]])"
+                ))
+            })?;
         let key = registered.key().map_err(Status::internal)?;
         if hello.public_key != key.as_bytes() {
             return Err(Status::permission_denied(format!(
@@ -93,7 +111,9 @@ impl NodeGateway for Gateway {
             let proof = match next_body(&mut inbound).await {
                 Ok(FromNode::Proof(p)) => p,
                 Ok(_) => {
-                    let _ = to_node_task.send(Err(Status::invalid_argument("expected Proof"))).await;
+                    let _ = to_node_task
+                        .send(Err(Status::invalid_argument("expected Proof")))
+                        .await;
                     return;
                 }
                 Err(s) => {
@@ -108,7 +128,9 @@ impl NodeGateway for Gateway {
             if !valid {
                 warn!(node = %name, "attach proof did not verify");
                 let _ = to_node_task
-                    .send(Err(Status::unauthenticated("the attach proof does not verify with the registered key")))
+                    .send(Err(Status::unauthenticated(
+                        "the attach proof does not verify with the registered key",
+                    )))
                     .await;
                 return;
             }
@@ -136,14 +158,21 @@ impl NodeGateway for Gateway {
         Ok(Response::new(Box::pin(ReceiverStream::new(outbox))))
     }
 
-    async fn session(&self, request: Request<Streaming<SessionFrame>>) -> Result<Response<Self::SessionStream>, Status> {
+    async fn session(
+        &self,
+        request: Request<Streaming<SessionFrame>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
         let mut inbound = request.into_inner();
         let join = match tokio::time::timeout(HANDSHAKE, inbound.message()).await {
             Ok(Ok(Some(SessionFrame {
                 body: Some(session_frame::Body::Join(j)),
             }))) => j,
             Ok(Err(s)) => return Err(s),
-            _ => return Err(Status::invalid_argument("the first frame of a session must be Join")),
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first frame of a session must be Join",
+                ));
+            }
         };
         let (job_id, node, inbox, peer, events) = self.coord.join_session(&join.session_id, &join.token)?;
         tokio::spawn(async move {
@@ -164,9 +193,11 @@ async fn pump(
 ) -> Option<String> {
     loop {
         match inbound.message().await {
-            Ok(Some(frame @ SessionFrame {
-                body: Some(session_frame::Body::Message(_)),
-            })) => {
+            Ok(Some(
+                frame @ SessionFrame {
+                    body: Some(session_frame::Body::Message(_)),
+                },
+            )) => {
                 // Waits while the peer's buffer is full: back-pressure reaches
                 // the sending node through HTTP/2 flow control.
                 if peer.send(Ok(frame)).await.is_err() {

@@ -21,12 +21,28 @@ use crate::state::{ActiveJob, Coordinator, RELAY_FRAMES, SessionSide, SessionSlo
 /// What reaches a job's task from nodes and session relays.
 #[derive(Debug)]
 pub enum JobEvent {
-    Decision { node: String, accept: bool, reason: String },
-    Progress { node: String, done: u64, total: u64 },
-    Report { node: String, outcome: ReportOutcome },
+    Decision {
+        node: String,
+        accept: bool,
+        reason: String,
+    },
+    Progress {
+        node: String,
+        done: u64,
+        total: u64,
+    },
+    Report {
+        node: String,
+        outcome: ReportOutcome,
+    },
     /// A session stream broke or a node aborted the session.
-    SessionFailed { node: String, reason: String },
-    NodeDetached { node: String },
+    SessionFailed {
+        node: String,
+        reason: String,
+    },
+    NodeDetached {
+        node: String,
+    },
 }
 
 /// The two parties of a job: receiver first.
@@ -42,7 +58,10 @@ struct Failure {
 }
 
 fn retryable(message: String) -> Failure {
-    Failure { message, retryable: true }
+    Failure {
+        message,
+        retryable: true,
+    }
 }
 
 pub fn new_id(prefix: &str) -> String {
@@ -91,9 +110,11 @@ pub fn spawn(coord: Arc<Coordinator>, job_id: String, spec: QuerySpec, parties: 
 }
 
 async fn send(coord: &Coordinator, node: &str, body: Body) -> Result<(), Failure> {
-    let tx = coord
-        .node_channel(node)
-        .ok_or_else(|| retryable(format!("node '{node}' detached before the job could start; run the query again")))?;
+    let tx = coord.node_channel(node).ok_or_else(|| {
+        retryable(format!(
+            "node '{node}' detached before the job could start; run the query again"
+        ))
+    })?;
     tx.send(Ok(CoordinatorMessage { body: Some(body) }))
         .await
         .map_err(|_| retryable(format!("node '{node}' detached; run the query again")))
@@ -123,14 +144,19 @@ async fn run(
         send(coord, node, Body::Offer(offer)).await?;
     }
 
-    let offer_deadline = tokio::time::Instant::now() + Duration::from_secs(coord.config.timeouts.offer_seconds);
+    let offer_deadline =
+        tokio::time::Instant::now() + Duration::from_secs(coord.config.timeouts.offer_seconds);
     let mut accepted = [false, false];
     while accepted != [true, true] {
         let event = tokio::time::timeout_at(offer_deadline, inbox.recv())
             .await
-            .map_err(|_| retryable("the nodes did not answer the job offer in time (timeouts.offer_seconds)".into()))?;
+            .map_err(|_| {
+                retryable("the nodes did not answer the job offer in time (timeouts.offer_seconds)".into())
+            })?;
         match event {
-            Some(JobEvent::Decision { node, accept: true, .. }) => {
+            Some(JobEvent::Decision {
+                node, accept: true, ..
+            }) => {
                 let i = usize::from(node != r.0);
                 accepted[i] = true;
             }
@@ -141,7 +167,9 @@ async fn run(
                 });
             }
             Some(JobEvent::NodeDetached { node }) => {
-                return Err(retryable(format!("node '{node}' detached before accepting; run the query again")));
+                return Err(retryable(format!(
+                    "node '{node}' detached before accepting; run the query again"
+                )));
             }
             Some(_) => {}
             None => return Err(retryable("internal error: job events closed".into())),
@@ -219,7 +247,12 @@ async fn follow(
         }
         let event = tokio::time::timeout(stall, inbox.recv())
             .await
-            .map_err(|_| retryable(format!("no word from either node for {} s (timeouts.stall_seconds)", stall.as_secs())))?
+            .map_err(|_| {
+                retryable(format!(
+                    "no word from either node for {} s (timeouts.stall_seconds)",
+                    stall.as_secs()
+                ))
+            })?
             .ok_or_else(|| retryable("internal error: job events closed".into()))?;
         match event {
             JobEvent::Progress { node, done, total } => {

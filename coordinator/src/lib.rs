@@ -16,7 +16,9 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 pub use config::CoordinatorConfig;
 pub use error::CoordinatorError;
-use jointly_protocol::wire::{MAX_FRAME_BYTES, node_gateway_server::NodeGatewayServer, planner_server::PlannerServer};
+use jointly_protocol::wire::{
+    MAX_FRAME_BYTES, node_gateway_server::NodeGatewayServer, planner_server::PlannerServer,
+};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
@@ -31,7 +33,8 @@ pub async fn serve(
     let tls = match &config.tls {
         Some(files) => {
             let read = |p: &std::path::Path| {
-                std::fs::read(p).map_err(|e| CoordinatorError::Transport(format!("cannot read {}: {e}", p.display())))
+                std::fs::read(p)
+                    .map_err(|e| CoordinatorError::Transport(format!("cannot read {}: {e}", p.display())))
             };
             Some(ServerTlsConfig::new().identity(Identity::from_pem(read(&files.cert)?, read(&files.key)?)))
         }

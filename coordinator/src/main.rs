@@ -7,7 +7,11 @@ use clap::Parser;
 use jointly_coordinator::CoordinatorConfig;
 
 #[derive(Parser)]
-#[command(name = "jointly-coordinator", version, about = "Jointly coordinator: registry, jobs, relay, planner API")]
+#[command(
+    name = "jointly-coordinator",
+    version,
+    about = "Jointly coordinator: registry, jobs, relay, planner API"
+)]
 struct Cli {
     /// Coordinator configuration file (see README, "Coordinator configuration").
     #[arg(long)]
@@ -26,7 +30,13 @@ async fn main() -> anyhow::Result<()> {
     let config = CoordinatorConfig::load(&cli.config)?;
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
-        .with_context(|| format!("cannot listen on {} (key `listen` in {})", config.listen, cli.config.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (key `listen` in {})",
+                config.listen,
+                cli.config.display()
+            )
+        })?;
     tracing::info!(address = %config.listen, tls = config.tls.is_some(), "coordinator listening");
     jointly_coordinator::serve(config, listener, async {
         let _ = tokio::signal::ctrl_c().await;

@@ -30,27 +30,38 @@ impl PlannerApi {
 
     /// Resolves `node/dataset` to (node, dataset, identifier kind), or says what
     /// is wrong with it.
-    fn resolve(&self, side: &str, r: Option<&DatasetRef>) -> Result<(String, String, IdKind), CoordinatorError> {
+    fn resolve(
+        &self,
+        side: &str,
+        r: Option<&DatasetRef>,
+    ) -> Result<(String, String, IdKind), CoordinatorError> {
         let r = r.ok_or_else(|| CoordinatorError::InvalidQuery(format!("the {side} dataset is missing")))?;
         let registry = &self.coord.config.nodes;
         if !registry.iter().any(|n| n.name == r.node) {
             return Err(CoordinatorError::UnknownNode {
                 node: r.node.clone(),
-                known: registry.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", "),
+                known: registry
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             });
         }
         let datasets = self
             .coord
             .node_datasets(&r.node)
             .ok_or_else(|| CoordinatorError::NodeOffline { node: r.node.clone() })?;
-        let d = datasets
-            .iter()
-            .find(|d| d.name == r.dataset)
-            .ok_or_else(|| CoordinatorError::UnknownDataset {
+        let d = datasets.iter().find(|d| d.name == r.dataset).ok_or_else(|| {
+            CoordinatorError::UnknownDataset {
                 node: r.node.clone(),
                 dataset: r.dataset.clone(),
-                known: datasets.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", "),
-            })?;
+                known: datasets
+                    .iter()
+                    .map(|d| d.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+        })?;
         let kind = d.id_kind.parse::<IdKind>().map_err(|_| {
             CoordinatorError::InvalidQuery(format!("node '{}' advertises an unknown identifier kind", r.node))
         })?;
@@ -97,10 +108,15 @@ impl Planner for PlannerApi {
     }
 
     async fn get_job(&self, request: Request<GetJobRequest>) -> Result<Response<Job>, Status> {
-        Ok(Response::new(self.coord.store.get(&request.into_inner().job_id).await?))
+        Ok(Response::new(
+            self.coord.store.get(&request.into_inner().job_id).await?,
+        ))
     }
 
-    async fn list_jobs(&self, request: Request<ListJobsRequest>) -> Result<Response<ListJobsResponse>, Status> {
+    async fn list_jobs(
+        &self,
+        request: Request<ListJobsRequest>,
+    ) -> Result<Response<ListJobsResponse>, Status> {
         let limit = match request.into_inner().limit {
             0 => 50,
             n => n.min(1000),
@@ -109,7 +125,10 @@ impl Planner for PlannerApi {
         Ok(Response::new(ListJobsResponse { jobs }))
     }
 
-    async fn list_nodes(&self, _request: Request<ListNodesRequest>) -> Result<Response<ListNodesResponse>, Status> {
+    async fn list_nodes(
+        &self,
+        _request: Request<ListNodesRequest>,
+    ) -> Result<Response<ListNodesResponse>, Status> {
         let nodes = self
             .coord
             .config

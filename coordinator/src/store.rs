@@ -81,7 +81,10 @@ impl Store {
             )
             .map_err(err)?;
         if interrupted > 0 {
-            tracing::warn!(jobs = interrupted, "jobs interrupted by a coordinator restart marked failed (retryable)");
+            tracing::warn!(
+                jobs = interrupted,
+                "jobs interrupted by a coordinator restart marked failed (retryable)"
+            );
         }
         Ok(Self {
             path: path.to_path_buf(),
@@ -132,7 +135,10 @@ impl Store {
     pub async fn set_running(&self, id: &str) -> Result<(), CoordinatorError> {
         let id = id.to_string();
         self.call(move |c| {
-            c.execute("UPDATE jobs SET state = ?2 WHERE id = ?1", params![id, JobState::Running as i32])
+            c.execute(
+                "UPDATE jobs SET state = ?2 WHERE id = ?1",
+                params![id, JobState::Running as i32],
+            )
         })
         .await
         .map(drop)
@@ -244,7 +250,10 @@ mod tests {
         assert!(b.retryable);
         assert!(b.error.contains("coordinator stopped"));
         assert_eq!(store.list(10).await.expect("list").len(), 2);
-        assert!(matches!(store.get("zz").await, Err(CoordinatorError::UnknownJob(_))));
+        assert!(matches!(
+            store.get("zz").await,
+            Err(CoordinatorError::UnknownJob(_))
+        ));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

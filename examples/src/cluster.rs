@@ -10,16 +10,43 @@ use jointly_coordinator::{
     client::{self, Planner},
 };
 use jointly_node::{Node, NodeConfig};
-use jointly_protocol::wire::{
-    DatasetRef, Job, ListNodesRequest, OverlapQuery, QuerySpec, query_spec::Query,
-};
+use jointly_protocol::wire::{DatasetRef, Job, ListNodesRequest, OverlapQuery, QuerySpec, query_spec::Query};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 use crate::deploy::{self, Deployment, DeploymentSpec};
 
+/// A service on its own runtime, so that killing it ends every task and
+/// connection it has, as killing a process would.
 struct Running {
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Running {
+    fn spawn(
+        future: impl std::future::Future<Output = ()> + Send + 'static,
+        stop: oneshot::Sender<()>,
+    ) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("cannot start a runtime")?;
+        let task = runtime.spawn(future);
+        Ok(Self { stop, task, runtime })
+    }
+
+    /// Ends everything at once: no goodbye on any stream.
+    fn kill(self) {
+        self.runtime.shutdown_background();
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+        self.runtime.shutdown_background();
+    }
 }
 
 pub struct Cluster {
@@ -45,11 +72,33 @@ pub fn overlap_spec() -> QuerySpec {
     }
 }
 
+/// Binds a loopback port below Linux's ephemeral range. A port the OS hands
+/// out for binding is also one it hands out as the source of outgoing
+/// connections, so after the coordinator is killed a node's reconnection
+/// attempt could take its port and keep the restarted coordinator out.
+async fn bind_outside_ephemeral_range() -> anyhow::Result<TcpListener> {
+    use rand::Rng;
+    for _ in 0..200 {
+        let port = rand::rng().random_range(20_000..32_000);
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)).await {
+            return Ok(l);
+        }
+    }
+    bail!("no free loopback port found in 20000..32000")
+}
+
 impl Cluster {
     /// Writes a deployment into `dir` for the two data files and starts the
     /// coordinator and both nodes.
-    pub async fn start(dir: &Path, bank_data: &Path, partner_data: &Path, allow_exact: bool) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await.context("cannot bind a loopback port")?;
+    pub async fn start(
+        dir: &Path,
+        bank_data: &Path,
+        partner_data: &Path,
+        allow_exact: bool,
+    ) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("cannot bind a loopback port")?;
         let listen = listener.local_addr()?.to_string();
         let deployment = deploy::write(
             dir,
@@ -77,15 +126,21 @@ impl Cluster {
     async fn start_coordinator_on(&mut self, listener: TcpListener) -> anyhow::Result<()> {
         let config = CoordinatorConfig::load(&self.deployment.coordinator_config)?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
+        // A listener belongs to the runtime that created it: move its socket.
+        let listener = listener.into_std()?;
+        let serve = async move {
             let shutdown = async {
                 let _ = stopped.await;
+            };
+            let listener = match TcpListener::from_std(listener) {
+                Ok(l) => l,
+                Err(e) => return tracing::error!(error = %e, "coordinator cannot listen"),
             };
             if let Err(e) = jointly_coordinator::serve(config, listener, shutdown).await {
                 tracing::error!(error = %e, "coordinator stopped");
             }
-        });
-        self.coordinator = Some(Running { stop, task });
+        };
+        self.coordinator = Some(Running::spawn(serve, stop)?);
         Ok(())
     }
 
@@ -93,11 +148,20 @@ impl Cluster {
     /// the same port and database.
     pub async fn restart_coordinator(&mut self) -> anyhow::Result<()> {
         if let Some(c) = self.coordinator.take() {
-            c.task.abort();
-            let _ = c.task.await;
+            c.kill();
         }
         let addr = self.url.trim_start_matches("http://").to_string();
-        let listener = TcpListener::bind(&addr).await.context("cannot rebind the coordinator port")?;
+        // The killed runtime releases its socket asynchronously.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match TcpListener::bind(&addr).await {
+                Ok(l) => break l,
+                Err(e) if tokio::time::Instant::now() > deadline => {
+                    return Err(e).context("cannot rebind the coordinator port");
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
         self.start_coordinator_on(listener).await
     }
 
@@ -109,22 +173,21 @@ impl Cluster {
         })
         .await??;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
+        let run = async move {
             let _ = Arc::new(node)
                 .run(async {
                     let _ = stopped.await;
                 })
                 .await;
-        });
-        self.nodes.insert(name.to_string(), Running { stop, task });
+        };
+        self.nodes.insert(name.to_string(), Running::spawn(run, stop)?);
         Ok(())
     }
 
     /// Ends a node at once, mid-whatever, as a killed process would.
     pub async fn kill_node(&mut self, name: &str) {
         if let Some(n) = self.nodes.remove(name) {
-            n.task.abort();
-            let _ = n.task.await;
+            n.kill();
         }
     }
 
@@ -139,7 +202,10 @@ impl Cluster {
             if let Ok(mut planner) = self.planner().await {
                 if let Ok(r) = planner.list_nodes(ListNodesRequest {}).await {
                     let attached = r.into_inner().nodes;
-                    if names.iter().all(|n| attached.iter().any(|a| a.name == *n && a.attached)) {
+                    if names
+                        .iter()
+                        .all(|n| attached.iter().any(|a| a.name == *n && a.attached))
+                    {
                         return Ok(());
                     }
                 }
@@ -154,7 +220,11 @@ impl Cluster {
     /// Submits a query and waits for its end.
     pub async fn run(&self, spec: QuerySpec) -> anyhow::Result<Job> {
         let mut planner = self.planner().await?;
-        let job = planner.submit_query(spec).await.map_err(|s| anyhow::anyhow!("{}", s.message()))?.into_inner();
+        let job = planner
+            .submit_query(spec)
+            .await
+            .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+            .into_inner();
         client::wait(&mut planner, &job.job_id, |_| {})
             .await
             .map_err(|s| anyhow::anyhow!("{}", s.message()))
@@ -162,12 +232,10 @@ impl Cluster {
 
     pub async fn shutdown(mut self) {
         for (_, n) in self.nodes.drain() {
-            let _ = n.stop.send(());
-            let _ = n.task.await;
+            n.stop().await;
         }
         if let Some(c) = self.coordinator.take() {
-            let _ = c.stop.send(());
-            let _ = c.task.await;
+            c.stop().await;
         }
     }
 }

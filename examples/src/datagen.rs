@@ -78,7 +78,14 @@ const DOMAINS: [&str; 5] = [
     "corp.example.org",
 ];
 const INVALID_PHONES: [&str; 8] = [
-    "", "N/A", "12345", "unknown", "n/a", "000", "+86 123", "tel: none",
+    "",
+    "N/A",
+    "12345",
+    "unknown",
+    "n/a",
+    "000",
+    "+86 123",
+    "tel: none",
 ];
 const CITIES: [&str; 8] = [
     "Beijing",
@@ -90,14 +97,7 @@ const CITIES: [&str; 8] = [
     "Wuhan",
     "Nanjing",
 ];
-const INTERESTS: [&str; 6] = [
-    "travel",
-    "electronics",
-    "fashion",
-    "groceries",
-    "auto",
-    "dining",
-];
+const INTERESTS: [&str; 6] = ["travel", "electronics", "fashion", "groceries", "auto", "dining"];
 const FLUSH_ROWS: usize = 128 * 1024;
 const KIND_SHIFT: u32 = 62;
 const KIND_PERSON: u64 = 0;
@@ -280,12 +280,23 @@ fn write_email(out: &mut String, person: u64, messy: bool, rng: &mut StdRng) {
             local = local
                 .chars()
                 .enumerate()
-                .map(|(k, c)| if bits >> (k % 64) & 1 == 1 { c.to_ascii_uppercase() } else { c })
+                .map(|(k, c)| {
+                    if bits >> (k % 64) & 1 == 1 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c
+                    }
+                })
                 .collect();
         }
     }
     let (lead, trail) = (rng.random_bool(0.06), rng.random_bool(0.06));
-    let _ = write!(out, "{}{local}{}", if lead { " " } else { "" }, if trail { "  " } else { "" });
+    let _ = write!(
+        out,
+        "{}{local}{}",
+        if lead { " " } else { "" },
+        if trail { "  " } else { "" }
+    );
 }
 
 struct Row {
@@ -318,7 +329,11 @@ struct CsvSink {
 
 impl CsvSink {
     fn new(file: File, side: &Side, path: &Path) -> Result<Self> {
-        let mut s = CsvSink { w: BufWriter::with_capacity(1 << 20, file), line: Vec::new(), path: path.to_owned() };
+        let mut s = CsvSink {
+            w: BufWriter::with_capacity(1 << 20, file),
+            line: Vec::new(),
+            path: path.to_owned(),
+        };
         let mut names = vec![side.id_col, side.phone_col, "email"];
         names.extend(side.extra.iter().map(|(n, _)| *n));
         s.line.extend_from_slice(names.join(",").as_bytes());
@@ -328,14 +343,19 @@ impl CsvSink {
     }
 
     fn flush_line(&mut self) -> Result<()> {
-        self.w.write_all(&self.line).with_context(|| write_err(&self.path))?;
+        self.w
+            .write_all(&self.line)
+            .with_context(|| write_err(&self.path))?;
         self.line.clear();
         Ok(())
     }
 }
 
 fn write_err(path: &Path) -> String {
-    format!("cannot write {}; check free disk space and that the output directory is writable", path.display())
+    format!(
+        "cannot write {}; check free disk space and that the output directory is writable",
+        path.display()
+    )
 }
 
 impl Sink for CsvSink {
@@ -375,7 +395,7 @@ enum ColBuf {
 
 struct ParquetSink {
     schema: Schema,
-    writer: polars::prelude::BatchedWriter<BufWriter<File>>,
+    writer: polars::io::parquet::write::BatchedWriter<BufWriter<File>>,
     cols: Vec<ColBuf>,
     rows: usize,
     path: PathBuf,
@@ -387,7 +407,13 @@ impl ParquetSink {
         let writer = ParquetWriter::new(BufWriter::with_capacity(1 << 20, file))
             .batched(&schema)
             .with_context(|| write_err(path))?;
-        let mut s = ParquetSink { schema, writer, cols: Vec::new(), rows: 0, path: path.to_owned() };
+        let mut s = ParquetSink {
+            schema,
+            writer,
+            cols: Vec::new(),
+            rows: 0,
+            path: path.to_owned(),
+        };
         s.reset();
         Ok(s)
     }
@@ -422,7 +448,9 @@ impl ParquetSink {
             })
             .collect();
         let df = DataFrame::new(self.rows, columns).context("building a parquet row group")?;
-        self.writer.write_batch(&df).with_context(|| write_err(&self.path))?;
+        self.writer
+            .write_batch(&df)
+            .with_context(|| write_err(&self.path))?;
         self.reset();
         Ok(())
     }
@@ -431,8 +459,13 @@ impl ParquetSink {
 impl Sink for ParquetSink {
     fn push(&mut self, row: &Row) -> Result<()> {
         let strs = [row.id.as_str(), row.phone.as_str(), row.email.as_str()];
-        let cells = strs.into_iter().map(Cell::Str).chain(row.extra.iter().copied());
-        for (col, cell) in self.cols.iter_mut().zip(cells) {
+        for (col, s) in self.cols.iter_mut().zip(strs) {
+            match col {
+                ColBuf::Str(b) => b.append_value(s),
+                _ => bail!("internal error: id, phone and email must be string columns"),
+            }
+        }
+        for (col, cell) in self.cols.iter_mut().skip(3).zip(row.extra.iter().copied()) {
             match (col, cell) {
                 (ColBuf::Str(b), Cell::Str(s)) => b.append_value(s),
                 (ColBuf::Int(v), Cell::Int(x)) => v.push(x),
@@ -475,19 +508,27 @@ fn write_side(
     let mut plan: Vec<u64> = Vec::with_capacity(distinct + dups + invalid);
     plan.extend(0..n);
     plan.extend((0..dups).map(|_| KIND_DUP << KIND_SHIFT | rng.random_range(0..n)));
-    plan.extend((0..invalid).map(|_| {
-        KIND_INVALID << KIND_SHIFT | rng.random_range(0..INVALID_PHONES.len() as u64)
-    }));
+    plan.extend(
+        (0..invalid).map(|_| KIND_INVALID << KIND_SHIFT | rng.random_range(0..INVALID_PHONES.len() as u64)),
+    );
     plan.shuffle(&mut rng);
 
     let file = File::create(&path).with_context(|| {
-        format!("cannot create {}; check that the output directory is writable", path.display())
+        format!(
+            "cannot create {}; check that the output directory is writable",
+            path.display()
+        )
     })?;
     let mut sink: Box<dyn Sink> = match spec.format {
         DataFormat::Csv => Box::new(CsvSink::new(file, side, &path)?),
         DataFormat::Parquet => Box::new(ParquetSink::new(file, side, &path)?),
     };
-    let mut row = Row { id: String::new(), phone: String::new(), email: String::new(), extra: Vec::new() };
+    let mut row = Row {
+        id: String::new(),
+        phone: String::new(),
+        email: String::new(),
+        extra: Vec::new(),
+    };
     let id_width = if side.id_prefix == 'C' { 7 } else { 8 };
     for (row_no, entry) in plan.into_iter().enumerate() {
         row.id.clear();
@@ -541,10 +582,15 @@ pub fn generate(spec: &DatagenSpec, out_dir: &Path) -> Result<GeneratedData> {
     let persons = (spec.bank_rows + spec.partner_rows - spec.overlap) as u64;
     let limit = 100_000_000 * PREFIXES.len() as u64;
     if persons > limit {
-        bail!("{persons} distinct persons requested, but only {limit} distinct phone numbers exist; reduce the row counts");
+        bail!(
+            "{persons} distinct persons requested, but only {limit} distinct phone numbers exist; reduce the row counts"
+        );
     }
     std::fs::create_dir_all(out_dir).with_context(|| {
-        format!("cannot create output directory {}; check the path and its permissions", out_dir.display())
+        format!(
+            "cannot create output directory {}; check the path and its permissions",
+            out_dir.display()
+        )
     })?;
     let (overlap, bank_rows) = (spec.overlap as u64, spec.bank_rows as u64);
     let (bank_path, bank_dups, bank_invalid) = write_side(&BANK, spec, spec.bank_rows, |k| k, out_dir)?;
@@ -579,7 +625,14 @@ mod tests {
     }
 
     fn spec(bank: usize, partner: usize, overlap: usize, messy: bool, format: DataFormat) -> DatagenSpec {
-        DatagenSpec { bank_rows: bank, partner_rows: partner, overlap, seed: 7, messy, format }
+        DatagenSpec {
+            bank_rows: bank,
+            partner_rows: partner,
+            overlap,
+            seed: 7,
+            messy,
+            format,
+        }
     }
 
     fn read_csv(path: &Path) -> DataFrame {
@@ -595,7 +648,10 @@ mod tests {
     /// Canonical 11 national digits, or None for an invalid phone.
     fn normalize(raw: Option<&str>) -> Option<String> {
         let digits: String = raw?.chars().filter(char::is_ascii_digit).collect();
-        let national = digits.strip_prefix("0086").or_else(|| digits.strip_prefix("86").filter(|d| d.len() == 11)).unwrap_or(&digits);
+        let national = digits
+            .strip_prefix("0086")
+            .or_else(|| digits.strip_prefix("86").filter(|d| d.len() == 11))
+            .unwrap_or(&digits);
         (national.len() == 11 && national.starts_with('1')).then(|| national.to_owned())
     }
 
@@ -603,7 +659,7 @@ mod tests {
     fn recount(df: &DataFrame, phone_col: &str) -> (HashSet<String>, usize, usize) {
         let col = df.column(phone_col).unwrap().str().unwrap().clone();
         let (mut set, mut invalid, mut valid_rows) = (HashSet::new(), 0, 0);
-        for v in col.into_iter() {
+        for v in col.iter() {
             match normalize(v) {
                 Some(p) => {
                     valid_rows += 1;
@@ -624,11 +680,21 @@ mod tests {
         let (bs, bi, bd) = recount(&b, "phone");
         let (ps, pi, pd) = recount(&p, "mobile");
         let t = &g.truth;
-        assert_eq!((bs.len(), bi, bd), (t.bank_distinct, t.bank_invalid_rows, t.bank_duplicate_rows));
-        assert_eq!((ps.len(), pi, pd), (t.partner_distinct, t.partner_invalid_rows, t.partner_duplicate_rows));
+        assert_eq!(
+            (bs.len(), bi, bd),
+            (t.bank_distinct, t.bank_invalid_rows, t.bank_duplicate_rows)
+        );
+        assert_eq!(
+            (ps.len(), pi, pd),
+            (
+                t.partner_distinct,
+                t.partner_invalid_rows,
+                t.partner_duplicate_rows
+            )
+        );
         assert_eq!(bs.intersection(&ps).count(), t.overlap);
         assert_eq!(b.height(), bank + t.bank_duplicate_rows + t.bank_invalid_rows);
-        let ids: HashSet<_> = b.column("customer_id").unwrap().str().unwrap().into_iter().collect();
+        let ids: HashSet<_> = b.column("customer_id").unwrap().str().unwrap().iter().collect();
         assert_eq!(ids.len(), b.height());
         if messy && bank >= 1000 {
             assert!(t.bank_duplicate_rows > 0 && t.bank_invalid_rows > 0);
@@ -653,7 +719,9 @@ mod tests {
 
     #[test]
     fn overlap_too_large_is_an_error() {
-        let err = generate(&spec(5, 3, 4, false, DataFormat::Csv), &tmp("err")).err().unwrap();
+        let err = generate(&spec(5, 3, 4, false, DataFormat::Csv), &tmp("err"))
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("overlap"));
     }
 
@@ -662,11 +730,19 @@ mod tests {
         let dir = tmp("zero");
         let g = generate(&spec(0, 0, 0, true, DataFormat::Csv), &dir).unwrap();
         let bank = std::fs::read_to_string(&g.bank_path).unwrap();
-        assert_eq!(bank, "customer_id,phone,email,age,aum_tier,has_credit_card,deposit_balance,city\n");
+        assert_eq!(
+            bank,
+            "customer_id,phone,email,age,aum_tier,has_credit_card,deposit_balance,city\n"
+        );
         let partner = std::fs::read_to_string(&g.partner_path).unwrap();
-        assert_eq!(partner, "user_id,mobile,email,interest,spend_band,annual_spend,signup_channel\n");
+        assert_eq!(
+            partner,
+            "user_id,mobile,email,interest,spend_band,annual_spend,signup_channel\n"
+        );
         let g = generate(&spec(0, 0, 0, true, DataFormat::Parquet), &dir).unwrap();
-        let df = ParquetReader::new(File::open(&g.bank_path).unwrap()).finish().unwrap();
+        let df = ParquetReader::new(File::open(&g.bank_path).unwrap())
+            .finish()
+            .unwrap();
         assert_eq!((df.height(), df.width()), (0, 8));
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -694,7 +770,10 @@ mod tests {
         let dir = tmp("pq");
         let csv = generate(&spec(300_000, 1000, 100, true, DataFormat::Csv), &dir).unwrap();
         let pq = generate(&spec(300_000, 1000, 100, true, DataFormat::Parquet), &dir).unwrap();
-        for (c, p) in [(&csv.bank_path, &pq.bank_path), (&csv.partner_path, &pq.partner_path)] {
+        for (c, p) in [
+            (&csv.bank_path, &pq.bank_path),
+            (&csv.partner_path, &pq.partner_path),
+        ] {
             let c = read_csv(c);
             let p = ParquetReader::new(File::open(p).unwrap()).finish().unwrap();
             assert_eq!(c.get_column_names(), p.get_column_names());
@@ -722,7 +801,10 @@ mod tests {
         for v in 0..6 {
             let mut s = String::new();
             write_phone(&mut s, &d, v);
-            assert_eq!(normalize(Some(&s)).map(|n| format!("+86{n}")), Some(person_phone(123_456)));
+            assert_eq!(
+                normalize(Some(&s)).map(|n| format!("+86{n}")),
+                Some(person_phone(123_456))
+            );
         }
         for bad in INVALID_PHONES {
             assert_eq!(normalize(Some(bad)), None, "{bad}");
@@ -740,7 +822,11 @@ mod tests {
                 std::fs::metadata(&g.bank_path).unwrap().len(),
                 std::fs::metadata(&g.partner_path).unwrap().len(),
             );
-            eprintln!("{format:?}: {:?} sizes {sizes:?} truth {:?}", t.elapsed(), g.truth);
+            eprintln!(
+                "{format:?}: {:?} sizes {sizes:?} truth {:?}",
+                t.elapsed(),
+                g.truth
+            );
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -51,9 +51,18 @@ pub async fn run(dir: &Path, options: &DemoOptions) -> anyhow::Result<bool> {
     })
     .await??;
     let t = &data.truth;
-    println!("generated  bank.csv: {} customers (+{} duplicate rows, +{} invalid rows, phones in mixed formats)", t.bank_distinct, t.bank_duplicate_rows, t.bank_invalid_rows);
-    println!("           partner.csv: {} users (+{} duplicate rows, +{} invalid rows)", t.partner_distinct, t.partner_duplicate_rows, t.partner_invalid_rows);
-    println!("starting   coordinator and nodes 'bank' and 'partner' on loopback (files in {})", dir.display());
+    println!(
+        "generated  bank.csv: {} customers (+{} duplicate rows, +{} invalid rows, phones in mixed formats)",
+        t.bank_distinct, t.bank_duplicate_rows, t.bank_invalid_rows
+    );
+    println!(
+        "           partner.csv: {} users (+{} duplicate rows, +{} invalid rows)",
+        t.partner_distinct, t.partner_duplicate_rows, t.partner_invalid_rows
+    );
+    println!(
+        "starting   coordinator and nodes 'bank' and 'partner' on loopback (files in {})",
+        dir.display()
+    );
     let cluster = Cluster::start(dir, &data.bank_path, &data.partner_path, true).await?;
     println!("running    overlap query bank/customers x partner/users ...");
     let started = std::time::Instant::now();
@@ -77,8 +86,21 @@ pub async fn run(dir: &Path, options: &DemoOptions) -> anyhow::Result<bool> {
     let ok = result.intersection == expected;
     println!();
     println!("  query                          private (Jointly)   plaintext join");
-    println!("  shared customers (overlap)     {:>17}   {:>14}   {}", result.intersection, expected, if ok { "equal" } else { "DIFFERENT" });
+    println!(
+        "  shared customers (overlap)     {:>17}   {:>14}   {}",
+        result.intersection,
+        expected,
+        if ok { "equal" } else { "DIFFERENT" }
+    );
     println!();
-    println!("job {} took {seconds:.2} s; result is {}.", job.job_id, if result.exact { "exact (both policies allow_exact = true)" } else { "noised" });
+    println!(
+        "job {} took {seconds:.2} s; result is {}.",
+        job.job_id,
+        if result.exact {
+            "exact (both policies allow_exact = true)"
+        } else {
+            "noised"
+        }
+    );
     Ok(ok)
 }

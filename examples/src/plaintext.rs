@@ -12,7 +12,9 @@ use polars::prelude::*;
 pub fn normalized_ids(path: &Path, column: &str, kind: IdKind) -> anyhow::Result<DataFrame> {
     let df = if path.extension().is_some_and(|e| e == "parquet") {
         let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        ParquetReader::new(file).with_columns(Some(vec![column.to_string()])).finish()?
+        ParquetReader::new(file)
+            .with_columns(Some(vec![column.to_string()]))
+            .finish()?
     } else {
         CsvReadOptions::default()
             .with_has_header(true)
@@ -25,10 +27,11 @@ pub fn normalized_ids(path: &Path, column: &str, kind: IdKind) -> anyhow::Result
     let raw = df.column(column)?.cast(&DataType::String)?;
     let ids: Vec<String> = raw
         .str()?
-        .into_iter()
+        .iter()
         .filter_map(|v| normalizer.normalize(kind, v.unwrap_or("")).ok())
         .collect();
-    let frame = DataFrame::new(vec![Column::new("id".into(), ids)])?;
+    let height = ids.len();
+    let frame = DataFrame::new(height, vec![Column::new("id".into(), ids)])?;
     Ok(frame.lazy().unique(None, UniqueKeepStrategy::Any).collect()?)
 }
 

@@ -108,7 +108,9 @@ impl Node {
         loop {
             match self.attach_once(&mut shutdown).await {
                 Ok(Detach::Shutdown) => return Ok(()),
-                Err(e) => warn!(node = %self.config.name, error = %e, "not attached to the coordinator; retrying"),
+                Err(e) => {
+                    warn!(node = %self.config.name, error = %e, "not attached to the coordinator; retrying")
+                }
             }
             tokio::select! {
                 () = &mut shutdown => return Ok(()),
@@ -164,16 +166,20 @@ impl Node {
             .map_err(|s| lost(format!("attach refused: {}", s.message())))?
             .into_inner();
         let next = |m: Result<Option<jointly_protocol::wire::CoordinatorMessage>, tonic::Status>| match m {
-            Ok(Some(m)) => m.body.ok_or_else(|| lost("empty message from the coordinator".into())),
+            Ok(Some(m)) => m
+                .body
+                .ok_or_else(|| lost("empty message from the coordinator".into())),
             Ok(None) => Err(lost("the coordinator closed the control stream".into())),
             Err(s) => Err(lost(format!("control stream: {}", s.message()))),
         };
         let FromCoordinator::Challenge(challenge) = next(inbound.message().await)? else {
             return Err(lost("expected a challenge from the coordinator".into()));
         };
-        let signature = self
-            .identity
-            .sign(&attach_message(&challenge.coordinator_id, &self.config.name, &challenge.nonce));
+        let signature = self.identity.sign(&attach_message(
+            &challenge.coordinator_id,
+            &self.config.name,
+            &challenge.nonce,
+        ));
         control
             .send(send(ToCoordinator::Proof(Proof {
                 signature: signature.to_vec(),
@@ -216,7 +222,11 @@ impl Node {
                         accepted.insert(job_id.clone(), (offer, a));
                     }
                     let _ = control
-                        .send(send(ToCoordinator::Decision(JobDecision { job_id, accept, reason })))
+                        .send(send(ToCoordinator::Decision(JobDecision {
+                            job_id,
+                            accept,
+                            reason,
+                        })))
                         .await;
                 }
                 FromCoordinator::Start(start) => {
@@ -225,7 +235,13 @@ impl Node {
                         continue;
                     };
                     let job_id = start.job_id.clone();
-                    let task = tokio::spawn(Arc::clone(self).session(client.clone(), control.clone(), offer, a, start));
+                    let task = tokio::spawn(Arc::clone(self).session(
+                        client.clone(),
+                        control.clone(),
+                        offer,
+                        a,
+                        start,
+                    ));
                     let mut map = lock(&sessions);
                     map.retain(|_, h| !h.is_finished());
                     map.insert(job_id, task);
@@ -311,7 +327,10 @@ impl Node {
             let ids = if ids.kind() == kind {
                 ids
             } else {
-                Arc::new(ids.converted(kind).ok_or("identifiers cannot be converted to the matching kind")?)
+                Arc::new(
+                    ids.converted(kind)
+                        .ok_or("identifiers cannot be converted to the matching kind")?,
+                )
             };
             Ok(match role {
                 Role::Sender => Box::new(OverlapSender::new(ids, limits)),
@@ -335,7 +354,12 @@ impl Node {
         let inbound = client
             .session(ReceiverStream::new(frames))
             .await
-            .map_err(|s| SessionFailure::Remote(format!("the coordinator refused the session stream: {}", s.message())))?
+            .map_err(|s| {
+                SessionFailure::Remote(format!(
+                    "the coordinator refused the session stream: {}",
+                    s.message()
+                ))
+            })?
             .into_inner();
         let job_id = offer.job_id.clone();
         let control = control.clone();

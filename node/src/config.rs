@@ -180,7 +180,9 @@ impl NodeConfig {
             resolve(&mut d.path);
         }
         if config.name.trim().is_empty() {
-            return Err(invalid("`name` is empty: set the name this node is registered under".into()));
+            return Err(invalid(
+                "`name` is empty: set the name this node is registered under".into(),
+            ));
         }
         if !(1..=jointly_protocol::overlap::MAX_CHUNK_POINTS).contains(&config.limits.chunk_points) {
             return Err(invalid(format!(
@@ -204,13 +206,21 @@ impl DatasetConfig {
         if let Some(f) = self.format {
             return Ok(f);
         }
-        match self.path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        match self
+            .path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("csv") | Some("txt") => Ok(FileFormat::Csv),
             Some("parquet") | Some("pq") => Ok(FileFormat::Parquet),
             _ => Err(NodeError::Dataset {
                 dataset: self.name.clone(),
                 path: self.path.clone(),
-                message: "cannot tell the file format from its extension: set format = \"csv\" or \"parquet\"".into(),
+                message:
+                    "cannot tell the file format from its extension: set format = \"csv\" or \"parquet\""
+                        .into(),
             }),
         }
     }

@@ -94,7 +94,8 @@ pub fn load(config: &DatasetConfig, normalizer: &Normalizer) -> Result<LoadedDat
     }
     let format = config.format()?;
     let available = column_names(&config.path, format).map_err(|e| fail(redact(&e.to_string())))?;
-    let wanted = std::iter::once(config.id_column.as_str()).chain(config.columns.iter().map(|c| c.name.as_str()));
+    let wanted =
+        std::iter::once(config.id_column.as_str()).chain(config.columns.iter().map(|c| c.name.as_str()));
     for column in wanted {
         if !available.iter().any(|a| a == column) {
             return Err(NodeError::MissingColumn {
@@ -105,7 +106,8 @@ pub fn load(config: &DatasetConfig, normalizer: &Normalizer) -> Result<LoadedDat
             });
         }
     }
-    let raw = read_id_column(&config.path, format, &config.id_column).map_err(|e| fail(redact(&e.to_string())))?;
+    let raw =
+        read_id_column(&config.path, format, &config.id_column).map_err(|e| fail(redact(&e.to_string())))?;
     let (ids, report) = normalize_all(&raw, config.id_kind, normalizer);
     Ok(LoadedDataset {
         name: config.name.clone(),
@@ -147,11 +149,13 @@ fn read_id_column(path: &Path, format: FileFormat, column: &str) -> PolarsResult
             .finish()?,
         FileFormat::Parquet => {
             let file = std::fs::File::open(path)?;
-            ParquetReader::new(file).with_columns(Some(vec![column.to_string()])).finish()?
+            ParquetReader::new(file)
+                .with_columns(Some(vec![column.to_string()]))
+                .finish()?
         }
     };
     let series = df.column(column)?.cast(&DataType::String)?;
-    let values = series.str()?.into_iter().map(|v| v.map(str::to_owned)).collect();
+    let values = series.str()?.iter().map(|v| v.map(str::to_owned)).collect();
     Ok(values)
 }
 
@@ -186,7 +190,10 @@ pub fn normalize_all(raw: &[Option<String>], kind: IdKind, normalizer: &Normaliz
         rows: raw.len() as u64,
         distinct: ids.len() as u64,
         duplicate_rows: valid_rows - ids.len() as u64,
-        rejected: rejected.into_iter().map(|(k, n)| (k.code().to_string(), n)).collect(),
+        rejected: rejected
+            .into_iter()
+            .map(|(k, n)| (k.code().to_string(), n))
+            .collect(),
     };
     (ids, report)
 }

@@ -9,10 +9,7 @@ use std::path::PathBuf;
 pub enum NodeError {
     /// The configuration file cannot be read.
     #[error("cannot read node configuration {path}: {source}")]
-    ConfigRead {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    ConfigRead { path: PathBuf, source: std::io::Error },
     /// The configuration file is not valid.
     #[error("invalid node configuration {path}: {message}")]
     ConfigInvalid { path: PathBuf, message: String },

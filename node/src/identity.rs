@@ -15,7 +15,8 @@ pub const ATTACH_CONTEXT: &[u8] = b"JOINTLY-V1-ATTACH";
 
 /// The bytes a node signs to attach.
 pub fn attach_message(coordinator_id: &str, node_name: &str, nonce: &[u8]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(ATTACH_CONTEXT.len() + coordinator_id.len() + node_name.len() + nonce.len() + 3);
+    let mut m =
+        Vec::with_capacity(ATTACH_CONTEXT.len() + coordinator_id.len() + node_name.len() + nonce.len() + 3);
     m.extend_from_slice(ATTACH_CONTEXT);
     m.push(0);
     m.extend_from_slice(coordinator_id.as_bytes());
@@ -32,7 +33,11 @@ pub struct Identity {
 
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Identity(public {})", hex::encode(self.public_key().as_bytes()))
+        write!(
+            f,
+            "Identity(public {})",
+            hex::encode(self.public_key().as_bytes())
+        )
     }
 }
 
@@ -52,7 +57,10 @@ impl Identity {
             message,
         };
         let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-            err(format!("{e}; create one with `jointly-node keygen --out {}`", path.display()))
+            err(format!(
+                "{e}; create one with `jointly-node keygen --out {}`",
+                path.display()
+            ))
         })?);
         let mut secret = Zeroizing::new([0u8; 32]);
         hex::decode_to_slice(text.trim(), secret.as_mut())

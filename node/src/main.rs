@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use jointly_node::{Node, NodeConfig, identity::Identity};
 
 #[derive(Parser)]
-#[command(name = "jointly-node", version, about = "Jointly node: runs next to one party's data")]
+#[command(
+    name = "jointly-node",
+    version,
+    about = "Jointly node: runs next to one party's data"
+)]
 struct Cli {
     /// Node configuration file (see README, "Node configuration").
     #[arg(long, global = true)]

@@ -42,10 +42,12 @@ pub fn decide(
         Ok(r @ (Role::Receiver | Role::Sender)) => r,
         _ => return Err(format!("node '{node}' received an offer without a valid role")),
     };
-    let peer_kind: IdKind = offer
-        .peer_id_kind
-        .parse()
-        .map_err(|_| format!("node '{node}' does not know the peer's identifier kind '{}'", offer.peer_id_kind))?;
+    let peer_kind: IdKind = offer.peer_id_kind.parse().map_err(|_| {
+        format!(
+            "node '{node}' does not know the peer's identifier kind '{}'",
+            offer.peer_id_kind
+        )
+    })?;
     let hash_kind = match_kind(dataset.kind, peer_kind).ok_or_else(|| {
         format!(
             "identifier kinds cannot match: '{}' holds {} and '{}' holds {peer_kind}",
@@ -115,9 +117,18 @@ mod tests {
             allow_exact: true,
         };
         let d = dataset(IdKind::Phone);
-        let ok = decide("bank", &policy, &offer("partner", "sha256_phone", true), Some(&d), 0, 4).expect("accept");
+        let ok = decide(
+            "bank",
+            &policy,
+            &offer("partner", "sha256_phone", true),
+            Some(&d),
+            0,
+            4,
+        )
+        .expect("accept");
         assert_eq!(ok.hash_kind, IdKind::Sha256Phone);
-        let e = decide("bank", &policy, &offer("stranger", "phone", true), Some(&d), 0, 4).expect_err("partner");
+        let e =
+            decide("bank", &policy, &offer("stranger", "phone", true), Some(&d), 0, 4).expect_err("partner");
         assert!(e.contains("policy.partners"), "{e}");
         let e = decide("bank", &policy, &offer("partner", "email", true), Some(&d), 0, 4).expect_err("kinds");
         assert!(e.contains("cannot match"), "{e}");

@@ -57,9 +57,11 @@ pub async fn drive(
         };
         if current.is_done() {
             report(current.progress());
-            return cpu(move || current.finish())
+            let outcome = cpu(move || current.finish())
                 .await?
-                .map_err(|e| SessionFailure::Local(e.to_string()));
+                .map_err(|e| SessionFailure::Local(e.to_string()))?;
+            close(out, inbound).await;
+            return Ok(outcome);
         }
         if last_report.elapsed() >= every {
             report(current.progress());
@@ -123,6 +125,19 @@ pub async fn drive(
         }
     }
 }
+
+/// Ends this side of the stream and waits for the coordinator to end the other.
+/// Dropping the call at once would reset the HTTP/2 stream and could discard
+/// the last frames still queued for the peer.
+async fn close(out: mpsc::Sender<SessionFrame>, mut inbound: Streaming<SessionFrame>) {
+    drop(out);
+    let drain = async { while let Ok(Some(_)) = inbound.message().await {} };
+    // The peer finishes within moments of this side; past that, give up waiting.
+    let _ = tokio::time::timeout(CLOSE_GRACE, drain).await;
+}
+
+/// How long a finished party waits for its peer to finish too.
+const CLOSE_GRACE: Duration = Duration::from_secs(30);
 
 async fn abort(out: &mpsc::Sender<SessionFrame>, reason: &str) {
     // Best effort: the stream may already be gone, and the report on the

@@ -28,9 +28,13 @@ pub async fn connect(link: &CoordinatorLink) -> Result<GatewayClient, NodeError>
     if link.url.starts_with("https://") {
         let mut tls = ClientTlsConfig::new();
         let Some(ca) = &link.ca_cert else {
-            return Err(fail("an https URL needs coordinator.ca_cert (the CA that signed the coordinator's certificate)".into()));
+            return Err(fail(
+                "an https URL needs coordinator.ca_cert (the CA that signed the coordinator's certificate)"
+                    .into(),
+            ));
         };
-        let pem = std::fs::read(ca).map_err(|e| fail(format!("cannot read ca_cert {}: {e}", ca.display())))?;
+        let pem =
+            std::fs::read(ca).map_err(|e| fail(format!("cannot read ca_cert {}: {e}", ca.display())))?;
         tls = tls.ca_certificate(Certificate::from_pem(pem));
         if let Some(domain) = &link.tls_domain {
             tls = tls.domain_name(domain.clone());
@@ -39,10 +43,11 @@ pub async fn connect(link: &CoordinatorLink) -> Result<GatewayClient, NodeError>
             .tls_config(tls)
             .map_err(|e| fail(format!("TLS configuration: {e}")))?;
     }
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|e| fail(format!("cannot connect: {e}; check coordinator.url and that the coordinator runs")))?;
+    let channel = endpoint.connect().await.map_err(|e| {
+        fail(format!(
+            "cannot connect: {e}; check coordinator.url and that the coordinator runs"
+        ))
+    })?;
     Ok(NodeGatewayClient::new(channel)
         .max_decoding_message_size(MAX_FRAME_BYTES)
         .max_encoding_message_size(MAX_FRAME_BYTES))

@@ -142,9 +142,8 @@ where
         .enumerate()
         .for_each(|(chunk, slots)| {
             let start = chunk * PAR_GRAIN;
-            let halves: Vec<RistrettoPoint> = (0..slots.len())
-                .map(|j| key.half * point_of(start + j))
-                .collect();
+            let halves: Vec<RistrettoPoint> =
+                (0..slots.len()).map(|j| key.half * point_of(start + j)).collect();
             for (slot, c) in slots
                 .iter_mut()
                 .zip(RistrettoPoint::double_and_compress_batch(&halves))
@@ -207,7 +206,9 @@ mod tests {
     #[test]
     fn identity_and_garbage_are_refused() {
         let key = SessionKey::random();
-        let good = (RistrettoPoint::mul_base(&Scalar::from(7u8))).compress().to_bytes();
+        let good = (RistrettoPoint::mul_base(&Scalar::from(7u8)))
+            .compress()
+            .to_bytes();
         assert_eq!(
             decode_and_mask(&key, &[good, [0u8; 32]]),
             Err(BadPoint::Identity { index: 1 })

@@ -28,7 +28,10 @@ pub struct HashToGroup {
 impl std::fmt::Debug for HashToGroup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HashToGroup")
-            .field("dst", &String::from_utf8_lossy(&self.dst_prime[..self.dst_prime.len() - 1]))
+            .field(
+                "dst",
+                &String::from_utf8_lossy(&self.dst_prime[..self.dst_prime.len() - 1]),
+            )
             .finish()
     }
 }
@@ -43,7 +46,10 @@ impl HashToGroup {
         dst_prime.push(dst.len() as u8);
         let mut after_zpad = Sha512::new();
         after_zpad.update([0u8; BLOCK]);
-        Self { after_zpad, dst_prime }
+        Self {
+            after_zpad,
+            dst_prime,
+        }
     }
 
     /// Hashes the concatenation of `parts` (concatenated without copying).
@@ -118,9 +124,17 @@ mod tests {
         let h = HashToGroup::new(b"QUUX-V01-CS02-with-expander-SHA512-256");
         let cases: [(&[u8], usize, &str); 3] = [
             // msg = "", len_in_bytes = 0x20
-            (b"", 0x20, "6b9a7312411d92f921c6f68ca0b6380730a1a4d982c507211a90964c394179ba"),
+            (
+                b"",
+                0x20,
+                "6b9a7312411d92f921c6f68ca0b6380730a1a4d982c507211a90964c394179ba",
+            ),
             // msg = "abc", len_in_bytes = 0x20
-            (b"abc", 0x20, "0da749f12fbe5483eb066a5f595055679b976e93abe9be6f0f6318bce7aca8dc"),
+            (
+                b"abc",
+                0x20,
+                "0da749f12fbe5483eb066a5f595055679b976e93abe9be6f0f6318bce7aca8dc",
+            ),
             // msg = "abcdef0123456789", len_in_bytes = 0x20
             (
                 b"abcdef0123456789",

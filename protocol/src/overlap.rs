@@ -119,7 +119,13 @@ impl MaskedStream {
         self.order.len() as u64
     }
 
-    fn poll(&mut self, list: List, key: &SessionKey, hasher: &HashToGroup, chunk: usize) -> Option<OverlapMessage> {
+    fn poll(
+        &mut self,
+        list: List,
+        key: &SessionKey,
+        hasher: &HashToGroup,
+        chunk: usize,
+    ) -> Option<OverlapMessage> {
         if self.next < self.order.len() {
             let end = (self.next + chunk.max(1)).min(self.order.len());
             let slice = &self.order[self.next..end];
@@ -209,7 +215,9 @@ pub struct OverlapReceiver {
 
 impl std::fmt::Debug for OverlapReceiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OverlapReceiver").field("progress", &self.progress()).finish()
+        f.debug_struct("OverlapReceiver")
+            .field("progress", &self.progress())
+            .finish()
     }
 }
 
@@ -257,13 +265,17 @@ impl OverlapReceiver {
                 self.rw.reserve(capacity_for(set_size));
                 Ok(())
             }
-            (OverlapMessage::Points { list: List::W, points }, Some(peer)) if !self.w_closed => {
+            (
+                OverlapMessage::Points {
+                    list: List::W,
+                    points,
+                },
+                Some(peer),
+            ) if !self.w_closed => {
                 check_chunk(List::W, &points, self.rw.len(), peer, &self.limits)?;
-                let masked = decode_and_mask(&self.key, &points).map_err(|bad| {
-                    ProtocolError::BadPoint {
-                        step: List::W.step(),
-                        bad,
-                    }
+                let masked = decode_and_mask(&self.key, &points).map_err(|bad| ProtocolError::BadPoint {
+                    step: List::W.step(),
+                    bad,
                 })?;
                 self.rw.extend_from_slice(&masked);
                 Ok(())
@@ -274,7 +286,13 @@ impl OverlapReceiver {
                 Ok(())
             }
             // V answers U, so it can only start once U is complete.
-            (OverlapMessage::Points { list: List::V, points }, _) if self.u.closed && !self.v_closed => {
+            (
+                OverlapMessage::Points {
+                    list: List::V,
+                    points,
+                },
+                _,
+            ) if self.u.closed && !self.v_closed => {
                 check_chunk(List::V, &points, self.v.len(), self.u.len(), &self.limits)?;
                 // V is only compared with points R computed itself, but a bad
                 // encoding still marks a deviating peer: refuse it by name.
@@ -362,7 +380,9 @@ pub struct OverlapSender {
 
 impl std::fmt::Debug for OverlapSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OverlapSender").field("progress", &self.progress()).finish()
+        f.debug_struct("OverlapSender")
+            .field("progress", &self.progress())
+            .finish()
     }
 }
 
@@ -407,10 +427,7 @@ impl OverlapSender {
             self.v_closed = true;
             let count = self.v.len() as u64;
             self.v = Vec::new();
-            return Some(OverlapMessage::End {
-                list: List::V,
-                count,
-            });
+            return Some(OverlapMessage::End { list: List::V, count });
         }
         self.w
             .poll(List::W, &self.key, &self.hasher, self.limits.chunk_points)
@@ -424,13 +441,17 @@ impl OverlapSender {
                 self.v.reserve(capacity_for(set_size));
                 Ok(())
             }
-            (OverlapMessage::Points { list: List::U, points }, Some(peer)) if !self.u_closed => {
+            (
+                OverlapMessage::Points {
+                    list: List::U,
+                    points,
+                },
+                Some(peer),
+            ) if !self.u_closed => {
                 check_chunk(List::U, &points, self.v.len(), peer, &self.limits)?;
-                let masked = decode_and_mask(&self.key, &points).map_err(|bad| {
-                    ProtocolError::BadPoint {
-                        step: List::U.step(),
-                        bad,
-                    }
+                let masked = decode_and_mask(&self.key, &points).map_err(|bad| ProtocolError::BadPoint {
+                    step: List::U.step(),
+                    bad,
                 })?;
                 self.v.extend_from_slice(&masked);
                 Ok(())

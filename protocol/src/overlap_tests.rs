@@ -67,7 +67,8 @@ fn kinds_separate_domains() {
 fn receiver_expecting_w(peer: u64) -> OverlapReceiver {
     let mut r = OverlapReceiver::new(list(&["a@b.cn"]), Limits::default());
     while r.poll().is_some() {}
-    r.receive(OverlapMessage::Announce { set_size: peer }).expect("announce");
+    r.receive(OverlapMessage::Announce { set_size: peer })
+        .expect("announce");
     r
 }
 
@@ -98,7 +99,10 @@ fn garbage_points_are_refused_by_step() {
 #[test]
 fn counts_and_sizes_are_enforced() {
     let mut r = receiver_expecting_w(1);
-    let p = crate::hash::HashToGroup::new(b"t").hash(&[b"x"]).compress().to_bytes();
+    let p = crate::hash::HashToGroup::new(b"t")
+        .hash(&[b"x"])
+        .compress()
+        .to_bytes();
     let err = r
         .receive(OverlapMessage::Points {
             list: List::W,
@@ -146,7 +150,9 @@ fn out_of_order_messages_are_refused() {
     // V before U was sent in full.
     let mut r = receiver_expecting_w(0);
     let mut fresh = OverlapReceiver::new(list(&["a@b.cn"]), Limits::default());
-    fresh.receive(OverlapMessage::Announce { set_size: 0 }).expect("announce");
+    fresh
+        .receive(OverlapMessage::Announce { set_size: 0 })
+        .expect("announce");
     let err = fresh
         .receive(OverlapMessage::End {
             list: List::V,
@@ -156,8 +162,18 @@ fn out_of_order_messages_are_refused() {
     assert!(matches!(err, ProtocolError::Unexpected { .. }));
     // A sender never accepts W or V.
     let mut s = OverlapSender::new(list(&["a@b.cn"]), Limits::default());
-    assert!(s.receive(OverlapMessage::End { list: List::W, count: 0 }).is_err());
-    r.receive(OverlapMessage::End { list: List::W, count: 0 }).expect("empty W");
+    assert!(
+        s.receive(OverlapMessage::End {
+            list: List::W,
+            count: 0
+        })
+        .is_err()
+    );
+    r.receive(OverlapMessage::End {
+        list: List::W,
+        count: 0,
+    })
+    .expect("empty W");
 }
 
 #[test]
@@ -171,14 +187,23 @@ fn duplicate_points_in_v_are_refused() {
             u.extend(points);
         }
     }
-    r.receive(OverlapMessage::Announce { set_size: 0 }).expect("announce");
-    r.receive(OverlapMessage::End { list: List::W, count: 0 }).expect("W");
+    r.receive(OverlapMessage::Announce { set_size: 0 })
+        .expect("announce");
+    r.receive(OverlapMessage::End {
+        list: List::W,
+        count: 0,
+    })
+    .expect("W");
     r.receive(OverlapMessage::Points {
         list: List::V,
         points: vec![u[0], u[0]],
     })
     .expect("valid points");
-    r.receive(OverlapMessage::End { list: List::V, count: 2 }).expect("V");
+    r.receive(OverlapMessage::End {
+        list: List::V,
+        count: 2,
+    })
+    .expect("V");
     assert!(matches!(r.finish(), Err(ProtocolError::DuplicatePoints { .. })));
 }
 

@@ -41,9 +41,15 @@ fn rfc9497_ristretto255_sha512_oprf_vectors() {
 
         // One point at a time.
         let blinded = blind.mul(&point);
-        assert_eq!(hex::encode(blinded.compress().as_bytes()), field("blinded_element"));
+        assert_eq!(
+            hex::encode(blinded.compress().as_bytes()),
+            field("blinded_element")
+        );
         let evaluated = sk.mul(&blinded);
-        assert_eq!(hex::encode(evaluated.compress().as_bytes()), field("evaluation_element"));
+        assert_eq!(
+            hex::encode(evaluated.compress().as_bytes()),
+            field("evaluation_element")
+        );
 
         // The batched paths the protocols use: hash-and-mask, then decode-and-mask.
         let batched = mask_each(&blind, 1, |_| hasher.hash(&[&input]));
