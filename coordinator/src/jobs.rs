@@ -243,7 +243,7 @@ async fn follow(
     let mut sender_done = false;
     loop {
         if let (Some(r), true) = (&result, sender_done) {
-            return Ok(r.clone());
+            return Ok(*r);
         }
         let event = tokio::time::timeout(stall, inbox.recv())
             .await

@@ -96,9 +96,7 @@ impl Cluster {
         partner_data: &Path,
         allow_exact: bool,
     ) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("cannot bind a loopback port")?;
+        let listener = bind_outside_ephemeral_range().await?;
         let listen = listener.local_addr()?.to_string();
         let deployment = deploy::write(
             dir,
@@ -199,15 +197,15 @@ impl Cluster {
     pub async fn wait_attached(&self, names: &[&str]) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(mut planner) = self.planner().await {
-                if let Ok(r) = planner.list_nodes(ListNodesRequest {}).await {
-                    let attached = r.into_inner().nodes;
-                    if names
-                        .iter()
-                        .all(|n| attached.iter().any(|a| a.name == *n && a.attached))
-                    {
-                        return Ok(());
-                    }
+            if let Ok(mut planner) = self.planner().await
+                && let Ok(r) = planner.list_nodes(ListNodesRequest {}).await
+            {
+                let attached = r.into_inner().nodes;
+                if names
+                    .iter()
+                    .all(|n| attached.iter().any(|a| a.name == *n && a.attached))
+                {
+                    return Ok(());
                 }
             }
             if tokio::time::Instant::now() > deadline {
