@@ -201,6 +201,7 @@ async fn through_processes(rows: usize, dir: &Path) -> anyhow::Result<f64> {
             partner_data: data.partner_path.canonicalize()?,
             listen: listen.clone(),
             allow_exact: true,
+            tls: None,
         },
     )?;
     let _ = std::fs::remove_file(dir.join("coordinator.db"));
@@ -220,7 +221,7 @@ async fn through_processes(rows: usize, dir: &Path) -> anyhow::Result<f64> {
     ));
     let url = format!("http://{listen}");
     let mut planner = loop {
-        match client::connect(&url, None).await {
+        match client::connect(&url, None, None).await {
             Ok(p) => break p,
             Err(_) if load_started.elapsed() < Duration::from_secs(30) => {
                 tokio::time::sleep(Duration::from_millis(100)).await

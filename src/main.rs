@@ -36,6 +36,9 @@ struct Cli {
     /// CA certificate (PEM) for an https coordinator.
     #[arg(long, global = true, env = "JOINTLY_CA_CERT")]
     ca_cert: Option<PathBuf>,
+    /// Name to check in the coordinator's certificate, if not the URL's host.
+    #[arg(long, global = true, env = "JOINTLY_TLS_DOMAIN")]
+    tls_domain: Option<String>,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     json: bool,
@@ -144,7 +147,13 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let connect = || client::connect(&cli.coordinator, cli.ca_cert.as_deref());
+    let connect = || {
+        client::connect(
+            &cli.coordinator,
+            cli.ca_cert.as_deref(),
+            cli.tls_domain.as_deref(),
+        )
+    };
     let status = |s: tonic::Status| anyhow::anyhow!("{}", s.message());
     match cli.command {
         Command::Query { kind, no_wait } => {
@@ -233,6 +242,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     partner_data: data.partner_path.canonicalize()?,
                     listen,
                     allow_exact: true,
+                    tls: None,
                 },
             )?;
             if cli.json {

@@ -15,6 +15,7 @@ fn deployment(dir: &std::path::Path, bank: std::path::PathBuf) -> std::path::Pat
             partner_data: partner,
             listen: "127.0.0.1:1".into(),
             allow_exact: true,
+            tls: None,
         },
     )
     .expect("deployment");

@@ -247,3 +247,38 @@ async fn coordinator_crash_mid_job_leaves_it_failed_and_retryable() {
     assert_eq!(intersection(&rerun), data.truth.overlap as u64);
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlap_over_tls_with_a_private_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let dir = tempdir();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key")).expect("ca");
+    let key = KeyPair::generate().expect("key");
+    let cert = CertificateParams::new(vec!["coordinator.test".to_string()])
+        .expect("params")
+        .signed_by(&key, &ca)
+        .expect("cert");
+    let write = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write pem");
+        path
+    };
+    let tls = jointly_examples::deploy::TlsPaths {
+        ca_cert: write("ca.pem", ca.pem()),
+        cert: write("coordinator.pem", cert.pem()),
+        key: write("coordinator.key.pem", key.serialize_pem()),
+        domain: "coordinator.test".into(),
+    };
+    let b = bank_csv(dir.path(), "bank.csv", &["13812345678", "13912345678"]);
+    let p = partner_csv(dir.path(), "partner.csv", &["+86 139 1234 5678"]);
+    // Nodes and planner dial 127.0.0.1 and check the certificate's name via tls_domain.
+    let cluster = Cluster::start_tls(dir.path(), &b, &p, tls)
+        .await
+        .expect("cluster over TLS");
+    assert!(cluster.url.starts_with("https://"));
+    let job = cluster.run(overlap_spec()).await.expect("job");
+    assert_eq!(intersection(&job), 1);
+    cluster.shutdown().await;
+}

@@ -8,16 +8,21 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 pub type Planner = PlannerClient<Channel>;
 
-/// Connects to the planner API at `url` (https needs `ca_cert`).
-pub async fn connect(url: &str, ca_cert: Option<&Path>) -> Result<Planner, String> {
+/// Connects to the planner API at `url` (https needs `ca_cert`; `tls_domain`
+/// is the name to check in the certificate when it is not the URL's host).
+pub async fn connect(url: &str, ca_cert: Option<&Path>, tls_domain: Option<&str>) -> Result<Planner, String> {
     let mut endpoint = Endpoint::from_shared(url.to_string())
         .map_err(|e| format!("'{url}' is not a valid coordinator URL: {e}"))?
         .connect_timeout(Duration::from_secs(5));
     if let Some(ca) = ca_cert {
         let pem =
             std::fs::read(ca).map_err(|e| format!("cannot read CA certificate {}: {e}", ca.display()))?;
+        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem));
+        if let Some(domain) = tls_domain {
+            tls = tls.domain_name(domain);
+        }
         endpoint = endpoint
-            .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
+            .tls_config(tls)
             .map_err(|e| format!("TLS configuration: {e}"))?;
     }
     let channel = endpoint

@@ -13,7 +13,7 @@ use jointly_node::{Node, NodeConfig};
 use jointly_protocol::wire::{DatasetRef, Job, ListNodesRequest, OverlapQuery, QuerySpec, query_spec::Query};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
-use crate::deploy::{self, Deployment, DeploymentSpec};
+use crate::deploy::{self, Deployment, DeploymentSpec, TlsPaths};
 
 /// A service on its own runtime, so that killing it ends every task and
 /// connection it has, as killing a process would.
@@ -52,6 +52,8 @@ impl Running {
 pub struct Cluster {
     pub deployment: Deployment,
     pub url: String,
+    listen: String,
+    tls: Option<TlsPaths>,
     coordinator: Option<Running>,
     nodes: HashMap<String, Running>,
 }
@@ -89,26 +91,47 @@ async fn bind_outside_ephemeral_range() -> anyhow::Result<TcpListener> {
 
 impl Cluster {
     /// Writes a deployment into `dir` for the two data files and starts the
-    /// coordinator and both nodes.
+    /// coordinator and both nodes (plain HTTP/2 on loopback).
     pub async fn start(
         dir: &Path,
         bank_data: &Path,
         partner_data: &Path,
         allow_exact: bool,
     ) -> anyhow::Result<Self> {
+        Self::launch(dir, bank_data, partner_data, allow_exact, None).await
+    }
+
+    /// As `start`, with the coordinator serving TLS and everyone checking it.
+    pub async fn start_tls(
+        dir: &Path,
+        bank_data: &Path,
+        partner_data: &Path,
+        tls: TlsPaths,
+    ) -> anyhow::Result<Self> {
+        Self::launch(dir, bank_data, partner_data, true, Some(tls)).await
+    }
+
+    async fn launch(
+        dir: &Path,
+        bank_data: &Path,
+        partner_data: &Path,
+        allow_exact: bool,
+        tls: Option<TlsPaths>,
+    ) -> anyhow::Result<Self> {
         let listener = bind_outside_ephemeral_range().await?;
         let listen = listener.local_addr()?.to_string();
-        let deployment = deploy::write(
-            dir,
-            &DeploymentSpec {
-                bank_data: bank_data.to_path_buf(),
-                partner_data: partner_data.to_path_buf(),
-                listen: listen.clone(),
-                allow_exact,
-            },
-        )?;
+        let spec = DeploymentSpec {
+            bank_data: bank_data.to_path_buf(),
+            partner_data: partner_data.to_path_buf(),
+            listen: listen.clone(),
+            allow_exact,
+            tls,
+        };
+        let deployment = deploy::write(dir, &spec)?;
         let mut cluster = Self {
-            url: format!("http://{listen}"),
+            url: spec.url(),
+            tls: spec.tls.clone(),
+            listen,
             deployment,
             coordinator: None,
             nodes: HashMap::new(),
@@ -148,7 +171,7 @@ impl Cluster {
         if let Some(c) = self.coordinator.take() {
             c.kill();
         }
-        let addr = self.url.trim_start_matches("http://").to_string();
+        let addr = self.listen.clone();
         // The killed runtime releases its socket asynchronously.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         let listener = loop {
@@ -190,7 +213,13 @@ impl Cluster {
     }
 
     pub async fn planner(&self) -> anyhow::Result<Planner> {
-        client::connect(&self.url, None).await.map_err(anyhow::Error::msg)
+        client::connect(
+            &self.url,
+            self.tls.as_ref().map(|t| t.ca_cert.as_path()),
+            self.tls.as_ref().map(|t| t.domain.as_str()),
+        )
+        .await
+        .map_err(anyhow::Error::msg)
     }
 
     /// Waits until the coordinator lists the nodes as attached.

@@ -24,6 +24,28 @@ pub struct DeploymentSpec {
     /// `host:port` the coordinator listens on; nodes dial `http://` it.
     pub listen: String,
     pub allow_exact: bool,
+    /// Serve TLS: the coordinator uses `cert`/`key`; nodes dial
+    /// `https://{listen}`, trust `ca_cert` and check the name `domain`.
+    pub tls: Option<TlsPaths>,
+}
+
+#[derive(Clone, Debug)]
+pub struct TlsPaths {
+    pub ca_cert: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Name in the coordinator's certificate.
+    pub domain: String,
+}
+
+impl DeploymentSpec {
+    /// The URL nodes and planners use to reach the coordinator.
+    pub fn url(&self) -> String {
+        match &self.tls {
+            Some(_) => format!("https://{}", self.listen),
+            None => format!("http://{}", self.listen),
+        }
+    }
 }
 
 fn toml_str(p: &Path) -> String {
@@ -47,7 +69,7 @@ fn key(dir: &Path, name: &str) -> anyhow::Result<String> {
 fn node_config(
     name: &str,
     peer: &str,
-    url: &str,
+    link: &str,
     data: &Path,
     dataset: &str,
     id_column: &str,
@@ -60,7 +82,7 @@ fn node_config(
         .collect::<String>();
     format!(
         "name = \"{name}\"\nidentity_key = \"{name}.key\"\ndata_dir = \"{name}-data\"\ndefault_country = \"CN\"\n\n\
-         [coordinator]\nurl = \"{url}\"\n\n[policy]\npartners = [\"{peer}\"]\nallow_exact = {allow_exact}\n\n\
+         [coordinator]\n{link}\n[policy]\npartners = [\"{peer}\"]\nallow_exact = {allow_exact}\n\n\
          [[datasets]]\nname = \"{dataset}\"\npath = \"{}\"\nid_column = \"{id_column}\"\nid_kind = \"phone\"\ncolumns = [\n{columns}]\n",
         toml_str(data)
     )
@@ -71,9 +93,23 @@ pub fn write(dir: &Path, spec: &DeploymentSpec) -> anyhow::Result<Deployment> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let bank_key = key(dir, "bank")?;
     let partner_key = key(dir, "partner")?;
-    let url = format!("http://{}", spec.listen);
+    let mut link = format!("url = \"{}\"\n", spec.url());
+    let mut tls = String::new();
+    if let Some(t) = &spec.tls {
+        link.push_str(&format!(
+            "ca_cert = \"{}\"\ntls_domain = \"{}\"\n",
+            toml_str(&t.ca_cert),
+            t.domain
+        ));
+        tls = format!(
+            "[tls]\ncert = \"{}\"\nkey = \"{}\"\n\n",
+            toml_str(&t.cert),
+            toml_str(&t.key)
+        );
+    }
+    let url = link;
     let coordinator = format!(
-        "id = \"jointly-coordinator\"\nlisten = \"{}\"\ndatabase = \"coordinator.db\"\n\n\
+        "id = \"jointly-coordinator\"\nlisten = \"{}\"\ndatabase = \"coordinator.db\"\n\n{tls}\
          [[nodes]]\nname = \"bank\"\npublic_key = \"{bank_key}\"\n\n\
          [[nodes]]\nname = \"partner\"\npublic_key = \"{partner_key}\"\n",
         spec.listen
