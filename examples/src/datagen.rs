@@ -810,24 +810,4 @@ mod tests {
             assert_eq!(normalize(Some(bad)), None, "{bad}");
         }
     }
-
-    #[test]
-    #[ignore = "timing; run manually"]
-    fn timing_one_million_each() {
-        let dir = tmp("timing");
-        for format in [DataFormat::Csv, DataFormat::Parquet] {
-            let t = std::time::Instant::now();
-            let g = generate(&spec(1_000_000, 1_000_000, 300_000, true, format), &dir).unwrap();
-            let sizes = (
-                std::fs::metadata(&g.bank_path).unwrap().len(),
-                std::fs::metadata(&g.partner_path).unwrap().len(),
-            );
-            eprintln!(
-                "{format:?}: {:?} sizes {sizes:?} truth {:?}",
-                t.elapsed(),
-                g.truth
-            );
-        }
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 }

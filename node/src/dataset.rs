@@ -6,7 +6,7 @@
 use std::{collections::BTreeMap, path::Path, sync::Arc};
 
 use jointly_protocol::{
-    idlist::IdList,
+    idlist::{IdList, PackedIds},
     ids::{IdKind, Normalizer, RejectReason},
 };
 use polars::prelude::*;
@@ -106,9 +106,10 @@ pub fn load(config: &DatasetConfig, normalizer: &Normalizer) -> Result<LoadedDat
             });
         }
     }
-    let raw =
+    let column =
         read_id_column(&config.path, format, &config.id_column).map_err(|e| fail(redact(&e.to_string())))?;
-    let (ids, report) = normalize_all(&raw, config.id_kind, normalizer);
+    let (ids, report) = normalize_all(column.len(), |i| column.get(i), config.id_kind, normalizer);
+    drop(column);
     Ok(LoadedDataset {
         name: config.name.clone(),
         kind: config.id_kind,
@@ -138,8 +139,8 @@ fn column_names(path: &Path, format: FileFormat) -> PolarsResult<Vec<String>> {
 }
 
 /// The identifier column as strings (numbers in a CSV stay as written: a phone
-/// number must never pass through an integer).
-fn read_id_column(path: &Path, format: FileFormat, column: &str) -> PolarsResult<Vec<Option<String>>> {
+/// number must never pass through an integer), in one chunk for random access.
+fn read_id_column(path: &Path, format: FileFormat, column: &str) -> PolarsResult<StringChunked> {
     let df = match format {
         FileFormat::Csv => CsvReadOptions::default()
             .with_has_header(true)
@@ -155,41 +156,50 @@ fn read_id_column(path: &Path, format: FileFormat, column: &str) -> PolarsResult
         }
     };
     let series = df.column(column)?.cast(&DataType::String)?;
-    let values = series.str()?.iter().map(|v| v.map(str::to_owned)).collect();
-    Ok(values)
+    drop(df);
+    Ok(series.str()?.rechunk().into_owned())
 }
 
-/// Normalizes every row in parallel, then sorts and de-duplicates.
-pub fn normalize_all(raw: &[Option<String>], kind: IdKind, normalizer: &Normalizer) -> (IdList, LoadReport) {
-    let (valid, rejected) = raw
-        .par_chunks(4096)
+/// Normalizes rows `value(0..rows)` in parallel, then sorts and de-duplicates.
+/// Each worker packs what it keeps, so no `String` per row is ever held.
+pub fn normalize_all<'a, F>(
+    rows: usize,
+    value: F,
+    kind: IdKind,
+    normalizer: &Normalizer,
+) -> (IdList, LoadReport)
+where
+    F: Fn(usize) -> Option<&'a str> + Sync,
+{
+    const GRAIN: usize = 16_384;
+    let parts: Vec<(PackedIds, BTreeMap<RejectReason, u64>)> = (0..rows.div_ceil(GRAIN))
+        .into_par_iter()
         .map(|chunk| {
-            let mut valid = Vec::with_capacity(chunk.len());
+            let mut kept = PackedIds::default();
             let mut rejected: BTreeMap<RejectReason, u64> = BTreeMap::new();
-            for value in chunk {
-                match normalizer.normalize(kind, value.as_deref().unwrap_or("")) {
-                    Ok(v) => valid.push(v),
+            for i in chunk * GRAIN..((chunk + 1) * GRAIN).min(rows) {
+                match normalizer.normalize(kind, value(i).unwrap_or("")) {
+                    Ok(v) => kept.push(&v),
                     Err(reason) => *rejected.entry(reason).or_default() += 1,
                 }
             }
-            (valid, rejected)
+            (kept, rejected)
         })
-        .reduce(
-            || (Vec::new(), BTreeMap::new()),
-            |(mut va, mut ra), (vb, rb)| {
-                va.extend(vb);
-                for (k, n) in rb {
-                    *ra.entry(k).or_default() += n;
-                }
-                (va, ra)
-            },
-        );
-    let valid_rows = valid.len() as u64;
-    let ids = IdList::from_normalized(kind, valid);
+        .collect();
+    let mut rejected: BTreeMap<RejectReason, u64> = BTreeMap::new();
+    let mut chunks = Vec::with_capacity(parts.len());
+    for (kept, r) in parts {
+        for (k, n) in r {
+            *rejected.entry(k).or_default() += n;
+        }
+        chunks.push(kept);
+    }
+    let valid_rows: usize = chunks.iter().map(PackedIds::len).sum();
+    let ids = IdList::from_packed(kind, chunks);
     let report = LoadReport {
-        rows: raw.len() as u64,
+        rows: rows as u64,
         distinct: ids.len() as u64,
-        duplicate_rows: valid_rows - ids.len() as u64,
+        duplicate_rows: (valid_rows - ids.len()) as u64,
         rejected: rejected
             .into_iter()
             .map(|(k, n)| (k.code().to_string(), n))
@@ -227,7 +237,12 @@ mod tests {
             None,
             Some("+86 139 0000 1111".into()),
         ];
-        let (ids, report) = normalize_all(&raw, IdKind::Phone, &Normalizer::default());
+        let (ids, report) = normalize_all(
+            raw.len(),
+            |i| raw[i].as_deref(),
+            IdKind::Phone,
+            &Normalizer::default(),
+        );
         assert_eq!(ids.len(), 2);
         assert_eq!(report.rows, 5);
         assert_eq!(report.distinct, 2);

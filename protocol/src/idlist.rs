@@ -37,6 +37,42 @@ impl IdList {
         Self { kind, bytes, ends }
     }
 
+    /// Sorts and de-duplicates identifiers gathered in packed chunks (as
+    /// parallel normalization produces them) without ever holding one `String`
+    /// per identifier: about 2.2 times the packed size at the peak.
+    pub fn from_packed(kind: IdKind, chunks: Vec<PackedIds>) -> Self {
+        use rayon::slice::ParallelSliceMut;
+        let total: usize = chunks.iter().map(|c| c.bytes.len()).sum();
+        let count: usize = chunks.iter().map(|c| c.ends.len()).sum();
+        let mut unsorted = Self {
+            kind,
+            bytes: Vec::with_capacity(total),
+            ends: Vec::with_capacity(count),
+        };
+        for chunk in chunks {
+            let base = unsorted.bytes.len();
+            unsorted.bytes.extend_from_slice(&chunk.bytes);
+            unsorted
+                .ends
+                .extend(chunk.ends.iter().map(|&e| base + e as usize));
+        }
+        // Datasets are bounded far below 2^32 rows by the node's limits.
+        let mut order: Vec<u32> = (0..count as u32).collect();
+        order.par_sort_unstable_by(|&a, &b| unsorted.get(a as usize).cmp(unsorted.get(b as usize)));
+        order.dedup_by(|a, b| unsorted.get(*a as usize) == unsorted.get(*b as usize));
+        let mut sorted = Self {
+            kind,
+            bytes: Vec::with_capacity(total),
+            ends: Vec::with_capacity(order.len()),
+        };
+        for i in order {
+            sorted.bytes.extend_from_slice(unsorted.get(i as usize));
+            sorted.ends.push(sorted.bytes.len());
+        }
+        sorted.bytes.shrink_to_fit();
+        sorted
+    }
+
     pub fn kind(&self) -> IdKind {
         self.kind
     }
@@ -85,6 +121,30 @@ impl IdList {
     }
 }
 
+/// Identifiers appended one after another, unsorted: what one worker of a
+/// parallel normalization produces.
+#[derive(Default)]
+pub struct PackedIds {
+    bytes: Vec<u8>,
+    /// End offset of each identifier within `bytes` (a chunk stays far below 4 GiB).
+    ends: Vec<u32>,
+}
+
+impl PackedIds {
+    pub fn push(&mut self, id: &str) {
+        self.bytes.extend_from_slice(id.as_bytes());
+        self.ends.push(self.bytes.len() as u32);
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,6 +160,19 @@ mod tests {
         assert_eq!(list.get(1), b"b@x.cn");
         assert_eq!(list.hash_parts(1), [&b"email"[..], &[0u8][..], &b"b@x.cn"[..]]);
         assert!(!format!("{list:?}").contains("x.cn"));
+    }
+
+    #[test]
+    fn packed_chunks_equal_the_plain_construction() {
+        let values = ["c", "a", "bb", "a", "", "c", "ab"];
+        let mut chunks = vec![PackedIds::default(), PackedIds::default()];
+        for (i, v) in values.iter().enumerate() {
+            chunks[i % 2].push(v);
+        }
+        let packed = IdList::from_packed(IdKind::Custom, chunks);
+        let plain = IdList::from_normalized(IdKind::Custom, values.iter().map(|s| s.to_string()).collect());
+        assert_eq!(packed, plain);
+        assert!(IdList::from_packed(IdKind::Custom, vec![]).is_empty());
     }
 
     #[test]
