@@ -12,10 +12,11 @@ use jointly_coordinator::client;
 use jointly_examples::{
     datagen::{DataFormat, DatagenSpec, generate},
     demo::{self, DemoOptions},
-    deploy::{self, DeploymentSpec},
+    deploy::{self, DeploymentSpec, PolicySpec},
 };
 use jointly_protocol::wire::{
-    DatasetRef, GetJobRequest, ListJobsRequest, ListNodesRequest, OverlapQuery, QuerySpec, query_spec::Query,
+    DatasetRef, GetJobRequest, ListJobsRequest, ListNodesRequest, OverlapQuery, Privacy, QuerySpec,
+    query_spec::Query,
 };
 
 #[derive(Parser)]
@@ -55,6 +56,14 @@ enum Command {
         /// Print the job id and return without waiting.
         #[arg(long, global = true)]
         no_wait: bool,
+        /// Epsilon each node spends on this query (at its policy's delta); each
+        /// node refuses more than its policy.max_epsilon or its remaining budget.
+        #[arg(long, global = true, default_value_t = 1.0)]
+        epsilon: f64,
+        /// Ask for an un-noised result: only test deployments whose two nodes both
+        /// set allow_exact = true accept it.
+        #[arg(long, global = true)]
+        exact: bool,
     },
     /// List recent jobs.
     Jobs {
@@ -156,13 +165,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let status = |s: tonic::Status| anyhow::anyhow!("{}", s.message());
     match cli.command {
-        Command::Query { kind, no_wait } => {
+        Command::Query {
+            kind,
+            no_wait,
+            epsilon,
+            exact,
+        } => {
+            let privacy = Some(Privacy { epsilon, exact });
             let spec = match kind {
                 QueryKind::Overlap { left, right } => QuerySpec {
                     query: Some(Query::Overlap(OverlapQuery {
                         left: Some(dataset_ref(&left)?),
                         right: Some(dataset_ref(&right)?),
                     })),
+                    privacy,
                 },
             };
             let mut planner = connect().await.map_err(anyhow::Error::msg)?;
@@ -241,7 +257,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     bank_data: data.bank_path.canonicalize()?,
                     partner_data: data.partner_path.canonicalize()?,
                     listen,
-                    allow_exact: true,
+                    policy: PolicySpec::demo(),
                     tls: None,
                 },
             )?;

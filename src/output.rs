@@ -3,7 +3,8 @@
 use std::io::Write;
 
 use jointly_protocol::wire::{
-    Job, JobState, NodeStatus, QueryResult, QuerySpec, query_result, query_spec::Query,
+    Job, JobState, NodeStatus, QueryResult, QuerySpec, Release, ReleasedCount, query_result,
+    query_spec::Query,
 };
 use serde_json::{Value, json};
 
@@ -31,11 +32,56 @@ fn spec_text(spec: Option<&QuerySpec>) -> String {
     }
 }
 
+/// Half-width of the 95% interval of a released count: the summed noise shares
+/// are close to normal at the scales policies allow.
+pub fn ci95(release: &Release) -> f64 {
+    1.96 * release.noise_stddev
+}
+
+/// A released count as people read it: "5,987 ± 12 (95%)", "6,000 (exact)" or
+/// "below threshold (< 10)".
+pub fn count_text(count: Option<&ReleasedCount>, release: Option<&Release>) -> String {
+    let Some(c) = count else { return "-".into() };
+    let threshold = release.map_or(0, |r| r.threshold);
+    if c.below_threshold {
+        return format!("below threshold (< {threshold})");
+    }
+    match release {
+        Some(r) if !r.exact => format!("{} ± {:.0} (95%)", c.value, ci95(r)),
+        _ => format!("{} (exact)", c.value),
+    }
+}
+
+fn release_json(release: Option<&Release>) -> Value {
+    let Some(r) = release else { return Value::Null };
+    json!({
+        "exact": r.exact,
+        "epsilon": r.epsilon,
+        "noise_stddev": r.noise_stddev,
+        "ci95_halfwidth": ci95(r),
+        "threshold": r.threshold,
+        "nodes": r.nodes.iter().map(|n| json!({
+            "node": n.node, "sigma": n.sigma, "delta": n.delta, "min_aggregation": n.min_aggregation
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn count_json(c: Option<&ReleasedCount>) -> Value {
+    match c {
+        None => Value::Null,
+        Some(c) if c.below_threshold => json!({"below_threshold": true}),
+        Some(c) => json!({"value": c.value, "below_threshold": false}),
+    }
+}
+
 fn result_json(r: Option<&QueryResult>) -> Value {
-    match r.and_then(|r| r.result.as_ref()) {
-        Some(query_result::Result::Overlap(o)) => {
-            json!({"kind": "overlap", "intersection": o.intersection, "exact": o.exact})
-        }
+    let Some(r) = r else { return Value::Null };
+    match r.result.as_ref() {
+        Some(query_result::Result::Overlap(o)) => json!({
+            "kind": "overlap",
+            "intersection": count_json(o.intersection.as_ref()),
+            "release": release_json(r.release.as_ref()),
+        }),
         None => Value::Null,
     }
 }
@@ -89,12 +135,30 @@ pub fn job(job: &Job, as_json: bool) {
             }
         );
     }
-    if let Some(query_result::Result::Overlap(o)) = job.result.as_ref().and_then(|r| r.result.as_ref()) {
+    let Some(result) = job.result.as_ref() else { return };
+    if let Some(query_result::Result::Overlap(o)) = result.result.as_ref() {
         println!(
-            "overlap  {} shared customers ({})",
-            o.intersection,
-            if o.exact { "exact" } else { "noised" }
+            "overlap  {} shared customers",
+            count_text(o.intersection.as_ref(), result.release.as_ref())
         );
+    }
+    if let Some(r) = result.release.as_ref() {
+        if r.exact {
+            println!("privacy  exact: no noise (both nodes' policies set allow_exact)");
+        } else {
+            let nodes: Vec<String> = r
+                .nodes
+                .iter()
+                .map(|n| format!("{} sigma {:.1} at delta {:e}", n.node, n.sigma, n.delta))
+                .collect();
+            println!(
+                "privacy  epsilon {} per node; noise std. dev. {:.1} ({}); counts below {} withheld",
+                r.epsilon,
+                r.noise_stddev,
+                nodes.join(", "),
+                r.threshold
+            );
+        }
     }
 }
 
@@ -106,7 +170,10 @@ pub fn jobs(jobs: &[Job], as_json: bool) {
     println!("{:<22} {:<10} {:<44} result", "job", "state", "query");
     for j in jobs {
         let result = match j.result.as_ref().and_then(|r| r.result.as_ref()) {
-            Some(query_result::Result::Overlap(o)) => o.intersection.to_string(),
+            Some(query_result::Result::Overlap(o)) => count_text(
+                o.intersection.as_ref(),
+                j.result.as_ref().and_then(|r| r.release.as_ref()),
+            ),
             None if !j.error.is_empty() => j.error.chars().take(60).collect(),
             None => String::new(),
         };

@@ -4,7 +4,10 @@
 
 mod support;
 
-use jointly_examples::cluster::{Cluster, overlap_spec};
+use jointly_examples::{
+    cluster::{Cluster, exact, overlap_spec},
+    deploy::PolicySpec,
+};
 use jointly_node::{
     config::CoordinatorLink,
     identity::{Identity, attach_message},
@@ -12,9 +15,10 @@ use jointly_node::{
 };
 use jointly_protocol::{
     hash::HashToGroup,
+    terms::job_terms,
     wire::{
-        Announce, DatasetInfo, Hello, JobDecision, Join, MaskedList, NodeMessage, PointChunk, Proof,
-        ProtocolMessage, SessionFrame, coordinator_message::Body as FromCoordinator,
+        Announce, DatasetInfo, Hello, JobDecision, Join, MaskedList, NodeMessage, NodeTerms, PointChunk,
+        Proof, ProtocolMessage, SessionFrame, coordinator_message::Body as FromCoordinator,
         node_message::Body as ToCoordinator, protocol_message::Kind, session_frame::Body,
     },
 };
@@ -89,13 +93,25 @@ async fn hostile_partner(cluster: &Cluster, how: Misbehaviour) -> tokio::task::J
     tokio::spawn(async move {
         // Streams held open until the coordinator ends them.
         let (mut senders, mut responses) = (Vec::new(), Vec::new());
+        let mut terms = std::collections::HashMap::new();
         while let Ok(Some(m)) = inbound.message().await {
             match m.body {
                 Some(FromCoordinator::Offer(o)) => {
+                    // Honest about the terms, so the deviation reaches the points.
+                    terms.insert(
+                        o.job_id.clone(),
+                        job_terms(&o.job_id, &o.spec.unwrap_or_default()),
+                    );
                     let d = JobDecision {
                         job_id: o.job_id,
                         accept: true,
                         reason: String::new(),
+                        terms: Some(NodeTerms {
+                            node: "partner".into(),
+                            sigma: 0.0,
+                            delta: 1e-6,
+                            min_aggregation: 0,
+                        }),
                     };
                     let _ = tx.send(msg(ToCoordinator::Decision(d))).await;
                 }
@@ -121,8 +137,12 @@ async fn hostile_partner(cluster: &Cluster, how: Misbehaviour) -> tokio::task::J
                         Misbehaviour::FrameAboveTransportLimit => (40_000, valid_points(40_000)),
                         Misbehaviour::TruncatedStream => (100, valid_points(10)),
                     };
+                    let terms = terms.get(&s.job_id).copied().unwrap_or_default();
                     let _ = out
-                        .send(frame(Kind::Announce(Announce { set_size: announce })))
+                        .send(frame(Kind::Announce(Announce {
+                            set_size: announce,
+                            terms: terms.to_vec(),
+                        })))
                         .await;
                     let _ = out
                         .send(frame(Kind::Points(PointChunk {
@@ -147,7 +167,9 @@ async fn deviating_peer_gets_named_errors_and_the_node_keeps_serving() {
     let phones = ["13812345678", "13912345678", "15012345678"];
     let b = bank_csv(dir.path(), "bank.csv", &phones);
     let p = partner_csv(dir.path(), "partner.csv", &phones[1..]);
-    let mut cluster = Cluster::start(dir.path(), &b, &p, true).await.expect("cluster");
+    let mut cluster = Cluster::start(dir.path(), &b, &p, PolicySpec::testing())
+        .await
+        .expect("cluster");
     cluster.kill_node("partner").await;
 
     let cases = [
@@ -163,7 +185,7 @@ async fn deviating_peer_gets_named_errors_and_the_node_keeps_serving() {
             .wait_attached(&["bank", "partner"])
             .await
             .expect("hostile attached");
-        let job = cluster.run(overlap_spec()).await.expect("job");
+        let job = cluster.run(overlap_spec(exact())).await.expect("job");
         failed_with(&job, needle);
         assert!(
             !job.error.contains("1381"),
@@ -180,7 +202,7 @@ async fn deviating_peer_gets_named_errors_and_the_node_keeps_serving() {
         .wait_attached(&["bank", "partner"])
         .await
         .expect("attached");
-    let job = cluster.run(overlap_spec()).await.expect("job");
+    let job = cluster.run(overlap_spec(exact())).await.expect("job");
     assert_eq!(intersection(&job), 2);
     cluster.shutdown().await;
 }

@@ -14,7 +14,7 @@ fn deployment(dir: &std::path::Path, bank: std::path::PathBuf) -> std::path::Pat
             bank_data: bank,
             partner_data: partner,
             listen: "127.0.0.1:1".into(),
-            allow_exact: true,
+            policy: jointly_examples::deploy::PolicySpec::testing(),
             tls: None,
         },
     )

@@ -4,8 +4,9 @@
 mod support;
 
 use jointly_examples::{
-    cluster::{Cluster, overlap_spec},
+    cluster::{Cluster, exact, overlap_spec},
     datagen::{DataFormat, DatagenSpec, generate},
+    deploy::PolicySpec,
     plaintext,
 };
 use jointly_protocol::{ids::IdKind, wire::JobState};
@@ -26,10 +27,10 @@ async fn messy_generated_data_matches_the_plaintext_join() {
         let sub = dir.path().join(format.extension());
         let data = generate(&spec, &sub).expect("datagen");
         assert!(data.truth.bank_duplicate_rows > 0 && data.truth.partner_invalid_rows > 0);
-        let cluster = Cluster::start(&sub, &data.bank_path, &data.partner_path, true)
+        let cluster = Cluster::start(&sub, &data.bank_path, &data.partner_path, PolicySpec::testing())
             .await
             .expect("cluster");
-        let job = cluster.run(overlap_spec()).await.expect("job");
+        let job = cluster.run(overlap_spec(exact())).await.expect("job");
         let expected = plaintext::overlap(
             (&data.bank_path, "phone"),
             (&data.partner_path, "mobile"),
@@ -71,8 +72,10 @@ async fn formatting_variants_empty_and_one_row_sets() {
         std::fs::create_dir_all(&sub).expect("dir");
         let b = bank_csv(&sub, "bank.csv", bank);
         let p = partner_csv(&sub, "partner.csv", partner);
-        let cluster = Cluster::start(&sub, &b, &p, true).await.expect("cluster");
-        let job = cluster.run(overlap_spec()).await.expect("job");
+        let cluster = Cluster::start(&sub, &b, &p, PolicySpec::testing())
+            .await
+            .expect("cluster");
+        let job = cluster.run(overlap_spec(exact())).await.expect("job");
         let expected = plaintext::overlap((&b, "phone"), (&p, "mobile"), IdKind::Phone).expect("plaintext");
         assert_eq!(expected, want, "case {i}: plaintext");
         assert_eq!(intersection(&job), want, "case {i}: private");
@@ -85,10 +88,12 @@ async fn planner_mistakes_and_policy_refusals_are_named() {
     let dir = tempdir();
     let b = bank_csv(dir.path(), "bank.csv", &["13812345678"]);
     let p = partner_csv(dir.path(), "partner.csv", &["13812345678"]);
-    let cluster = Cluster::start(dir.path(), &b, &p, false).await.expect("cluster");
+    let cluster = Cluster::start(dir.path(), &b, &p, PolicySpec::production())
+        .await
+        .expect("cluster");
     let mut planner = cluster.planner().await.expect("planner");
 
-    let mut spec = overlap_spec();
+    let mut spec = overlap_spec(exact());
     if let Some(jointly_protocol::wire::query_spec::Query::Overlap(q)) = spec.query.as_mut() {
         q.right.as_mut().expect("right").node = "insurer".into();
     }
@@ -100,7 +105,7 @@ async fn planner_mistakes_and_policy_refusals_are_named() {
         err.message()
     );
 
-    let mut spec = overlap_spec();
+    let mut spec = overlap_spec(exact());
     if let Some(jointly_protocol::wire::query_spec::Query::Overlap(q)) = spec.query.as_mut() {
         q.left.as_mut().expect("left").dataset = "prospects".into();
     }
@@ -111,8 +116,8 @@ async fn planner_mistakes_and_policy_refusals_are_named() {
         err.message()
     );
 
-    // Neither policy allows exact results, and noise is not configured: refused.
-    let job = cluster.run(overlap_spec()).await.expect("job");
+    // Neither policy allows exact results: refused, and not worth retrying.
+    let job = cluster.run(overlap_spec(exact())).await.expect("job");
     failed_with(&job, "allow_exact");
     assert!(!job.retryable);
     cluster.shutdown().await;
@@ -130,34 +135,22 @@ async fn killed_node_fails_the_job_and_a_rerun_succeeds() {
         format: DataFormat::Csv,
     };
     let data = generate(&spec, dir.path()).expect("datagen");
-    let mut cluster = Cluster::start(dir.path(), &data.bank_path, &data.partner_path, true)
-        .await
-        .expect("cluster");
+    let mut cluster = Cluster::start(
+        dir.path(),
+        &data.bank_path,
+        &data.partner_path,
+        PolicySpec::testing(),
+    )
+    .await
+    .expect("cluster");
     let mut planner = cluster.planner().await.expect("planner");
     let job = planner
-        .submit_query(overlap_spec())
+        .submit_query(overlap_spec(exact()))
         .await
         .expect("submit")
         .into_inner();
     // Wait until the session is under way, then kill the partner's node.
-    loop {
-        let j = planner
-            .get_job(jointly_protocol::wire::GetJobRequest {
-                job_id: job.job_id.clone(),
-            })
-            .await
-            .expect("get")
-            .into_inner();
-        assert_ne!(
-            j.state,
-            JobState::Succeeded as i32,
-            "the session finished before the node could be killed"
-        );
-        if j.state == JobState::Running as i32 && j.progress_done > 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_under_way(&mut planner, &job.job_id).await;
     cluster.kill_node("partner").await;
     let failed = jointly_coordinator::client::wait(&mut planner, &job.job_id, |_| {})
         .await
@@ -170,7 +163,7 @@ async fn killed_node_fails_the_job_and_a_rerun_succeeds() {
         .wait_attached(&["bank", "partner"])
         .await
         .expect("attached");
-    let rerun = cluster.run(overlap_spec()).await.expect("rerun");
+    let rerun = cluster.run(overlap_spec(exact())).await.expect("rerun");
     assert_eq!(intersection(&rerun), data.truth.overlap as u64);
 
     // A coordinator crash loses no finished result; nodes reconnect by themselves.
@@ -188,7 +181,7 @@ async fn killed_node_fails_the_job_and_a_rerun_succeeds() {
         .wait_attached(&["bank", "partner"])
         .await
         .expect("nodes reattach");
-    let again = cluster.run(overlap_spec()).await.expect("after restart");
+    let again = cluster.run(overlap_spec(exact())).await.expect("after restart");
     assert_eq!(intersection(&again), data.truth.overlap as u64);
     cluster.shutdown().await;
 }
@@ -205,28 +198,21 @@ async fn coordinator_crash_mid_job_leaves_it_failed_and_retryable() {
         format: DataFormat::Csv,
     };
     let data = generate(&spec, dir.path()).expect("datagen");
-    let mut cluster = Cluster::start(dir.path(), &data.bank_path, &data.partner_path, true)
-        .await
-        .expect("cluster");
+    let mut cluster = Cluster::start(
+        dir.path(),
+        &data.bank_path,
+        &data.partner_path,
+        PolicySpec::testing(),
+    )
+    .await
+    .expect("cluster");
     let mut planner = cluster.planner().await.expect("planner");
     let job = planner
-        .submit_query(overlap_spec())
+        .submit_query(overlap_spec(exact()))
         .await
         .expect("submit")
         .into_inner();
-    loop {
-        let j = planner
-            .get_job(jointly_protocol::wire::GetJobRequest {
-                job_id: job.job_id.clone(),
-            })
-            .await
-            .expect("get")
-            .into_inner();
-        if j.state == JobState::Running as i32 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    wait_for(&mut planner, &job.job_id, |j| j.state == JobState::Running as i32).await;
     cluster.restart_coordinator().await.expect("restart");
     let mut planner = cluster.planner().await.expect("planner");
     let j = planner
@@ -243,7 +229,7 @@ async fn coordinator_crash_mid_job_leaves_it_failed_and_retryable() {
         .wait_attached(&["bank", "partner"])
         .await
         .expect("nodes reattach");
-    let rerun = cluster.run(overlap_spec()).await.expect("rerun");
+    let rerun = cluster.run(overlap_spec(exact())).await.expect("rerun");
     assert_eq!(intersection(&rerun), data.truth.overlap as u64);
     cluster.shutdown().await;
 }
@@ -278,7 +264,7 @@ async fn overlap_over_tls_with_a_private_ca() {
         .await
         .expect("cluster over TLS");
     assert!(cluster.url.starts_with("https://"));
-    let job = cluster.run(overlap_spec()).await.expect("job");
+    let job = cluster.run(overlap_spec(exact())).await.expect("job");
     assert_eq!(intersection(&job), 1);
     cluster.shutdown().await;
 }

@@ -241,6 +241,7 @@ async fn control_loop(coord: &Coordinator, name: &str, inbound: &mut Streaming<N
                     node: name.to_string(),
                     accept: d.accept,
                     reason: d.reason,
+                    terms: d.terms,
                 },
             ),
             FromNode::Progress(p) => (

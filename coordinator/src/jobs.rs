@@ -8,7 +8,7 @@ use std::{
 };
 
 use jointly_protocol::wire::{
-    CancelSession, CoordinatorMessage, JobOffer, QueryResult, QuerySpec, Role, StartSession,
+    CancelSession, CoordinatorMessage, JobOffer, NodeTerms, QueryResult, QuerySpec, Role, StartSession,
     coordinator_message::Body, session_report::Outcome as ReportOutcome,
 };
 use rand::RngCore;
@@ -16,7 +16,10 @@ use tokio::sync::mpsc;
 use tonic::Status;
 use tracing::{info, warn};
 
-use crate::state::{ActiveJob, Coordinator, RELAY_FRAMES, SessionSide, SessionSlot};
+use crate::{
+    release::combine,
+    state::{ActiveJob, Coordinator, RELAY_FRAMES, SessionSide, SessionSlot},
+};
 
 /// What reaches a job's task from nodes and session relays.
 #[derive(Debug)]
@@ -25,6 +28,8 @@ pub enum JobEvent {
         node: String,
         accept: bool,
         reason: String,
+        /// The noise and threshold the node commits to when accepting.
+        terms: Option<NodeTerms>,
     },
     Progress {
         node: String,
@@ -137,17 +142,14 @@ async fn run(
             dataset: dataset.clone(),
             peer_node: peer.clone(),
             peer_id_kind: peer_kind.clone(),
-            // Noise arrives with the privacy controls; until then every result is
-            // exact, and a node whose policy forbids that refuses.
-            exact: true,
         };
         send(coord, node, Body::Offer(offer)).await?;
     }
 
     let offer_deadline =
         tokio::time::Instant::now() + Duration::from_secs(coord.config.timeouts.offer_seconds);
-    let mut accepted = [false, false];
-    while accepted != [true, true] {
+    let mut accepted: [Option<NodeTerms>; 2] = [None, None];
+    while accepted.iter().any(Option::is_none) {
         let event = tokio::time::timeout_at(offer_deadline, inbox.recv())
             .await
             .map_err(|_| {
@@ -155,10 +157,19 @@ async fn run(
             })?;
         match event {
             Some(JobEvent::Decision {
-                node, accept: true, ..
+                node,
+                accept: true,
+                terms,
+                ..
             }) => {
-                let i = usize::from(node != r.0);
-                accepted[i] = true;
+                let Some(terms) = terms else {
+                    return Err(Failure {
+                        message: format!("node '{node}' accepted without stating its noise terms"),
+                        retryable: false,
+                    });
+                };
+                let side = usize::from(node != r.0);
+                accepted[side] = Some(NodeTerms { node, ..terms });
             }
             Some(JobEvent::Decision { node, reason, .. }) => {
                 return Err(Failure {
@@ -208,7 +219,17 @@ async fn run(
             events,
         },
     );
-    let outcome = follow(coord, job_id, &session_id, parties, tokens, &mut inbox).await;
+    let [Some(r_terms), Some(s_terms)] = accepted else {
+        return Err(retryable("internal error: decisions lost".into()));
+    };
+    let outcome = follow(coord, job_id, &session_id, parties, tokens, &mut inbox)
+        .await
+        .and_then(|(result, shares)| {
+            combine(spec, result, &shares, [r_terms, s_terms]).map_err(|message| Failure {
+                message,
+                retryable: false,
+            })
+        });
     coord.remove_session(&session_id);
     if let Err(f) = &outcome {
         // End both session streams now, so neither node keeps computing.
@@ -226,7 +247,7 @@ async fn follow(
     parties: &Parties,
     tokens: [[u8; 32]; 2],
     inbox: &mut mpsc::Receiver<JobEvent>,
-) -> Result<QueryResult, Failure> {
+) -> Result<(QueryResult, Vec<i64>), Failure> {
     let names = [&parties.receiver.0, &parties.sender.0];
     for (node, token) in names.iter().zip(tokens) {
         let start = StartSession {
@@ -240,10 +261,13 @@ async fn follow(
     let mut progress = [(0u64, 0u64); 2];
     let mut last_saved = Instant::now();
     let mut result: Option<QueryResult> = None;
-    let mut sender_done = false;
+    let mut sender_shares: Option<Vec<i64>> = None;
     loop {
-        if let (Some(r), true) = (&result, sender_done) {
-            return Ok(*r);
+        if result.is_some() && sender_shares.is_some() {
+            return Ok((
+                result.take().unwrap_or_default(),
+                sender_shares.take().unwrap_or_default(),
+            ));
         }
         let event = tokio::time::timeout(stall, inbox.recv())
             .await
@@ -265,7 +289,7 @@ async fn follow(
             }
             JobEvent::Report { node, outcome } => match outcome {
                 ReportOutcome::Result(r) if &node == names[0] => result = Some(r),
-                ReportOutcome::Completed(_) if &node == names[1] => sender_done = true,
+                ReportOutcome::Completed(c) if &node == names[1] => sender_shares = Some(c.noise_shares),
                 ReportOutcome::Error(message) => return Err(retryable(message)),
                 _ => {
                     return Err(Failure {

@@ -9,6 +9,7 @@ pub mod error;
 pub mod gateway;
 pub mod jobs;
 pub mod planner;
+pub mod release;
 pub mod state;
 pub mod store;
 

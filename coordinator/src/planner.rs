@@ -72,6 +72,22 @@ impl PlannerApi {
         let Some(Query::Overlap(q)) = &spec.query else {
             return Err(CoordinatorError::InvalidQuery("no query kind given".into()));
         };
+        // The nodes judge the terms against their policies; this only turns
+        // away what no policy could accept.
+        match spec.privacy {
+            None => {
+                return Err(CoordinatorError::InvalidQuery(
+                    "the query states no privacy terms: give an epsilon, or ask for an exact result".into(),
+                ));
+            }
+            Some(p) if !(p.exact || p.epsilon.is_finite() && p.epsilon > 0.0) => {
+                return Err(CoordinatorError::InvalidQuery(format!(
+                    "epsilon = {} is not a positive number",
+                    p.epsilon
+                )));
+            }
+            Some(_) => {}
+        }
         let left = self.resolve("left", q.left.as_ref())?;
         let right = self.resolve("right", q.right.as_ref())?;
         if left.0 == right.0 {

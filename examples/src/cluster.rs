@@ -10,10 +10,12 @@ use jointly_coordinator::{
     client::{self, Planner},
 };
 use jointly_node::{Node, NodeConfig};
-use jointly_protocol::wire::{DatasetRef, Job, ListNodesRequest, OverlapQuery, QuerySpec, query_spec::Query};
+use jointly_protocol::wire::{
+    DatasetRef, Job, ListNodesRequest, OverlapQuery, Privacy, QuerySpec, query_spec::Query,
+};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
-use crate::deploy::{self, Deployment, DeploymentSpec, TlsPaths};
+use crate::deploy::{self, Deployment, DeploymentSpec, PolicySpec, TlsPaths};
 
 /// A service on its own runtime, so that killing it ends every task and
 /// connection it has, as killing a process would.
@@ -58,8 +60,24 @@ pub struct Cluster {
     nodes: HashMap<String, Running>,
 }
 
+/// Ask for an un-noised result (test deployments).
+pub fn exact() -> Privacy {
+    Privacy {
+        epsilon: 0.0,
+        exact: true,
+    }
+}
+
+/// Ask for a result noised at `epsilon` per node.
+pub fn noised(epsilon: f64) -> Privacy {
+    Privacy {
+        epsilon,
+        exact: false,
+    }
+}
+
 /// The overlap query between the bank's customers and the partner's users.
-pub fn overlap_spec() -> QuerySpec {
+pub fn overlap_spec(privacy: Privacy) -> QuerySpec {
     QuerySpec {
         query: Some(Query::Overlap(OverlapQuery {
             left: Some(DatasetRef {
@@ -71,6 +89,7 @@ pub fn overlap_spec() -> QuerySpec {
                 dataset: "users".into(),
             }),
         })),
+        privacy: Some(privacy),
     }
 }
 
@@ -96,9 +115,9 @@ impl Cluster {
         dir: &Path,
         bank_data: &Path,
         partner_data: &Path,
-        allow_exact: bool,
+        policy: PolicySpec,
     ) -> anyhow::Result<Self> {
-        Self::launch(dir, bank_data, partner_data, allow_exact, None).await
+        Self::launch(dir, bank_data, partner_data, policy, None).await
     }
 
     /// As `start`, with the coordinator serving TLS and everyone checking it.
@@ -108,14 +127,14 @@ impl Cluster {
         partner_data: &Path,
         tls: TlsPaths,
     ) -> anyhow::Result<Self> {
-        Self::launch(dir, bank_data, partner_data, true, Some(tls)).await
+        Self::launch(dir, bank_data, partner_data, PolicySpec::testing(), Some(tls)).await
     }
 
     async fn launch(
         dir: &Path,
         bank_data: &Path,
         partner_data: &Path,
-        allow_exact: bool,
+        policy: PolicySpec,
         tls: Option<TlsPaths>,
     ) -> anyhow::Result<Self> {
         let listener = bind_outside_ephemeral_range().await?;
@@ -124,7 +143,7 @@ impl Cluster {
             bank_data: bank_data.to_path_buf(),
             partner_data: partner_data.to_path_buf(),
             listen: listen.clone(),
-            allow_exact,
+            policy,
             tls,
         };
         let deployment = deploy::write(dir, &spec)?;

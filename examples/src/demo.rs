@@ -6,12 +6,13 @@ use std::path::Path;
 
 use jointly_protocol::{
     ids::IdKind,
-    wire::{JobState, query_result},
+    wire::{Job, JobState, Release, ReleasedCount, query_result},
 };
 
 use crate::{
-    cluster::{Cluster, overlap_spec},
+    cluster::{Cluster, exact, noised, overlap_spec},
     datagen::{DataFormat, DatagenSpec, generate},
+    deploy::PolicySpec,
     plaintext,
 };
 
@@ -63,44 +64,92 @@ pub async fn run(dir: &Path, options: &DemoOptions) -> anyhow::Result<bool> {
         "starting   coordinator and nodes 'bank' and 'partner' on loopback (files in {})",
         dir.display()
     );
-    let cluster = Cluster::start(dir, &data.bank_path, &data.partner_path, true).await?;
-    println!("running    overlap query bank/customers x partner/users ...");
-    let started = std::time::Instant::now();
-    let job = cluster.run(overlap_spec()).await?;
-    let seconds = started.elapsed().as_secs_f64();
+    let cluster = Cluster::start(dir, &data.bank_path, &data.partner_path, PolicySpec::demo()).await?;
     let (bank, partner) = (data.bank_path.clone(), data.partner_path.clone());
     let expected = tokio::task::spawn_blocking(move || {
         plaintext::overlap((&bank, "phone"), (&partner, "mobile"), IdKind::Phone)
     })
     .await??;
+    println!(
+        "running    overlap bank/customers x partner/users: exact, then noised at epsilon 1 and 0.25 ..."
+    );
+    let started = std::time::Instant::now();
+    let mut rows = Vec::new();
+    for (label, privacy) in [
+        ("exact (test deployments only)", exact()),
+        ("noised, epsilon 1", noised(1.0)),
+        ("noised, epsilon 0.25", noised(0.25)),
+    ] {
+        rows.push((label, cluster.run(overlap_spec(privacy)).await?));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let bank = jointly_node::NodeConfig::load(&cluster.deployment.bank_config)?;
+    let standings = jointly_node::privacy::standings(
+        &jointly_node::ledger::Ledger::open(&bank.data_dir)?.entries()?,
+        &bank.policy,
+    );
     cluster.shutdown().await;
 
-    if job.state != JobState::Succeeded as i32 {
-        println!("\njob {} failed: {}", job.job_id, job.error);
-        return Ok(false);
-    }
-    let Some(query_result::Result::Overlap(result)) = job.result.and_then(|r| r.result) else {
-        println!("\njob {} returned no overlap result", job.job_id);
-        return Ok(false);
-    };
-    let ok = result.intersection == expected;
     println!();
-    println!("  query                          private (Jointly)   plaintext join");
-    println!(
-        "  shared customers (overlap)     {:>17}   {:>14}   {}",
-        result.intersection,
-        expected,
-        if ok { "equal" } else { "DIFFERENT" }
-    );
-    println!();
-    println!(
-        "job {} took {seconds:.2} s; result is {}.",
-        job.job_id,
-        if result.exact {
-            "exact (both policies allow_exact = true)"
+    println!("  shared customers (overlap)       private (Jointly)          plaintext join");
+    let mut ok = true;
+    for (label, job) in &rows {
+        let Some((count, release)) = overlap_count(job) else {
+            println!("  {label:<32} job {} failed: {}", job.job_id, job.error);
+            ok = false;
+            continue;
+        };
+        let (text, verdict) = if count.below_threshold {
+            (
+                format!("below threshold (< {})", release.threshold),
+                "withheld".to_string(),
+            )
+        } else if release.exact {
+            let equal = u64::try_from(count.value).ok() == Some(expected);
+            ok &= equal;
+            (
+                count.value.to_string(),
+                if equal { "equal" } else { "DIFFERENT" }.to_string(),
+            )
         } else {
-            "noised"
-        }
-    );
+            let half = 1.96 * release.noise_stddev;
+            let off = (count.value as f64 - expected as f64).abs();
+            // Six standard deviations: a false alarm about once in 500 million runs.
+            let plausible = off <= 6.0 * release.noise_stddev;
+            ok &= plausible;
+            (
+                format!("{} ± {half:.0} (95%)", count.value),
+                format!(
+                    "{} by {off:.0}",
+                    if plausible { "off" } else { "IMPLAUSIBLY off" }
+                ),
+            )
+        };
+        println!("  {label:<32} {text:>24}   {expected:>14}   {verdict}");
+    }
+    println!();
+    println!("3 jobs took {seconds:.2} s. Each node adds its own noise share, sized so that its share alone");
+    println!("gives the stated epsilon (at delta 1e-6); counts below 10 would be withheld.");
+    if let Some(b) = standings.first() {
+        println!(
+            "The bank's ledger for {}: {} queries, epsilon {:.2} spent of its budget of {} with '{}'",
+            b.period,
+            b.queries,
+            b.epsilon_spent,
+            b.epsilon_budget.map_or("-".into(), |e| e.to_string()),
+            b.partner
+        );
+        println!("(composed under zCDP, so less than the sum); see `jointly-node budget`.");
+    }
     Ok(ok)
+}
+
+fn overlap_count(job: &Job) -> Option<(ReleasedCount, Release)> {
+    if job.state != JobState::Succeeded as i32 {
+        return None;
+    }
+    let result = job.result.as_ref()?;
+    match (result.result.as_ref()?, result.release.as_ref()?) {
+        (query_result::Result::Overlap(o), release) => Some((o.intersection?, release.clone())),
+    }
 }

@@ -23,10 +23,53 @@ pub struct DeploymentSpec {
     pub partner_data: PathBuf,
     /// `host:port` the coordinator listens on; nodes dial `http://` it.
     pub listen: String,
-    pub allow_exact: bool,
+    /// Both nodes get this policy (each naming the other as partner).
+    pub policy: PolicySpec,
     /// Serve TLS: the coordinator uses `cert`/`key`; nodes dial
     /// `https://{listen}`, trust `ca_cert` and check the name `domain`.
     pub tls: Option<TlsPaths>,
+}
+
+/// The policy keys a generated deployment sets (see README, "Node policy").
+#[derive(Clone, Copy, Debug)]
+pub struct PolicySpec {
+    pub allow_exact: bool,
+    pub min_aggregation: u64,
+    pub max_epsilon: f64,
+    /// Monthly budget per dataset and partner.
+    pub budget_epsilon: f64,
+}
+
+impl PolicySpec {
+    /// A test deployment: exact results allowed, nothing withheld, a budget
+    /// large enough never to be the point.
+    pub fn testing() -> Self {
+        Self {
+            allow_exact: true,
+            min_aggregation: 0,
+            max_epsilon: 1.0,
+            budget_epsilon: 1000.0,
+        }
+    }
+
+    /// What a bank would run: noise only, small counts withheld.
+    pub fn production() -> Self {
+        Self {
+            allow_exact: false,
+            min_aggregation: 10,
+            max_epsilon: 1.0,
+            budget_epsilon: 8.0,
+        }
+    }
+
+    /// The demo and `jointly datagen`: production thresholds and budgets, and
+    /// exact results allowed so the noised ones can be compared with them.
+    pub fn demo() -> Self {
+        Self {
+            allow_exact: true,
+            ..Self::production()
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -74,15 +117,23 @@ fn node_config(
     dataset: &str,
     id_column: &str,
     columns: &[(&str, &str)],
-    allow_exact: bool,
+    policy: &PolicySpec,
 ) -> String {
     let columns = columns
         .iter()
         .map(|(c, r)| format!("  {{ name = \"{c}\", role = \"{r}\" }},\n"))
         .collect::<String>();
+    let PolicySpec {
+        allow_exact,
+        min_aggregation,
+        max_epsilon,
+        budget_epsilon,
+    } = policy;
     format!(
         "name = \"{name}\"\nidentity_key = \"{name}.key\"\ndata_dir = \"{name}-data\"\ndefault_country = \"CN\"\n\n\
-         [coordinator]\n{link}\n[policy]\npartners = [\"{peer}\"]\nallow_exact = {allow_exact}\n\n\
+         [coordinator]\n{link}\n[policy]\npartners = [\"{peer}\"]\nallow_exact = {allow_exact}\n\
+         min_aggregation = {min_aggregation}\nmax_epsilon = {max_epsilon:?}\ndelta = 1e-6\n\n\
+         [[policy.budgets]]\ndataset = \"{dataset}\"\npartner = \"{peer}\"\nepsilon = {budget_epsilon:?}\nperiod = \"month\"\n\n\
          [[datasets]]\nname = \"{dataset}\"\npath = \"{}\"\nid_column = \"{id_column}\"\nid_kind = \"phone\"\ncolumns = [\n{columns}]\n",
         toml_str(data)
     )
@@ -122,7 +173,7 @@ pub fn write(dir: &Path, spec: &DeploymentSpec) -> anyhow::Result<Deployment> {
         "customers",
         "phone",
         &[("aum_tier", "group"), ("deposit_balance", "measure")],
-        spec.allow_exact,
+        &spec.policy,
     );
     let partner = node_config(
         "partner",
@@ -132,7 +183,7 @@ pub fn write(dir: &Path, spec: &DeploymentSpec) -> anyhow::Result<Deployment> {
         "users",
         "mobile",
         &[("interest", "group"), ("annual_spend", "measure")],
-        spec.allow_exact,
+        &spec.policy,
     );
     let d = Deployment {
         dir: dir.to_path_buf(),

@@ -14,9 +14,10 @@ use jointly_protocol::{
     ids::Normalizer,
     overlap::{Limits, OverlapReceiver, OverlapSender},
     party::{Outcome, Party},
+    terms::job_terms,
     wire::{
         ColumnInfo, Completed, DatasetInfo, Hello, JobDecision, JobOffer, Join, NodeMessage, OverlapResult,
-        Proof, QueryResult, Role, SessionFrame, SessionProgress, SessionReport, StartSession,
+        Proof, QueryResult, ReleasedCount, Role, SessionFrame, SessionProgress, SessionReport, StartSession,
         coordinator_message::Body as FromCoordinator, node_message::Body as ToCoordinator, query_result,
         session_frame, session_report::Outcome as ReportOutcome,
     },
@@ -30,6 +31,7 @@ use crate::{
     dataset::{self, LoadedDataset, round_count},
     error::NodeError,
     identity::{Identity, attach_message},
+    ledger::{Ledger, Refusal},
     policy::{Accepted, decide},
     session::{OUTBOUND_FRAMES, SessionFailure, drive},
     transport::{GatewayClient, connect},
@@ -40,6 +42,7 @@ pub struct Node {
     config: NodeConfig,
     identity: Identity,
     datasets: BTreeMap<String, LoadedDataset>,
+    ledger: Ledger,
 }
 
 impl std::fmt::Debug for Node {
@@ -70,6 +73,7 @@ impl Node {
             path: config.data_dir.clone(),
             message: format!("cannot create it: {e}"),
         })?;
+        let ledger = Ledger::open(&config.data_dir)?;
         let mut datasets = BTreeMap::new();
         for d in &config.datasets {
             let loaded = dataset::load(d, &normalizer)?;
@@ -90,7 +94,47 @@ impl Node {
             config,
             identity,
             datasets,
+            ledger,
         })
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Decides an offer by policy and, when accepting, reserves its budget.
+    fn answer(&self, offer: &JobOffer, running: usize) -> Result<Accepted, String> {
+        let node = &self.config.name;
+        let accepted = decide(
+            node,
+            &self.config.policy,
+            offer,
+            self.datasets.get(&offer.dataset),
+            running,
+            self.config.limits.max_sessions,
+        )?;
+        let plan = &accepted.noise;
+        match self.ledger.reserve(&plan.charge, plan.budget_micro) {
+            Ok(Ok(())) => Ok(accepted),
+            Ok(Err(Refusal::OverBudget { spent_micro, .. })) => Err(plan.over_budget(node, spent_micro)),
+            Ok(Err(Refusal::Duplicate)) => Err(format!(
+                "node '{node}' already has job '{}' on its budget ledger; submit the query again as a new job",
+                offer.job_id
+            )),
+            Err(e) => Err(format!("node '{node}' cannot reserve budget: {e}")),
+        }
+    }
+
+    /// Gives back the budget of a job that ended before this node released
+    /// anything (a no-op once committed).
+    fn release_budget(&self, job_id: &str) {
+        match self.ledger.release(job_id) {
+            Ok(true) => info!(node = %self.config.name, job = %job_id, "budget reservation released"),
+            Ok(false) => {}
+            Err(e) => {
+                warn!(node = %self.config.name, job = %job_id, error = %e, "could not release a budget reservation; it stays counted as spent")
+            }
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -204,17 +248,10 @@ impl Node {
             match message {
                 FromCoordinator::Offer(offer) => {
                     let running = lock(&sessions).values().filter(|h| !h.is_finished()).count();
-                    let decision = decide(
-                        &self.config.name,
-                        &self.config.policy,
-                        &offer,
-                        self.datasets.get(&offer.dataset),
-                        running + accepted.len(),
-                        self.config.limits.max_sessions,
-                    );
-                    let (accept, reason) = match &decision {
-                        Ok(_) => (true, String::new()),
-                        Err(reason) => (false, reason.clone()),
+                    let decision = self.answer(&offer, running + accepted.len());
+                    let (accept, reason, terms) = match &decision {
+                        Ok(a) => (true, String::new(), Some(a.noise.terms(&self.config.name))),
+                        Err(reason) => (false, reason.clone(), None),
                     };
                     info!(node = %self.config.name, job = %offer.job_id, accept, reason = %reason, "job offer");
                     let job_id = offer.job_id.clone();
@@ -226,6 +263,7 @@ impl Node {
                             job_id,
                             accept,
                             reason,
+                            terms,
                         })))
                         .await;
                 }
@@ -252,13 +290,21 @@ impl Node {
                         task.abort();
                         warn!(job = %cancel.job_id, reason = %cancel.reason, "session cancelled by the coordinator");
                     }
+                    self.release_budget(&cancel.job_id);
                 }
                 FromCoordinator::Challenge(_) | FromCoordinator::Welcome(_) => {}
             }
         };
-        // Sessions ride this connection: without it they cannot finish.
-        for (_, task) in lock(&sessions).drain() {
+        // Sessions ride this connection: without it they cannot finish. What
+        // they had not committed never left this node, so its budget returns.
+        let ended: Vec<(String, JoinHandle<()>)> = lock(&sessions).drain().collect();
+        for (job_id, task) in ended {
             task.abort();
+            let _ = task.await;
+            self.release_budget(&job_id);
+        }
+        for job_id in accepted.into_keys() {
+            self.release_budget(&job_id);
         }
         result
     }
@@ -275,23 +321,16 @@ impl Node {
         let job_id = offer.job_id.clone();
         info!(node = %self.config.name, job = %job_id, role = ?accepted.role, dataset = %accepted.dataset, "session starting");
         let began = std::time::Instant::now();
-        let outcome = match self.run_session(client, &control, &offer, &accepted, start).await {
-            Ok(Outcome::Overlap(o)) => {
+        let finished = self.run_session(client, &control, &offer, &accepted, start).await;
+        let outcome = match finished.map(|o| self.release(&accepted, o)) {
+            Ok(Ok(outcome)) => {
                 info!(node = %self.config.name, job = %job_id, seconds = began.elapsed().as_secs_f64(), "session finished");
-                ReportOutcome::Result(QueryResult {
-                    result: Some(query_result::Result::Overlap(OverlapResult {
-                        intersection: o.intersection,
-                        exact: offer.exact,
-                    })),
-                })
+                outcome
             }
-            Ok(_) => {
-                info!(node = %self.config.name, job = %job_id, seconds = began.elapsed().as_secs_f64(), "session finished");
-                ReportOutcome::Completed(Completed {})
-            }
-            Err(failure) => {
-                warn!(node = %self.config.name, job = %job_id, error = %failure, "session failed");
-                ReportOutcome::Error(format!("node '{}': {failure}", self.config.name))
+            Ok(Err(message)) | Err(SessionFailure::Local(message) | SessionFailure::Remote(message)) => {
+                warn!(node = %self.config.name, job = %job_id, error = %message, "session failed");
+                self.release_budget(&job_id);
+                ReportOutcome::Error(format!("node '{}': {message}", self.config.name))
             }
         };
         let _ = control
@@ -302,6 +341,45 @@ impl Node {
                 })),
             })
             .await;
+    }
+
+    /// Turns a finished protocol into what this node releases: the receiver's
+    /// count with its own noise share added and its threshold applied, or the
+    /// sender's noise shares. The budget is committed first, so nothing
+    /// noise-bearing leaves the node unrecorded.
+    fn release(&self, accepted: &Accepted, outcome: Outcome) -> Result<ReportOutcome, String> {
+        let plan = &accepted.noise;
+        let report = match outcome {
+            Outcome::Overlap(o) => {
+                let noised = i64::try_from(o.intersection)
+                    .unwrap_or(i64::MAX)
+                    .saturating_add(plan.shares().first().copied().unwrap_or(0));
+                // Checked here as well as at the coordinator: this node alone
+                // knows its partial sum, and a coordinator cannot skip the check.
+                let below = noised < i64::try_from(plan.min_aggregation).unwrap_or(i64::MAX);
+                ReportOutcome::Result(QueryResult {
+                    result: Some(query_result::Result::Overlap(OverlapResult {
+                        intersection: Some(ReleasedCount {
+                            value: if below { 0 } else { noised },
+                            below_threshold: below,
+                        }),
+                    })),
+                    release: None,
+                })
+            }
+            _ => ReportOutcome::Completed(Completed {
+                noise_shares: if plan.exact {
+                    Vec::new()
+                } else {
+                    plan.shares().to_vec()
+                },
+            }),
+        };
+        match self.ledger.commit(&plan.charge.job_id) {
+            Ok(true) => Ok(report),
+            Ok(false) => Err("its budget reservation for this job is gone; nothing was released".into()),
+            Err(e) => Err(format!("cannot commit its budget, so nothing was released: {e}")),
+        }
     }
 
     async fn run_session(
@@ -323,6 +401,13 @@ impl Node {
         };
         let ids = Arc::clone(&dataset.ids);
         let (kind, role) = (accepted.hash_kind, accepted.role);
+        let terms = job_terms(
+            &offer.job_id,
+            offer
+                .spec
+                .as_ref()
+                .ok_or_else(|| SessionFailure::Local("the offer has no query".into()))?,
+        );
         let party = tokio::task::spawn_blocking(move || -> Result<Box<dyn Party>, String> {
             let ids = if ids.kind() == kind {
                 ids
@@ -333,8 +418,8 @@ impl Node {
                 )
             };
             Ok(match role {
-                Role::Sender => Box::new(OverlapSender::new(ids, limits)),
-                _ => Box::new(OverlapReceiver::new(ids, limits)),
+                Role::Sender => Box::new(OverlapSender::new(ids, limits, terms)),
+                _ => Box::new(OverlapReceiver::new(ids, limits, terms)),
             })
         })
         .await

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use jointly_protocol::ids::IdKind;
 use serde::Deserialize;
 
-use crate::error::NodeError;
+use crate::{error::NodeError, period::Period};
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,7 +50,7 @@ pub struct CoordinatorLink {
 }
 
 /// What this node agrees to. The coordinator cannot override any of it.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     /// Names of the nodes this node will run protocols with. Empty: none.
@@ -60,6 +60,95 @@ pub struct Policy {
     /// exact only when both nodes allow it.
     #[serde(default)]
     pub allow_exact: bool,
+    /// Smallest count released; a noised count below it is reported as "below
+    /// threshold", and so is everything computed from it.
+    #[serde(default = "default_min_aggregation")]
+    pub min_aggregation: u64,
+    /// Largest epsilon a single query may ask of this node.
+    #[serde(default = "default_max_epsilon")]
+    pub max_epsilon: f64,
+    /// The delta at which this node states every epsilon (per query and budget).
+    #[serde(default = "default_delta")]
+    pub delta: f64,
+    /// Privacy budgets per dataset and partner per period. A noised query on a
+    /// dataset with no budget for its partner is refused.
+    #[serde(default)]
+    pub budgets: Vec<BudgetConfig>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            partners: Vec::new(),
+            allow_exact: false,
+            min_aggregation: default_min_aggregation(),
+            max_epsilon: default_max_epsilon(),
+            delta: default_delta(),
+            budgets: Vec::new(),
+        }
+    }
+}
+
+/// Total epsilon (at the policy's delta) that queries on `dataset` with
+/// `partner` may spend per `period`; spending composes under zCDP.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    pub dataset: String,
+    /// A partner's node name, or "*" for any partner without its own entry.
+    pub partner: String,
+    pub epsilon: f64,
+    pub period: Period,
+}
+
+impl Policy {
+    /// The budget that applies to `dataset` with `partner`: its own entry, else
+    /// the dataset's "*" entry.
+    pub fn budget(&self, dataset: &str, partner: &str) -> Option<&BudgetConfig> {
+        let of = |p: &str| {
+            self.budgets
+                .iter()
+                .find(|b| b.dataset == dataset && b.partner == p)
+        };
+        of(partner).or_else(|| of("*"))
+    }
+
+    fn check(&self, datasets: &[DatasetConfig]) -> Result<(), String> {
+        if !(self.max_epsilon.is_finite() && self.max_epsilon > 0.0) {
+            return Err(format!(
+                "policy.max_epsilon = {} must be a positive number",
+                self.max_epsilon
+            ));
+        }
+        if !(self.delta > 0.0 && self.delta < 1.0) {
+            return Err(format!(
+                "policy.delta = {} must lie strictly between 0 and 1 (1e-6 is usual)",
+                self.delta
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for b in &self.budgets {
+            if !datasets.iter().any(|d| d.name == b.dataset) {
+                return Err(format!(
+                    "policy.budgets names dataset '{}', which is not among [[datasets]]",
+                    b.dataset
+                ));
+            }
+            if !(b.epsilon.is_finite() && b.epsilon > 0.0) {
+                return Err(format!(
+                    "policy.budgets for '{}' with '{}': epsilon = {} must be a positive number",
+                    b.dataset, b.partner, b.epsilon
+                ));
+            }
+            if !seen.insert((b.dataset.as_str(), b.partner.as_str())) {
+                return Err(format!(
+                    "policy.budgets has two entries for dataset '{}' with partner '{}'",
+                    b.dataset, b.partner
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -138,6 +227,15 @@ fn default_chunk_points() -> usize {
 fn default_max_sessions() -> usize {
     4
 }
+fn default_min_aggregation() -> u64 {
+    10
+}
+fn default_max_epsilon() -> f64 {
+    1.0
+}
+fn default_delta() -> f64 {
+    1e-6
+}
 fn default_role() -> String {
     "attribute".into()
 }
@@ -191,6 +289,7 @@ impl NodeConfig {
                 jointly_protocol::overlap::MAX_CHUNK_POINTS
             )));
         }
+        config.policy.check(&config.datasets).map_err(invalid)?;
         let mut names = std::collections::BTreeSet::new();
         for d in &config.datasets {
             if !names.insert(d.name.as_str()) {

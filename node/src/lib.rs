@@ -3,11 +3,15 @@
 //! out to the coordinator; customer data never leaves it, only masked points.
 
 pub mod agent;
+pub mod budget;
 pub mod config;
 pub mod dataset;
 pub mod error;
 pub mod identity;
+pub mod ledger;
+pub mod period;
 pub mod policy;
+pub mod privacy;
 pub mod session;
 pub mod transport;
 

@@ -4,7 +4,7 @@ use std::{path::PathBuf, sync::Arc};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use jointly_node::{Node, NodeConfig, identity::Identity};
+use jointly_node::{Node, NodeConfig, budget, identity::Identity};
 
 #[derive(Parser)]
 #[command(
@@ -28,6 +28,13 @@ enum Command {
     Keygen {
         #[arg(long)]
         out: PathBuf,
+    },
+    /// List the privacy budget ledger: every job's charge, and spending per
+    /// dataset, partner and period against the policy's budgets.
+    Budget {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
     /// Load every dataset and report rows, distinct identifiers and rejected rows per reason.
     Check {
@@ -55,6 +62,10 @@ fn main() -> anyhow::Result<()> {
             let id = Identity::generate();
             id.save(&out)?;
             println!("{}", hex::encode(id.public_key().as_bytes()));
+        }
+        Command::Budget { json } => {
+            let config = config(cli.config)?;
+            budget::print(&config, json)?;
         }
         Command::Check { json } => {
             let node = Node::load(config(cli.config)?)?;

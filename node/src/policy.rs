@@ -6,7 +6,11 @@ use jointly_protocol::{
     wire::{JobOffer, Role, query_spec::Query},
 };
 
-use crate::{config::Policy, dataset::LoadedDataset};
+use crate::{
+    config::Policy,
+    dataset::LoadedDataset,
+    privacy::{NoisePlan, QueryShape, plan},
+};
 
 /// What the node will run for an accepted offer.
 #[derive(Clone, Debug)]
@@ -15,6 +19,8 @@ pub struct Accepted {
     pub dataset: String,
     /// The identifier kind both sides hash under.
     pub hash_kind: IdKind,
+    /// Noise, threshold and budget charge; the caller reserves the charge.
+    pub noise: NoisePlan,
 }
 
 /// Checks an offer against the policy and the loaded datasets.
@@ -54,20 +60,35 @@ pub fn decide(
             offer.dataset, dataset.kind, offer.peer_node
         )
     })?;
-    if offer.exact && !policy.allow_exact {
-        return Err(format!(
-            "node '{node}' refuses an exact result: its policy sets allow_exact = false (exact results need allow_exact = true on both nodes)"
-        ));
-    }
     if running_sessions >= max_sessions {
         return Err(format!(
             "node '{node}' is busy: {running_sessions} sessions running (limits.max_sessions = {max_sessions}); run the query again later"
         ));
     }
+    let privacy = offer
+        .spec
+        .as_ref()
+        .and_then(|s| s.privacy.as_ref())
+        .ok_or_else(|| format!("node '{node}' refuses a query without privacy terms"))?;
+    let noise = plan(
+        node,
+        policy,
+        privacy,
+        QueryShape {
+            job_id: &offer.job_id,
+            dataset: &dataset.name,
+            partner: &offer.peer_node,
+            kind: "overlap",
+            // One person changes the count by at most one.
+            sensitivity_sq: 1.0,
+            released_values: 1,
+        },
+    )?;
     Ok(Accepted {
         role,
         dataset: dataset.name.clone(),
         hash_kind,
+        noise,
     })
 }
 
@@ -77,11 +98,11 @@ mod tests {
 
     use jointly_protocol::{
         idlist::IdList,
-        wire::{DatasetRef, OverlapQuery, QuerySpec},
+        wire::{DatasetRef, OverlapQuery, Privacy, QuerySpec},
     };
 
     use super::*;
-    use crate::dataset::LoadReport;
+    use crate::{config::BudgetConfig, dataset::LoadReport, period::Period};
 
     fn dataset(kind: IdKind) -> LoadedDataset {
         LoadedDataset {
@@ -93,7 +114,7 @@ mod tests {
         }
     }
 
-    fn offer(peer: &str, kind: &str, exact: bool) -> JobOffer {
+    fn offer_with(peer: &str, kind: &str, privacy: Privacy) -> JobOffer {
         JobOffer {
             job_id: "j".into(),
             spec: Some(QuerySpec {
@@ -101,13 +122,17 @@ mod tests {
                     left: Some(DatasetRef::default()),
                     right: Some(DatasetRef::default()),
                 })),
+                privacy: Some(privacy),
             }),
             role: Role::Receiver.into(),
             dataset: "customers".into(),
             peer_node: peer.into(),
             peer_id_kind: kind.into(),
-            exact,
         }
+    }
+
+    fn offer(peer: &str, kind: &str, exact: bool) -> JobOffer {
+        offer_with(peer, kind, Privacy { epsilon: 1.0, exact })
     }
 
     #[test]
@@ -115,6 +140,13 @@ mod tests {
         let policy = Policy {
             partners: vec!["partner".into()],
             allow_exact: true,
+            budgets: vec![BudgetConfig {
+                dataset: "customers".into(),
+                partner: "*".into(),
+                epsilon: 4.0,
+                period: Period::Month,
+            }],
+            ..Policy::default()
         };
         let d = dataset(IdKind::Phone);
         let ok = decide(
@@ -136,11 +168,42 @@ mod tests {
         assert!(e.contains("no dataset"), "{e}");
         let e = decide("bank", &policy, &offer("partner", "phone", true), Some(&d), 4, 4).expect_err("busy");
         assert!(e.contains("busy"), "{e}");
+        let noised =
+            decide("bank", &policy, &offer("partner", "phone", false), Some(&d), 0, 4).expect("noised");
+        assert!(!noised.noise.exact && noised.noise.sigma() > 0.5);
+        assert_eq!(noised.noise.charge.partner, "partner");
+        // The planner cannot buy precision past the policy.
+        for epsilon in [1.5, 0.0, -1.0, f64::NAN, f64::INFINITY] {
+            let o = offer_with(
+                "partner",
+                "phone",
+                Privacy {
+                    epsilon,
+                    exact: false,
+                },
+            );
+            let e = decide("bank", &policy, &o, Some(&d), 0, 4).expect_err("epsilon");
+            assert!(e.contains("epsilon"), "{e}");
+        }
         let strict = Policy {
             allow_exact: false,
-            ..policy
+            ..policy.clone()
         };
         let e = decide("bank", &strict, &offer("partner", "phone", true), Some(&d), 0, 4).expect_err("exact");
         assert!(e.contains("allow_exact"), "{e}");
+        let no_budget = Policy {
+            budgets: vec![],
+            ..policy
+        };
+        let e = decide(
+            "bank",
+            &no_budget,
+            &offer("partner", "phone", false),
+            Some(&d),
+            0,
+            4,
+        )
+        .expect_err("budget");
+        assert!(e.contains("[[policy.budgets]]"), "{e}");
     }
 }

@@ -42,6 +42,11 @@ pub enum ProtocolError {
     /// so an honest peer never does this, and it would inflate the count.
     #[error("{step}: the peer sent the same masked point more than once")]
     DuplicatePoints { step: &'static str },
+    /// The peer received different job terms from the coordinator.
+    #[error(
+        "the peer runs this job under different terms (query or privacy parameters) than this node accepted; the session is refused"
+    )]
+    TermsMismatch,
     /// A message that could not be parsed at all.
     #[error("malformed message from the peer: {what}")]
     Malformed { what: &'static str },

@@ -5,14 +5,17 @@
 //! state machines that consume messages and produce messages
 //! ([`party::Party`]); the node and the coordinator only move and store bytes.
 
+pub mod accounting;
 pub mod error;
 pub mod group;
 pub mod hash;
 pub mod idlist;
 pub mod ids;
+pub mod noise;
 pub mod overlap;
 pub mod party;
 pub mod shuffle;
+pub mod terms;
 pub mod wire;
 
 pub use error::ProtocolError;

@@ -6,8 +6,8 @@
 //! S must shuffle it as a whole.
 //!
 //! ```text
-//! R -> S  Announce |X|, U = r*H(x) (chunks), End U
-//! S -> R  Announce |Y|, W = s*H(y) (chunks), End W
+//! R -> S  Announce |X| + terms, U = r*H(x) (chunks), End U
+//! S -> R  Announce |Y| + terms, W = s*H(y) (chunks), End W
 //! S -> R  V = shuffle(s*u) (chunks), End V        (after End U)
 //! R       |X ∩ Y| = |V ∩ r*W|
 //! ```
@@ -45,9 +45,20 @@ impl List {
 /// A message of the overlap protocol.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OverlapMessage {
-    Announce { set_size: u64 },
-    Points { list: List, points: Vec<PointBytes> },
-    End { list: List, count: u64 },
+    /// `terms` binds the job and the query spec as this party received them;
+    /// the peer refuses to go on unless they equal its own.
+    Announce {
+        set_size: u64,
+        terms: Terms,
+    },
+    Points {
+        list: List,
+        points: Vec<PointBytes>,
+    },
+    End {
+        list: List,
+        count: u64,
+    },
 }
 
 impl OverlapMessage {
@@ -63,6 +74,10 @@ impl OverlapMessage {
         }
     }
 }
+
+/// Digest of the job's terms (job, query, privacy parameters) as a party
+/// received them from the coordinator; see `jointly_protocol::terms`.
+pub type Terms = [u8; 32];
 
 /// Sizes that bound what a peer can make this node compute or hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,7 +199,10 @@ fn check_end(list: List, count: u64, have: usize, announced: u64) -> Result<(), 
     Ok(())
 }
 
-fn check_announce(set_size: u64, limits: &Limits) -> Result<(), ProtocolError> {
+fn check_announce(set_size: u64, terms: &Terms, own: &Terms, limits: &Limits) -> Result<(), ProtocolError> {
+    if terms != own {
+        return Err(ProtocolError::TermsMismatch);
+    }
     if set_size > limits.max_peer_set {
         return Err(ProtocolError::PeerSetTooLarge {
             announced: set_size,
@@ -202,6 +220,7 @@ fn capacity_for(announced: u64) -> usize {
 /// R: learns `|X ∩ Y|` and `|Y|`.
 pub struct OverlapReceiver {
     key: SessionKey,
+    terms: Terms,
     hasher: HashToGroup,
     limits: Limits,
     announced: bool,
@@ -223,13 +242,14 @@ impl std::fmt::Debug for OverlapReceiver {
 
 impl OverlapReceiver {
     /// `ids` must already be of the kind both parties hash under.
-    pub fn new(ids: Arc<IdList>, limits: Limits) -> Self {
-        Self::with_key(ids, limits, SessionKey::random())
+    pub fn new(ids: Arc<IdList>, limits: Limits, terms: Terms) -> Self {
+        Self::with_key(ids, limits, terms, SessionKey::random())
     }
 
-    pub(crate) fn with_key(ids: Arc<IdList>, limits: Limits, key: SessionKey) -> Self {
+    pub(crate) fn with_key(ids: Arc<IdList>, limits: Limits, terms: Terms, key: SessionKey) -> Self {
         Self {
             key,
+            terms,
             hasher: HashToGroup::new(ID_DST),
             limits,
             announced: false,
@@ -247,6 +267,7 @@ impl OverlapReceiver {
             self.announced = true;
             return Some(OverlapMessage::Announce {
                 set_size: self.u.len(),
+                terms: self.terms,
             });
         }
         self.u
@@ -259,8 +280,8 @@ impl OverlapReceiver {
             got: got.describe(),
         };
         match (msg, self.peer_size) {
-            (OverlapMessage::Announce { set_size }, None) => {
-                check_announce(set_size, &self.limits)?;
+            (OverlapMessage::Announce { set_size, terms }, None) => {
+                check_announce(set_size, &terms, &self.terms, &self.limits)?;
                 self.peer_size = Some(set_size);
                 self.rw.reserve(capacity_for(set_size));
                 Ok(())
@@ -367,6 +388,7 @@ impl OverlapReceiver {
 /// S: learns `|X|` only.
 pub struct OverlapSender {
     key: SessionKey,
+    terms: Terms,
     hasher: HashToGroup,
     limits: Limits,
     announced: bool,
@@ -387,13 +409,14 @@ impl std::fmt::Debug for OverlapSender {
 }
 
 impl OverlapSender {
-    pub fn new(ids: Arc<IdList>, limits: Limits) -> Self {
-        Self::with_key(ids, limits, SessionKey::random())
+    pub fn new(ids: Arc<IdList>, limits: Limits, terms: Terms) -> Self {
+        Self::with_key(ids, limits, terms, SessionKey::random())
     }
 
-    pub(crate) fn with_key(ids: Arc<IdList>, limits: Limits, key: SessionKey) -> Self {
+    pub(crate) fn with_key(ids: Arc<IdList>, limits: Limits, terms: Terms, key: SessionKey) -> Self {
         Self {
             key,
+            terms,
             hasher: HashToGroup::new(ID_DST),
             limits,
             announced: false,
@@ -411,6 +434,7 @@ impl OverlapSender {
             self.announced = true;
             return Some(OverlapMessage::Announce {
                 set_size: self.w.len(),
+                terms: self.terms,
             });
         }
         // V first: it is ready-made, and R cannot finish without it.
@@ -435,8 +459,8 @@ impl OverlapSender {
 
     pub fn receive(&mut self, msg: OverlapMessage) -> Result<(), ProtocolError> {
         match (msg, self.peer_size) {
-            (OverlapMessage::Announce { set_size }, None) => {
-                check_announce(set_size, &self.limits)?;
+            (OverlapMessage::Announce { set_size, terms }, None) => {
+                check_announce(set_size, &terms, &self.terms, &self.limits)?;
                 self.peer_size = Some(set_size);
                 self.v.reserve(capacity_for(set_size));
                 Ok(())

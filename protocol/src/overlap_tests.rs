@@ -3,6 +3,9 @@ use std::sync::Arc;
 use super::*;
 use crate::{ids::IdKind, party::run_pair, wire::ProtocolMessage};
 
+/// The job terms both parties of an honest session share.
+const T: Terms = [7; 32];
+
 fn list(values: &[&str]) -> Arc<IdList> {
     Arc::new(IdList::from_normalized(
         IdKind::Email,
@@ -16,8 +19,8 @@ fn emails(range: std::ops::Range<u32>) -> Vec<String> {
 
 fn run(x: Arc<IdList>, y: Arc<IdList>, limits: Limits) -> OverlapOutcome {
     let (a, b) = run_pair(
-        Box::new(OverlapReceiver::new(x, limits)),
-        Box::new(OverlapSender::new(y, limits)),
+        Box::new(OverlapReceiver::new(x, limits, T)),
+        Box::new(OverlapSender::new(y, limits, T)),
     )
     .expect("honest session succeeds");
     assert_eq!(b, Outcome::Completed);
@@ -65,10 +68,13 @@ fn kinds_separate_domains() {
 /// Drives a receiver through an announcement from the "sender" and returns it
 /// ready to take list W.
 fn receiver_expecting_w(peer: u64) -> OverlapReceiver {
-    let mut r = OverlapReceiver::new(list(&["a@b.cn"]), Limits::default());
+    let mut r = OverlapReceiver::new(list(&["a@b.cn"]), Limits::default(), T);
     while r.poll().is_some() {}
-    r.receive(OverlapMessage::Announce { set_size: peer })
-        .expect("announce");
+    r.receive(OverlapMessage::Announce {
+        set_size: peer,
+        terms: T,
+    })
+    .expect("announce");
     r
 }
 
@@ -120,9 +126,12 @@ fn counts_and_sizes_are_enforced() {
         .expect_err("short list");
     assert!(matches!(err, ProtocolError::CountMismatch { .. }));
 
-    let mut r = OverlapReceiver::new(list(&["a@b.cn"]), Limits::default());
+    let mut r = OverlapReceiver::new(list(&["a@b.cn"]), Limits::default(), T);
     let err = r
-        .receive(OverlapMessage::Announce { set_size: u64::MAX })
+        .receive(OverlapMessage::Announce {
+            set_size: u64::MAX,
+            terms: T,
+        })
         .expect_err("huge");
     assert!(matches!(err, ProtocolError::PeerSetTooLarge { .. }));
 
@@ -138,7 +147,7 @@ fn counts_and_sizes_are_enforced() {
 
 #[test]
 fn out_of_order_messages_are_refused() {
-    let mut r = OverlapReceiver::new(list(&["a@b.cn"]), Limits::default());
+    let mut r = OverlapReceiver::new(list(&["a@b.cn"]), Limits::default(), T);
     // W before the sender announced its size.
     let err = r
         .receive(OverlapMessage::End {
@@ -149,9 +158,12 @@ fn out_of_order_messages_are_refused() {
     assert!(matches!(err, ProtocolError::Unexpected { .. }));
     // V before U was sent in full.
     let mut r = receiver_expecting_w(0);
-    let mut fresh = OverlapReceiver::new(list(&["a@b.cn"]), Limits::default());
+    let mut fresh = OverlapReceiver::new(list(&["a@b.cn"]), Limits::default(), T);
     fresh
-        .receive(OverlapMessage::Announce { set_size: 0 })
+        .receive(OverlapMessage::Announce {
+            set_size: 0,
+            terms: T,
+        })
         .expect("announce");
     let err = fresh
         .receive(OverlapMessage::End {
@@ -161,7 +173,7 @@ fn out_of_order_messages_are_refused() {
         .expect_err("V before U");
     assert!(matches!(err, ProtocolError::Unexpected { .. }));
     // A sender never accepts W or V.
-    let mut s = OverlapSender::new(list(&["a@b.cn"]), Limits::default());
+    let mut s = OverlapSender::new(list(&["a@b.cn"]), Limits::default(), T);
     assert!(
         s.receive(OverlapMessage::End {
             list: List::W,
@@ -180,15 +192,18 @@ fn out_of_order_messages_are_refused() {
 fn duplicate_points_in_v_are_refused() {
     // A sender that repeats a point of V would inflate the count.
     let x = list(&["a@b.cn", "c@d.cn"]);
-    let mut r = OverlapReceiver::new(x, Limits::default());
+    let mut r = OverlapReceiver::new(x, Limits::default(), T);
     let mut u = Vec::new();
     while let Some(m) = r.poll() {
         if let OverlapMessage::Points { points, .. } = m {
             u.extend(points);
         }
     }
-    r.receive(OverlapMessage::Announce { set_size: 0 })
-        .expect("announce");
+    r.receive(OverlapMessage::Announce {
+        set_size: 0,
+        terms: T,
+    })
+    .expect("announce");
     r.receive(OverlapMessage::End {
         list: List::W,
         count: 0,
@@ -210,8 +225,8 @@ fn duplicate_points_in_v_are_refused() {
 #[test]
 fn progress_reaches_total() {
     let x = Arc::new(IdList::from_normalized(IdKind::Email, emails(0..50)));
-    let mut r = OverlapReceiver::new(x.clone(), Limits::default());
-    let mut s = OverlapSender::new(x, Limits::default());
+    let mut r = OverlapReceiver::new(x.clone(), Limits::default(), T);
+    let mut s = OverlapSender::new(x, Limits::default(), T);
     while !(r.is_done() && s.is_done()) {
         if let Some(m) = r.poll() {
             s.receive(m).expect("honest");
@@ -224,4 +239,16 @@ fn progress_reaches_total() {
     assert_eq!((pr.done, pr.total), (150, 150));
     assert_eq!((ps.done, ps.total), (150, 150));
     assert_eq!(r.finish().expect("done").intersection, 50);
+}
+
+#[test]
+fn different_terms_are_refused_before_any_point() {
+    // The coordinator offered the two parties different terms (say, exact to
+    // one): the first announcement exposes it.
+    let mut r = OverlapReceiver::new(list(&["a@b.cn"]), Limits::default(), T);
+    let mut s = OverlapSender::new(list(&["a@b.cn"]), Limits::default(), [8; 32]);
+    let announce = r.poll().expect("announce");
+    assert!(matches!(s.receive(announce), Err(ProtocolError::TermsMismatch)));
+    let announce = s.poll().expect("announce");
+    assert!(matches!(r.receive(announce), Err(ProtocolError::TermsMismatch)));
 }

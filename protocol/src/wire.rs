@@ -36,7 +36,10 @@ fn list_from_wire(value: i32) -> Result<List, ProtocolError> {
 impl From<OverlapMessage> for ProtocolMessage {
     fn from(msg: OverlapMessage) -> Self {
         let kind = match msg {
-            OverlapMessage::Announce { set_size } => protocol_message::Kind::Announce(Announce { set_size }),
+            OverlapMessage::Announce { set_size, terms } => protocol_message::Kind::Announce(Announce {
+                set_size,
+                terms: terms.to_vec(),
+            }),
             OverlapMessage::Points { list, points } => protocol_message::Kind::Points(PointChunk {
                 list: list_to_wire(list).into(),
                 points: points.as_flattened().to_vec(),
@@ -55,9 +58,12 @@ impl TryFrom<ProtocolMessage> for OverlapMessage {
 
     fn try_from(msg: ProtocolMessage) -> Result<Self, Self::Error> {
         match msg.kind {
-            Some(protocol_message::Kind::Announce(a)) => {
-                Ok(OverlapMessage::Announce { set_size: a.set_size })
-            }
+            Some(protocol_message::Kind::Announce(a)) => Ok(OverlapMessage::Announce {
+                set_size: a.set_size,
+                terms: a.terms.try_into().map_err(|_| ProtocolError::Malformed {
+                    what: "an announcement whose terms digest is not 32 bytes",
+                })?,
+            }),
             Some(protocol_message::Kind::Points(chunk)) => {
                 let list = list_from_wire(chunk.list)?;
                 // Checked before splitting, so an oversized chunk costs no copy.

@@ -34,21 +34,12 @@ pub fn partner_csv(dir: &Path, name: &str, phones: &[&str]) -> PathBuf {
     path
 }
 
+/// The exact overlap count of a succeeded job.
 pub fn intersection(job: &Job) -> u64 {
-    assert_eq!(
-        job.state,
-        JobState::Succeeded as i32,
-        "job {} failed: {}",
-        job.job_id,
-        job.error
-    );
-    match job.result.as_ref().and_then(|r| r.result.as_ref()) {
-        Some(query_result::Result::Overlap(o)) => {
-            assert!(o.exact);
-            o.intersection
-        }
-        other => panic!("no overlap result: {other:?}"),
-    }
+    let (count, release) = released(job);
+    assert!(release.exact && release.noise_stddev == 0.0);
+    assert!(!count.below_threshold);
+    u64::try_from(count.value).expect("an exact count is not negative")
 }
 
 pub fn failed_with(job: &Job, needle: &str) {
@@ -63,4 +54,69 @@ pub fn failed_with(job: &Job, needle: &str) {
         "error {:?} should mention {needle:?}",
         job.error
     );
+}
+
+/// Polls the job until `done` holds for it.
+pub async fn wait_for(
+    planner: &mut jointly_coordinator::client::Planner,
+    job_id: &str,
+    done: impl Fn(&Job) -> bool,
+) {
+    loop {
+        let j = planner
+            .get_job(jointly_protocol::wire::GetJobRequest {
+                job_id: job_id.to_string(),
+            })
+            .await
+            .expect("get")
+            .into_inner();
+        if done(&j) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the job's session is under way (some points processed), so a
+/// node can be killed mid-session.
+pub async fn wait_under_way(planner: &mut jointly_coordinator::client::Planner, job_id: &str) {
+    wait_for(planner, job_id, |j| {
+        assert_ne!(
+            j.state,
+            JobState::Succeeded as i32,
+            "the session finished before the node could be killed"
+        );
+        assert_ne!(
+            j.state,
+            JobState::Failed as i32,
+            "the job failed early: {}",
+            j.error
+        );
+        j.state == JobState::Running as i32 && j.progress_done > 0
+    })
+    .await;
+}
+
+/// A released overlap count and how it was protected.
+pub fn released(
+    job: &Job,
+) -> (
+    jointly_protocol::wire::ReleasedCount,
+    jointly_protocol::wire::Release,
+) {
+    assert_eq!(
+        job.state,
+        JobState::Succeeded as i32,
+        "job {} failed: {}",
+        job.job_id,
+        job.error
+    );
+    let result = job.result.as_ref().expect("a result");
+    match result.result.as_ref() {
+        Some(query_result::Result::Overlap(o)) => (
+            o.intersection.expect("a count"),
+            result.release.clone().expect("release terms"),
+        ),
+        other => panic!("no overlap result: {other:?}"),
+    }
 }
