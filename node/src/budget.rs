@@ -23,7 +23,7 @@ pub fn print(config: &NodeConfig, json: bool) -> Result<(), NodeError> {
         return Ok(());
     }
     println!(
-        "budgets (epsilon at delta {:e}, composed under zCDP)",
+        "budgets (epsilon at delta {:e}, composed under zCDP; \"left\" is the most one more query may spend)",
         config.policy.delta
     );
     println!(
@@ -31,12 +31,9 @@ pub fn print(config: &NodeConfig, json: bool) -> Result<(), NodeError> {
         "dataset", "partner", "period", "queries", "spent", "budget", "left"
     );
     for b in &budgets {
-        let (budget, left) = match b.epsilon_budget {
-            Some(e) => (
-                format!("{e:.3}"),
-                format!("{:.3}", (e - b.epsilon_spent).max(0.0)),
-            ),
-            None => ("none".into(), "-".into()),
+        let (budget, left) = match (b.epsilon_budget, b.epsilon_left) {
+            (Some(e), Some(left)) => (format!("{e:.3}"), format!("{left:.3}")),
+            _ => ("none".into(), "-".into()),
         };
         println!(
             "  {:<16} {:<12} {:<20} {:>7} {:>9.3} {:>9} {:>9}",
