@@ -52,14 +52,13 @@ pub enum EnvelopeError {
         expected: String,
         got: String,
     },
-    #[error("message {seq} ({step}): sent by '{got_from}' to '{got_to}', expected '{from}' to '{to}'")]
+    /// `expected` and `got` read "from -> to".
+    #[error("message {seq} ({step}): sent {got}, expected {expected}")]
     WrongParties {
         seq: u64,
         step: String,
-        from: String,
-        to: String,
-        got_from: String,
-        got_to: String,
+        expected: String,
+        got: String,
     },
     #[error("message {got} ({step}): expected message {expected} next (a message was dropped or reordered)")]
     OutOfOrder { expected: u64, got: u64, step: String },
@@ -212,10 +211,8 @@ impl ChainReader {
             return Err(EnvelopeError::WrongParties {
                 seq,
                 step,
-                from: self.from.clone(),
-                to: self.to.clone(),
-                got_from: h.from.clone(),
-                got_to: h.to.clone(),
+                expected: format!("'{}' -> '{}'", self.from, self.to),
+                got: format!("'{}' -> '{}'", h.from, h.to),
             });
         }
         if seq != self.next_seq {
