@@ -6,6 +6,8 @@
 //! ([`party::Party`]); the node and the coordinator only move and store bytes.
 
 pub mod accounting;
+pub mod bsgs;
+pub mod elgamal;
 pub mod envelope;
 pub mod error;
 pub mod group;
