@@ -6,6 +6,7 @@
 //! ([`party::Party`]); the node and the coordinator only move and store bytes.
 
 pub mod accounting;
+pub mod dleq;
 pub mod error;
 pub mod group;
 pub mod hash;
