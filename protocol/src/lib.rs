@@ -7,6 +7,7 @@
 
 pub mod accounting;
 pub mod bsgs;
+pub mod dleq;
 pub mod elgamal;
 pub mod envelope;
 pub mod error;
