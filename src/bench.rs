@@ -236,6 +236,16 @@ async fn through_processes(rows: usize, dir: &Path) -> anyhow::Result<f64> {
         if nodes.iter().filter(|n| n.attached).count() == 2 {
             break;
         }
+        // A node that stopped (say, a stale binary refusing the configuration)
+        // will never attach: say so now rather than at the timeout.
+        for (name, child) in &mut procs.0 {
+            if let Some(status) = child.try_wait()? {
+                bail!(
+                    "{name} exited ({status}) before the nodes attached; see {} (stale binaries? run `cargo build --release` first)",
+                    dir.join(format!("{name}.log")).display()
+                );
+            }
+        }
         anyhow::ensure!(
             load_started.elapsed() < Duration::from_secs(600),
             "nodes did not attach; see the logs in {}",
