@@ -263,11 +263,8 @@ async fn follow(
     let mut result: Option<QueryResult> = None;
     let mut sender_shares: Option<Vec<i64>> = None;
     loop {
-        if result.is_some() && sender_shares.is_some() {
-            return Ok((
-                result.take().unwrap_or_default(),
-                sender_shares.take().unwrap_or_default(),
-            ));
+        if let (Some(r), Some(shares)) = (&result, &sender_shares) {
+            return Ok((r.clone(), shares.clone()));
         }
         let event = tokio::time::timeout(stall, inbox.recv())
             .await

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use jointly_protocol::{
+    accounting::check_epsilon,
     ids::{IdKind, match_kind},
     wire::{
         DatasetRef, DatasetSummary, GetJobRequest, Job, ListJobsRequest, ListJobsResponse, ListNodesRequest,
@@ -80,11 +81,8 @@ impl PlannerApi {
                     "the query states no privacy terms: give an epsilon, or ask for an exact result".into(),
                 ));
             }
-            Some(p) if !(p.exact || p.epsilon.is_finite() && p.epsilon > 0.0) => {
-                return Err(CoordinatorError::InvalidQuery(format!(
-                    "epsilon = {} is not a positive number",
-                    p.epsilon
-                )));
+            Some(p) if !p.exact => {
+                check_epsilon(p.epsilon).map_err(|e| CoordinatorError::InvalidQuery(e.to_string()))?;
             }
             Some(_) => {}
         }

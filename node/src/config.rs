@@ -5,7 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use jointly_protocol::ids::IdKind;
+use jointly_protocol::{
+    accounting::{check_delta, check_epsilon},
+    ids::IdKind,
+};
 use serde::Deserialize;
 
 use crate::{error::NodeError, period::Period};
@@ -114,18 +117,8 @@ impl Policy {
     }
 
     fn check(&self, datasets: &[DatasetConfig]) -> Result<(), String> {
-        if !(self.max_epsilon.is_finite() && self.max_epsilon > 0.0) {
-            return Err(format!(
-                "policy.max_epsilon = {} must be a positive number",
-                self.max_epsilon
-            ));
-        }
-        if !(self.delta > 0.0 && self.delta < 1.0) {
-            return Err(format!(
-                "policy.delta = {} must lie strictly between 0 and 1 (1e-6 is usual)",
-                self.delta
-            ));
-        }
+        check_epsilon(self.max_epsilon).map_err(|e| format!("policy.max_epsilon: {e}"))?;
+        check_delta(self.delta).map_err(|e| format!("policy.delta: {e} (1e-6 is usual)"))?;
         let mut seen = std::collections::BTreeSet::new();
         for b in &self.budgets {
             if !datasets.iter().any(|d| d.name == b.dataset) {
@@ -134,12 +127,8 @@ impl Policy {
                     b.dataset
                 ));
             }
-            if !(b.epsilon.is_finite() && b.epsilon > 0.0) {
-                return Err(format!(
-                    "policy.budgets for '{}' with '{}': epsilon = {} must be a positive number",
-                    b.dataset, b.partner, b.epsilon
-                ));
-            }
+            check_epsilon(b.epsilon)
+                .map_err(|e| format!("policy.budgets for '{}' with '{}': {e}", b.dataset, b.partner))?;
             if !seen.insert((b.dataset.as_str(), b.partner.as_str())) {
                 return Err(format!(
                     "policy.budgets has two entries for dataset '{}' with partner '{}'",

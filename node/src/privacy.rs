@@ -128,12 +128,12 @@ pub fn plan(node: &str, policy: &Policy, privacy: &Privacy, q: QueryShape<'_>) -
         });
     }
     let epsilon = privacy.epsilon;
-    if !(epsilon.is_finite() && epsilon > 0.0) {
-        return Err(format!(
-            "node '{node}' refuses: epsilon = {epsilon} is not a positive number; ask for an epsilon up to policy.max_epsilon = {}",
+    accounting::check_epsilon(epsilon).map_err(|e| {
+        format!(
+            "node '{node}' refuses: {e}; ask for an epsilon up to policy.max_epsilon = {}",
             policy.max_epsilon
-        ));
-    }
+        )
+    })?;
     if epsilon > policy.max_epsilon {
         return Err(format!(
             "node '{node}' refuses: epsilon = {epsilon} is above its policy.max_epsilon = {}; ask for less",
