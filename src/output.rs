@@ -28,6 +28,7 @@ fn spec_text(spec: Option<&QuerySpec>) -> String {
             };
             format!("overlap {} x {}", r(&q.left), r(&q.right))
         }
+        Some(_) => "breakdown or segment".into(),
         None => "-".into(),
     }
 }
@@ -82,7 +83,7 @@ fn result_json(r: Option<&QueryResult>) -> Value {
             "intersection": count_json(o.intersection.as_ref()),
             "release": release_json(r.release.as_ref()),
         }),
-        None => Value::Null,
+        _ => Value::Null,
     }
 }
 
@@ -175,7 +176,7 @@ pub fn jobs(jobs: &[Job], as_json: bool) {
                 j.result.as_ref().and_then(|r| r.release.as_ref()),
             ),
             None if !j.error.is_empty() => j.error.chars().take(60).collect(),
-            None => String::new(),
+            _ => String::new(),
         };
         println!(
             "{:<22} {:<10} {:<44} {}",

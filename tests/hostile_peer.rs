@@ -44,7 +44,10 @@ fn valid_points(n: usize) -> Vec<u8> {
 
 fn frame(kind: Kind) -> SessionFrame {
     SessionFrame {
-        body: Some(Body::Message(ProtocolMessage { kind: Some(kind) })),
+        body: Some(Body::Message(ProtocolMessage {
+            kind: Some(kind),
+            lane: 0,
+        })),
     }
 }
 

@@ -142,6 +142,7 @@ async fn run(
             dataset: dataset.clone(),
             peer_node: peer.clone(),
             peer_id_kind: peer_kind.clone(),
+            peer_groups: 0,
         };
         send(coord, node, Body::Offer(offer)).await?;
     }

@@ -151,5 +151,6 @@ fn overlap_count(job: &Job) -> Option<(ReleasedCount, Release)> {
     let result = job.result.as_ref()?;
     match (result.result.as_ref()?, result.release.as_ref()?) {
         (query_result::Result::Overlap(o), release) => Some((o.intersection?, release.clone())),
+        _ => None,
     }
 }

@@ -180,7 +180,8 @@ impl Node {
                         .iter()
                         .map(|c| ColumnInfo {
                             name: c.name.clone(),
-                            role: c.role.clone(),
+                            uses: vec![c.role.clone()],
+                            ..ColumnInfo::default()
                         })
                         .collect(),
                 })

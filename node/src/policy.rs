@@ -128,6 +128,7 @@ mod tests {
             dataset: "customers".into(),
             peer_node: peer.into(),
             peer_id_kind: kind.into(),
+            peer_groups: 0,
         }
     }
 

@@ -49,7 +49,10 @@ impl From<OverlapMessage> for ProtocolMessage {
                 count,
             }),
         };
-        ProtocolMessage { kind: Some(kind) }
+        ProtocolMessage {
+            kind: Some(kind),
+            lane: 0,
+        }
     }
 }
 
@@ -86,6 +89,9 @@ impl TryFrom<ProtocolMessage> for OverlapMessage {
             }),
             None => Err(ProtocolError::Malformed {
                 what: "an empty protocol message",
+            }),
+            Some(_) => Err(ProtocolError::Malformed {
+                what: "a breakdown message in an overlap session",
             }),
         }
     }
