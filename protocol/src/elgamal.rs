@@ -34,7 +34,7 @@ use zeroize::Zeroize;
 use crate::group::BadPoint;
 
 pub use cipher::{
-    Ciphertext, DecryptionShare, decode_ciphertexts, decode_decryption_shares, encode_ciphertexts,
+    Ciphertext, DecryptionShare, OneHot, decode_ciphertexts, decode_decryption_shares, encode_ciphertexts,
 };
 pub use keys::{
     JointKey, JointKeys, KeyOffer, KeyProof, KeyShare, PublicShare, SlotShares, VerifiedShare,

@@ -47,6 +47,26 @@ pub enum ProtocolError {
         "the peer runs this job under different terms (query or privacy parameters) than this node accepted; the session is refused"
     )]
     TermsMismatch,
+    /// A query shape or a peer's announced shape that the protocol cannot run.
+    #[error("{what}")]
+    Shape { what: &'static str },
+    /// A key offer, ciphertext or release that fails its checks.
+    #[error("{step}: {error}")]
+    Crypto {
+        step: &'static str,
+        error: crate::elgamal::ElGamalError,
+    },
+    /// The segment is smaller than a node's policy allows to activate.
+    #[error(
+        "the segment has fewer members than node policy.min_activation = {min_activation} allows to deliver; nothing was delivered"
+    )]
+    BelowMinActivation { min_activation: u64 },
+    /// A decrypted value outside the range the release step searches: the
+    /// shares do not belong together, or a sum exceeds what clipping allows.
+    #[error(
+        "breakdown release: cell {cell}, slot {slot} does not decrypt to a value within ±{bound}; the nodes' releases do not fit together"
+    )]
+    ValueOutOfRange { cell: usize, slot: usize, bound: u64 },
     /// A message that could not be parsed at all.
     #[error("malformed message from the peer: {what}")]
     Malformed { what: &'static str },

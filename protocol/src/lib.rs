@@ -6,6 +6,8 @@
 //! ([`party::Party`]); the node and the coordinator only move and store bytes.
 
 pub mod accounting;
+pub mod activation;
+pub mod breakdown;
 pub mod bsgs;
 pub mod dleq;
 pub mod elgamal;

@@ -29,6 +29,8 @@ pub enum List {
     U,
     V,
     W,
+    /// Segment activation only: W masked again by R.
+    Z,
 }
 
 impl List {
@@ -38,6 +40,7 @@ impl List {
             List::U => "overlap step O.1 (list U, the receiver's masked identifiers)",
             List::V => "overlap step O.2 (list V, U masked again by the sender)",
             List::W => "overlap step O.3 (list W, the sender's masked identifiers)",
+            List::Z => "activation step (list Z, W masked again by the receiver)",
         }
     }
 }
@@ -68,9 +71,11 @@ impl OverlapMessage {
             OverlapMessage::Points { list: List::U, .. } => "points of list U",
             OverlapMessage::Points { list: List::V, .. } => "points of list V",
             OverlapMessage::Points { list: List::W, .. } => "points of list W",
+            OverlapMessage::Points { list: List::Z, .. } => "points of list Z",
             OverlapMessage::End { list: List::U, .. } => "the end of list U",
             OverlapMessage::End { list: List::V, .. } => "the end of list V",
             OverlapMessage::End { list: List::W, .. } => "the end of list W",
+            OverlapMessage::End { list: List::Z, .. } => "the end of list Z",
         }
     }
 }
@@ -112,15 +117,16 @@ pub struct OverlapOutcome {
 }
 
 /// This party's identifiers, hashed and masked in a shuffled order, chunk by chunk.
-struct MaskedStream {
+pub(crate) struct MaskedStream {
     ids: Arc<IdList>,
-    order: Vec<u32>,
-    next: usize,
-    closed: bool,
+    /// Position in `ids` of each point sent, in sending order.
+    pub(crate) order: Vec<u32>,
+    pub(crate) next: usize,
+    pub(crate) closed: bool,
 }
 
 impl MaskedStream {
-    fn new(ids: Arc<IdList>) -> Self {
+    pub(crate) fn new(ids: Arc<IdList>) -> Self {
         let order = shuffle::permutation(ids.len());
         Self {
             ids,
@@ -130,11 +136,11 @@ impl MaskedStream {
         }
     }
 
-    fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.order.len() as u64
     }
 
-    fn poll(
+    pub(crate) fn poll(
         &mut self,
         list: List,
         key: &SessionKey,
@@ -162,25 +168,25 @@ impl MaskedStream {
     }
 }
 
-/// Checks a chunk against the announced total and the chunk bound.
-fn check_chunk(
-    list: List,
-    points: &[PointBytes],
+/// Checks a chunk of `got` points against the announced total and the chunk bound.
+pub(crate) fn check_chunk(
+    step: &'static str,
+    got: usize,
     have: usize,
     announced: u64,
     limits: &Limits,
 ) -> Result<(), ProtocolError> {
-    if points.len() > limits.max_chunk_points {
+    if got > limits.max_chunk_points {
         return Err(ProtocolError::OversizedChunk {
-            step: list.step(),
-            points: points.len(),
+            step,
+            points: got,
             max: limits.max_chunk_points,
         });
     }
-    let received = (have + points.len()) as u64;
+    let received = (have + got) as u64;
     if received > announced {
         return Err(ProtocolError::CountMismatch {
-            step: list.step(),
+            step,
             announced,
             received,
         });
@@ -188,10 +194,15 @@ fn check_chunk(
     Ok(())
 }
 
-fn check_end(list: List, count: u64, have: usize, announced: u64) -> Result<(), ProtocolError> {
+pub(crate) fn check_end(
+    step: &'static str,
+    count: u64,
+    have: usize,
+    announced: u64,
+) -> Result<(), ProtocolError> {
     if count != announced || have as u64 != announced {
         return Err(ProtocolError::CountMismatch {
-            step: list.step(),
+            step,
             announced,
             received: have as u64,
         });
@@ -199,7 +210,12 @@ fn check_end(list: List, count: u64, have: usize, announced: u64) -> Result<(), 
     Ok(())
 }
 
-fn check_announce(set_size: u64, terms: &Terms, own: &Terms, limits: &Limits) -> Result<(), ProtocolError> {
+pub(crate) fn check_announce(
+    set_size: u64,
+    terms: &Terms,
+    own: &Terms,
+    limits: &Limits,
+) -> Result<(), ProtocolError> {
     if terms != own {
         return Err(ProtocolError::TermsMismatch);
     }
@@ -213,7 +229,7 @@ fn check_announce(set_size: u64, terms: &Terms, own: &Terms, limits: &Limits) ->
 }
 
 /// Preallocation is bounded so a peer's announcement alone cannot reserve much.
-fn capacity_for(announced: u64) -> usize {
+pub(crate) fn capacity_for(announced: u64) -> usize {
     announced.min(1 << 20) as usize
 }
 
@@ -293,7 +309,7 @@ impl OverlapReceiver {
                 },
                 Some(peer),
             ) if !self.w_closed => {
-                check_chunk(List::W, &points, self.rw.len(), peer, &self.limits)?;
+                check_chunk(List::W.step(), points.len(), self.rw.len(), peer, &self.limits)?;
                 let masked = decode_and_mask(&self.key, &points).map_err(|bad| ProtocolError::BadPoint {
                     step: List::W.step(),
                     bad,
@@ -302,7 +318,7 @@ impl OverlapReceiver {
                 Ok(())
             }
             (OverlapMessage::End { list: List::W, count }, Some(peer)) if !self.w_closed => {
-                check_end(List::W, count, self.rw.len(), peer)?;
+                check_end(List::W.step(), count, self.rw.len(), peer)?;
                 self.w_closed = true;
                 Ok(())
             }
@@ -314,7 +330,13 @@ impl OverlapReceiver {
                 },
                 _,
             ) if self.u.closed && !self.v_closed => {
-                check_chunk(List::V, &points, self.v.len(), self.u.len(), &self.limits)?;
+                check_chunk(
+                    List::V.step(),
+                    points.len(),
+                    self.v.len(),
+                    self.u.len(),
+                    &self.limits,
+                )?;
                 // V is only compared with points R computed itself, but a bad
                 // encoding still marks a deviating peer: refuse it by name.
                 validate_points(&points).map_err(|bad| ProtocolError::BadPoint {
@@ -328,7 +350,7 @@ impl OverlapReceiver {
                 Ok(())
             }
             (OverlapMessage::End { list: List::V, count }, _) if self.u.closed && !self.v_closed => {
-                check_end(List::V, count, self.v.len(), self.u.len())?;
+                check_end(List::V.step(), count, self.v.len(), self.u.len())?;
                 self.v_closed = true;
                 Ok(())
             }
@@ -472,7 +494,7 @@ impl OverlapSender {
                 },
                 Some(peer),
             ) if !self.u_closed => {
-                check_chunk(List::U, &points, self.v.len(), peer, &self.limits)?;
+                check_chunk(List::U.step(), points.len(), self.v.len(), peer, &self.limits)?;
                 let masked = decode_and_mask(&self.key, &points).map_err(|bad| ProtocolError::BadPoint {
                     step: List::U.step(),
                     bad,
@@ -481,7 +503,7 @@ impl OverlapSender {
                 Ok(())
             }
             (OverlapMessage::End { list: List::U, count }, Some(peer)) if !self.u_closed => {
-                check_end(List::U, count, self.v.len(), peer)?;
+                check_end(List::U.step(), count, self.v.len(), peer)?;
                 // The shuffle hides which of R's points became which of V's.
                 shuffle::shuffle(&mut self.v);
                 self.u_closed = true;

@@ -1,7 +1,10 @@
 //! What every protocol party has in common, so the node drives any protocol the
 //! same way: feed it the peer's messages, send what it produces, report progress.
 
-use crate::{error::ProtocolError, overlap::OverlapOutcome, wire::ProtocolMessage};
+use crate::{
+    activation::ActivationOutcome, breakdown::LaneOutcome, error::ProtocolError, overlap::OverlapOutcome,
+    wire::ProtocolMessage,
+};
 
 /// Work done and total, in protocol-specific units (points processed).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -18,6 +21,10 @@ pub enum Outcome {
     Overlap(OverlapOutcome),
     /// A party that learns no result (the sender).
     Completed,
+    /// A breakdown party's part of the release, per lane (for the coordinator).
+    Breakdown(Vec<LaneOutcome>),
+    /// The activation receiver's members and count.
+    Activation(ActivationOutcome),
 }
 
 /// One side of one protocol session, as a sans-I/O state machine.

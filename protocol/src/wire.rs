@@ -9,8 +9,9 @@ mod generated {
 pub use generated::*;
 
 use crate::{
+    breakdown::BreakdownMessage,
     error::ProtocolError,
-    group::split_points,
+    group::{PointBytes, split_points},
     overlap::{List, MAX_CHUNK_POINTS, OverlapMessage},
 };
 
@@ -19,6 +20,7 @@ fn list_to_wire(list: List) -> MaskedList {
         List::U => MaskedList::U,
         List::V => MaskedList::V,
         List::W => MaskedList::W,
+        List::Z => MaskedList::Z,
     }
 }
 
@@ -27,6 +29,7 @@ fn list_from_wire(value: i32) -> Result<List, ProtocolError> {
         Ok(MaskedList::U) => Ok(List::U),
         Ok(MaskedList::V) => Ok(List::V),
         Ok(MaskedList::W) => Ok(List::W),
+        Ok(MaskedList::Z) => Ok(List::Z),
         _ => Err(ProtocolError::Malformed {
             what: "a point chunk names no known list",
         }),
@@ -63,24 +66,10 @@ impl TryFrom<ProtocolMessage> for OverlapMessage {
         match msg.kind {
             Some(protocol_message::Kind::Announce(a)) => Ok(OverlapMessage::Announce {
                 set_size: a.set_size,
-                terms: a.terms.try_into().map_err(|_| ProtocolError::Malformed {
-                    what: "an announcement whose terms digest is not 32 bytes",
-                })?,
+                terms: terms_of(a.terms)?,
             }),
             Some(protocol_message::Kind::Points(chunk)) => {
-                let list = list_from_wire(chunk.list)?;
-                // Checked before splitting, so an oversized chunk costs no copy.
-                if chunk.points.len() > MAX_CHUNK_POINTS * 32 {
-                    return Err(ProtocolError::OversizedChunk {
-                        step: list.step(),
-                        points: chunk.points.len() / 32,
-                        max: MAX_CHUNK_POINTS,
-                    });
-                }
-                let points = split_points(&chunk.points).ok_or(ProtocolError::RaggedChunk {
-                    step: list.step(),
-                    len: chunk.points.len(),
-                })?;
+                let (list, points) = parse_points(&chunk)?;
                 Ok(OverlapMessage::Points { list, points })
             }
             Some(protocol_message::Kind::ListEnd(end)) => Ok(OverlapMessage::End {
@@ -95,6 +84,114 @@ impl TryFrom<ProtocolMessage> for OverlapMessage {
             }),
         }
     }
+}
+
+fn parse_points(chunk: &PointChunk) -> Result<(List, Vec<PointBytes>), ProtocolError> {
+    let list = list_from_wire(chunk.list)?;
+    // Checked before splitting, so an oversized chunk costs no copy.
+    if chunk.points.len() > MAX_CHUNK_POINTS * 32 {
+        return Err(ProtocolError::OversizedChunk {
+            step: list.step(),
+            points: chunk.points.len() / 32,
+            max: MAX_CHUNK_POINTS,
+        });
+    }
+    let points = split_points(&chunk.points).ok_or(ProtocolError::RaggedChunk {
+        step: list.step(),
+        len: chunk.points.len(),
+    })?;
+    Ok((list, points))
+}
+
+fn terms_of(bytes: Vec<u8>) -> Result<[u8; 32], ProtocolError> {
+    bytes.try_into().map_err(|_| ProtocolError::Malformed {
+        what: "an announcement whose terms digest is not 32 bytes",
+    })
+}
+
+/// A breakdown lane's message on the wire.
+pub fn lane_message(lane: u32, msg: BreakdownMessage) -> ProtocolMessage {
+    use protocol_message::Kind;
+    let slots32 = |slots: usize| u32::try_from(slots).unwrap_or(u32::MAX);
+    let kind = match msg {
+        BreakdownMessage::Announce { set_size, terms } => Kind::Announce(Announce {
+            set_size,
+            terms: terms.to_vec(),
+        }),
+        BreakdownMessage::KeyOffer { slots, offer } => Kind::KeyOffer(KeyOffer {
+            slots: slots32(slots),
+            offer,
+        }),
+        BreakdownMessage::Batches { sizes } => Kind::Batches(Batches { sizes }),
+        BreakdownMessage::Points { list, points } => Kind::Points(PointChunk {
+            list: list_to_wire(list).into(),
+            points: points.as_flattened().to_vec(),
+        }),
+        BreakdownMessage::End { list, count } => Kind::ListEnd(ListEnd {
+            list: list_to_wire(list).into(),
+            count,
+        }),
+        BreakdownMessage::Payloads { slots, ciphertexts } => Kind::Ciphers(CipherChunk {
+            list: CipherList::Payloads.into(),
+            slots: slots32(slots),
+            ciphertexts,
+        }),
+        BreakdownMessage::Release { slots, ciphertexts } => Kind::Ciphers(CipherChunk {
+            list: CipherList::Release.into(),
+            slots: slots32(slots),
+            ciphertexts,
+        }),
+    };
+    ProtocolMessage {
+        kind: Some(kind),
+        lane,
+    }
+}
+
+/// Parses a breakdown lane's message; sizes are bounded by the frame limit
+/// and checked against the lane's state by the state machine.
+pub fn parse_lane_message(msg: ProtocolMessage) -> Result<(u32, BreakdownMessage), ProtocolError> {
+    use protocol_message::Kind;
+    let parsed = match msg.kind {
+        Some(Kind::Announce(a)) => BreakdownMessage::Announce {
+            set_size: a.set_size,
+            terms: terms_of(a.terms)?,
+        },
+        Some(Kind::KeyOffer(k)) => BreakdownMessage::KeyOffer {
+            slots: k.slots as usize,
+            offer: k.offer,
+        },
+        Some(Kind::Batches(b)) => BreakdownMessage::Batches { sizes: b.sizes },
+        Some(Kind::Points(chunk)) => {
+            let (list, points) = parse_points(&chunk)?;
+            BreakdownMessage::Points { list, points }
+        }
+        Some(Kind::ListEnd(end)) => BreakdownMessage::End {
+            list: list_from_wire(end.list)?,
+            count: end.count,
+        },
+        Some(Kind::Ciphers(c)) => match CipherList::try_from(c.list) {
+            Ok(CipherList::Payloads) => BreakdownMessage::Payloads {
+                slots: c.slots as usize,
+                ciphertexts: c.ciphertexts,
+            },
+            Ok(CipherList::Release) => BreakdownMessage::Release {
+                slots: c.slots as usize,
+                ciphertexts: c.ciphertexts,
+            },
+            _ => {
+                return Err(ProtocolError::Malformed {
+                    what: "a ciphertext chunk names no known list",
+                });
+            }
+        },
+        None => {
+            return Err(ProtocolError::Malformed {
+                what: "an empty protocol message",
+            });
+        }
+    };
+    Ok((msg.lane, parsed))
 }
 
 /// Largest encoded frame either side accepts on any stream (a full chunk of

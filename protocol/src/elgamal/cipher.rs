@@ -90,7 +90,7 @@ fn check_length(
 
 impl Ciphertext {
     /// The neutral element of addition (not a valid encryption on its own).
-    fn zero(slots: usize) -> Self {
+    pub(crate) fn zero(slots: usize) -> Self {
         Self {
             c1: RistrettoPoint::default(),
             c2: vec![RistrettoPoint::default(); slots],
@@ -336,6 +336,126 @@ impl JointKeys {
                     // as uniform as q since the group order is odd.
                     let mut q = random_scalar(&mut task_rng);
                     self.push_points(&q, row, true, &mut halves);
+                    q.zeroize();
+                }
+                for (dst, c) in out
+                    .chunks_exact_mut(32)
+                    .zip(RistrettoPoint::double_and_compress_batch(&halves))
+                {
+                    dst.copy_from_slice(c.as_bytes());
+                }
+            });
+        seeds.zeroize();
+        Ok(out)
+    }
+}
+
+/// How a breakdown sender's row fills the slots of its payload: per
+/// statistic (the count if `count`, then each measure), one slot per sender
+/// group, statistic-major. A row of group `g` puts 1 (count) or its value
+/// (measure) in its group's slot of each statistic and 0 everywhere else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OneHot {
+    pub groups: usize,
+    pub count: bool,
+    pub measures: usize,
+}
+
+impl OneHot {
+    pub fn stats(&self) -> usize {
+        usize::from(self.count) + self.measures
+    }
+
+    pub fn slots(&self) -> usize {
+        self.groups * self.stats()
+    }
+
+    /// The slot of statistic `stat` (0 is the count when there is one) for `group`.
+    pub fn slot(&self, stat: usize, group: usize) -> usize {
+        stat * self.groups + group
+    }
+
+    /// Fixed-base multiplications per row: the randomness times `B` and
+    /// every joint key, plus one per measure value.
+    pub fn multiplications_per_row(&self) -> usize {
+        1 + self.slots() + self.measures
+    }
+}
+
+impl JointKeys {
+    /// Encrypts one payload per row (PROTOCOLS.md B.2): row `i` is in group
+    /// `groups[i]` and has measures `measures[i*M..(i+1)*M]`. Returns the
+    /// concatenated ciphertexts, computed in parallel.
+    ///
+    /// A measure's point `v*B` is computed once per row and placed in its
+    /// group's slot by a constant-time select, so a row costs `1 + slots + M`
+    /// fixed-base multiplications, not `1 + slots + M*groups`, and the time
+    /// does not depend on which group the row is in.
+    pub fn encrypt_one_hot<R: CryptoRng + ?Sized>(
+        &self,
+        layout: OneHot,
+        groups: &[u32],
+        measures: &[i64],
+        rng: &mut R,
+    ) -> Result<Vec<u8>, ElGamalError> {
+        check_slots("one-hot payload", self.slots(), layout.slots())?;
+        let m = layout.measures;
+        if measures.len() != groups.len() * m {
+            return Err(ElGamalError::RaggedRows {
+                values: measures.len(),
+                slots: m,
+            });
+        }
+        if let Some(&g) = groups.iter().find(|&&g| g as usize >= layout.groups) {
+            return Err(ElGamalError::NoSuchSlot {
+                slot: g as usize,
+                slots: layout.groups,
+            });
+        }
+        let width = layout.slots() + 1;
+        let rows_per_task = (POINTS_PER_TASK / width).max(1);
+        let tasks = groups.len().div_ceil(rows_per_task);
+        let mut seeds: Vec<[u8; 32]> = (0..tasks)
+            .map(|_| {
+                let mut seed = [0u8; 32];
+                rng.fill_bytes(&mut seed);
+                seed
+            })
+            .collect();
+        let mut out = vec![0u8; groups.len() * width * 32];
+        let measure_chunk = rows_per_task * m;
+        out.par_chunks_mut(rows_per_task * width * 32)
+            .zip(groups.par_chunks(rows_per_task))
+            .zip(seeds.par_iter())
+            .enumerate()
+            .for_each(|(task, ((out, groups), seed))| {
+                let measures = &measures[(task * measure_chunk).min(measures.len())..];
+                let mut task_rng = StdRng::from_seed(*seed);
+                let mut halves = Vec::with_capacity(out.len() / 32);
+                let mut values = Vec::with_capacity(m);
+                for (i, &g) in groups.iter().enumerate() {
+                    let mut q = random_scalar(&mut task_rng);
+                    halves.push(&q * RISTRETTO_BASEPOINT_TABLE);
+                    values.clear();
+                    for v in &measures[i * m..(i + 1) * m] {
+                        let mut half = scalar_from_i64(*v).div_by_2();
+                        values.push(&half * RISTRETTO_BASEPOINT_TABLE);
+                        half.zeroize();
+                    }
+                    let mut tables = self.tables.iter();
+                    for stat in 0..layout.stats() {
+                        let plain = if layout.count && stat == 0 {
+                            &self.half_base
+                        } else {
+                            &values[stat - usize::from(layout.count)]
+                        };
+                        for slot_group in 0..layout.groups {
+                            // Both tables and slots follow the layout's order.
+                            let Some(table) = tables.next() else { break };
+                            let hit = slot_group as u32 == g;
+                            halves.push(&q * table + super::point_if(hit, plain));
+                        }
+                    }
                     q.zeroize();
                 }
                 for (dst, c) in out

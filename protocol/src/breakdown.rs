@@ -1,0 +1,1209 @@
+//! The breakdown protocol (PROTOCOLS.md, section B) as sans-I/O state
+//! machines: counts and sums over the intersection, per receiver group ×
+//! sender group, without either side learning an attribute of the other's
+//! customers.
+//!
+//! One *lane* is one direction of matching. Its receiver R partitions its
+//! rows by its own group into batches (padded to a size bucket) and learns
+//! only how many rows of each batch matched; its sender S attaches to each of
+//! its rows an encrypted one-hot payload of its own group and measures; R
+//! sums the payloads of matched rows per batch. A breakdown with measures on
+//! both sides runs two lanes in one session ([`Breakdown`]), the second with
+//! the roles swapped, since only a lane's sender can contribute measures.
+//!
+//! ```text
+//! R -> S  Announce |X'| + terms, KeyOffer, Batches [sizes], U (batch by batch), End U
+//! S -> R  Announce |Y| + terms, KeyOffer, W = s*H(y) (shuffled), End W
+//! S -> R  V: per batch, s*u shuffled within the batch, End V
+//! S -> R  Payloads: Enc(one-hot of g_S(y), clipped measures) in W's order
+//! R -> S  Release: per batch, re-randomized sum of matched payloads + R's noise
+//! R, S    to the coordinator only: decryption shares (S also the ciphertexts
+//!         with its own noise added)
+//! ```
+//!
+//! R never decrypts anything: it computes decryption shares only of the sums
+//! it produced itself, and S only of the ciphertexts R hands it in the
+//! release step, exactly once, one per announced batch.
+
+use std::sync::Arc;
+
+use curve25519_dalek::ristretto::RistrettoPoint;
+use rayon::prelude::*;
+
+use crate::{
+    bsgs::BsgsTable,
+    elgamal::{
+        Ciphertext, ElGamalError, JointKeys, KeyOffer, OneHot, SlotShares, decode_ciphertexts,
+        decode_decryption_shares,
+    },
+    error::ProtocolError,
+    group::{PointBytes, SessionKey, decode_and_mask, mask_each, validate_points},
+    hash::{HashToGroup, ID_DST},
+    idlist::IdList,
+    overlap::{Limits, List, Terms, capacity_for, check_announce, check_chunk, check_end},
+    party::{Outcome, Party, Progress},
+    shuffle,
+};
+
+/// Largest payload or release message, in points (about 960 KiB), so every
+/// frame stays under the transport's 1 MiB limit.
+pub const MAX_MESSAGE_POINTS: usize = 30_000;
+
+/// Largest number of slots in one payload (sender groups × statistics).
+pub const MAX_SLOTS: usize = 4096;
+
+/// Smallest padded batch: a receiver group with fewer rows (even none) is
+/// padded to this many points.
+pub const MIN_BUCKET: u64 = 16;
+
+/// The padded size of a batch of `n` rows: the smallest `m * 2^e` with
+/// `8 <= m < 16` that is at least `n`, and at least [`MIN_BUCKET`]. S learns
+/// the batch sizes only to within 1/8 (padding costs at most 12.5%).
+pub fn bucket(n: u64) -> u64 {
+    if n <= MIN_BUCKET {
+        return MIN_BUCKET;
+    }
+    let shift = (64 - n.leading_zeros()).saturating_sub(4);
+    let top = n.div_ceil(1 << shift);
+    top << shift
+}
+
+/// The shape of one lane, which both parties derive from the query spec and
+/// their schemas: R's groups are the batches, S's groups and statistics the
+/// payload slots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LaneShape {
+    pub receiver_groups: usize,
+    pub payload: OneHot,
+}
+
+impl LaneShape {
+    pub fn cells(&self) -> usize {
+        self.receiver_groups
+    }
+
+    pub fn slots(&self) -> usize {
+        self.payload.slots()
+    }
+
+    /// Values released by this lane: one per slot per batch.
+    pub fn released_values(&self) -> usize {
+        self.cells() * self.slots()
+    }
+
+    fn check(&self) -> Result<(), ProtocolError> {
+        let slots = self.slots();
+        if self.receiver_groups == 0 || slots == 0 {
+            return Err(ProtocolError::Shape {
+                what: "a breakdown lane needs at least one group on each side and one statistic",
+            });
+        }
+        if slots > MAX_SLOTS {
+            return Err(ProtocolError::Shape {
+                what: "too many sender groups × statistics for one payload (at most 4096)",
+            });
+        }
+        if self.cells() * (slots + 1) > MAX_MESSAGE_POINTS {
+            return Err(ProtocolError::Shape {
+                what: "too many cells × statistics to release in one message (at most 30000 points)",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The rows one party brings to a lane: positions into its identifier list
+/// (after its filters), the group of each, and for a sender its measures
+/// (`measures.len() == rows.len() * shape.payload.measures`, row-major,
+/// already clipped).
+#[derive(Clone)]
+pub struct LaneRows {
+    pub ids: Arc<IdList>,
+    pub rows: Vec<u32>,
+    pub groups: Vec<u32>,
+    pub measures: Vec<i64>,
+}
+
+impl std::fmt::Debug for LaneRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LaneRows")
+            .field("rows", &self.rows.len())
+            .finish()
+    }
+}
+
+/// A message of one breakdown lane.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BreakdownMessage {
+    Announce {
+        set_size: u64,
+        terms: Terms,
+    },
+    KeyOffer {
+        slots: usize,
+        offer: Vec<u8>,
+    },
+    Batches {
+        sizes: Vec<u64>,
+    },
+    Points {
+        list: List,
+        points: Vec<PointBytes>,
+    },
+    End {
+        list: List,
+        count: u64,
+    },
+    /// Raw ciphertexts: R decodes only those of matched rows.
+    Payloads {
+        slots: usize,
+        ciphertexts: Vec<u8>,
+    },
+    Release {
+        slots: usize,
+        ciphertexts: Vec<u8>,
+    },
+}
+
+impl BreakdownMessage {
+    pub fn describe(&self) -> &'static str {
+        match self {
+            BreakdownMessage::Announce { .. } => "a set-size announcement",
+            BreakdownMessage::KeyOffer { .. } => "a key offer",
+            BreakdownMessage::Batches { .. } => "the batch sizes",
+            BreakdownMessage::Points { list: List::U, .. } => "points of list U",
+            BreakdownMessage::Points { list: List::V, .. } => "points of list V",
+            BreakdownMessage::Points { list: List::W, .. } => "points of list W",
+            BreakdownMessage::Points { list: List::Z, .. } => "points of list Z",
+            BreakdownMessage::End { .. } => "the end of a list",
+            BreakdownMessage::Payloads { .. } => "payload ciphertexts",
+            BreakdownMessage::Release { .. } => "the release ciphertexts",
+        }
+    }
+}
+
+/// What one party of one lane hands the coordinator (PROTOCOLS.md B.4).
+#[derive(Clone, PartialEq, Eq)]
+pub struct LaneOutcome {
+    pub lane: u32,
+    pub cells: usize,
+    pub slots: usize,
+    /// The sender's final ciphertexts (empty for the receiver).
+    pub ciphertexts: Vec<u8>,
+    pub decryption_shares: Vec<u8>,
+}
+
+impl std::fmt::Debug for LaneOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LaneOutcome")
+            .field("lane", &self.lane)
+            .field("cells", &self.cells)
+            .field("slots", &self.slots)
+            .finish()
+    }
+}
+
+const STEP_KEYS: &str = "breakdown step B.0 (joint keys)";
+const STEP_PAYLOADS: &str = "breakdown step B.2 (payloads)";
+const STEP_RELEASE: &str = "breakdown step B.4 (release)";
+
+fn step_of(list: List) -> &'static str {
+    match list {
+        List::U => "breakdown step B.1 (list U, the receiver's batched masked identifiers)",
+        List::V => "breakdown step B.1 (list V, U masked again by the sender, shuffled per batch)",
+        List::W => "breakdown step B.2 (list W, the sender's masked identifiers)",
+        List::Z => "breakdown (list Z, not part of this protocol)",
+    }
+}
+
+fn elgamal(step: &'static str) -> impl Fn(ElGamalError) -> ProtocolError {
+    move |error| ProtocolError::Crypto { step, error }
+}
+
+/// The context a party's key proofs are bound to: the job's terms, the lane
+/// and the party's role in it, so a proof cannot be replayed elsewhere.
+fn key_context(terms: &Terms, lane: u32, role: &[u8]) -> Vec<u8> {
+    let mut c = b"JOINTLY-V1-BREAKDOWN-KEYS".to_vec();
+    c.extend_from_slice(terms);
+    c.extend_from_slice(&lane.to_be_bytes());
+    c.extend_from_slice(role);
+    c
+}
+
+/// Rows of `slots` slots per message, within [`MAX_MESSAGE_POINTS`].
+fn rows_per_message(slots: usize, limits: &Limits) -> usize {
+    (MAX_MESSAGE_POINTS / (slots + 1)).min(limits.chunk_points).max(1)
+}
+
+/// Adds `noise` (one value per slot per cell) to `cts` in place.
+fn add_noise(cts: &mut [Ciphertext], noise: &[i64], slots: usize) -> Result<(), ProtocolError> {
+    cts.par_iter_mut()
+        .zip(noise.par_chunks(slots))
+        .try_for_each(|(ct, shares)| ct.add_plaintexts(shares))
+        .map_err(elgamal(STEP_RELEASE))
+}
+
+fn check_noise(shape: &LaneShape, noise: &[i64]) -> Result<(), ProtocolError> {
+    if noise.len() != shape.released_values() {
+        return Err(ProtocolError::Shape {
+            what: "the noise shares do not cover every released value of the lane",
+        });
+    }
+    Ok(())
+}
+
+/// A uniformly random point: padding, indistinguishable from masked points.
+fn random_point() -> RistrettoPoint {
+    use rand::RngCore;
+    let mut wide = [0u8; 64];
+    rand::rng().fill_bytes(&mut wide);
+    RistrettoPoint::from_uniform_bytes(&wide)
+}
+
+/// The receiver's list U: every batch's rows and padding, shuffled within
+/// the batch. `None` marks a padding point.
+fn plan_batches(rows: &LaneRows, batches: usize) -> Result<(Vec<u64>, Vec<Option<u32>>), ProtocolError> {
+    if rows.groups.len() != rows.rows.len() {
+        return Err(ProtocolError::Shape {
+            what: "every receiver row needs a group",
+        });
+    }
+    let mut members: Vec<Vec<Option<u32>>> = vec![Vec::new(); batches];
+    for (&row, &group) in rows.rows.iter().zip(&rows.groups) {
+        let batch = members.get_mut(group as usize).ok_or(ProtocolError::Shape {
+            what: "a receiver row's group is outside the lane's groups",
+        })?;
+        batch.push(Some(row));
+    }
+    let mut sizes = Vec::with_capacity(batches);
+    let mut order = Vec::new();
+    for mut batch in members {
+        let padded = bucket(batch.len() as u64);
+        batch.resize(padded as usize, None);
+        shuffle::shuffle(&mut batch);
+        sizes.push(padded);
+        order.extend(batch);
+    }
+    Ok((sizes, order))
+}
+
+/// R of one lane.
+pub struct BreakdownReceiver {
+    lane: u32,
+    shape: LaneShape,
+    terms: Terms,
+    limits: Limits,
+    key: SessionKey,
+    hasher: HashToGroup,
+    shares: SlotShares,
+    noise: Vec<i64>,
+    ids: Arc<IdList>,
+    sent: SentStage,
+    batch_sizes: Vec<u64>,
+    u_plan: Vec<Option<u32>>,
+    u_next: usize,
+    peer_size: Option<u64>,
+    joint: Option<JointKeys>,
+    rw: Vec<PointBytes>,
+    w_closed: bool,
+    v: Vec<PointBytes>,
+    v_closed: bool,
+    /// Per row of W: the batch it matched, or `u32::MAX`.
+    matched: Option<Vec<u32>>,
+    payload_rows: u64,
+    sums: Vec<Ciphertext>,
+    release: Option<Vec<u8>>,
+    outcome: Option<LaneOutcome>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum SentStage {
+    Nothing,
+    Announce,
+    KeyOffer,
+    Batches,
+    ListEnd,
+    Release,
+}
+
+impl std::fmt::Debug for BreakdownReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BreakdownReceiver")
+            .field("lane", &self.lane)
+            .field("progress", &self.progress())
+            .finish()
+    }
+}
+
+impl BreakdownReceiver {
+    /// `noise`: this node's share per slot per batch (zeros when exact).
+    pub fn new(
+        lane: u32,
+        shape: LaneShape,
+        rows: LaneRows,
+        noise: Vec<i64>,
+        limits: Limits,
+        terms: Terms,
+    ) -> Result<Self, ProtocolError> {
+        shape.check()?;
+        check_noise(&shape, &noise)?;
+        let (batch_sizes, u_plan) = plan_batches(&rows, shape.receiver_groups)?;
+        let shares = SlotShares::generate(shape.slots(), &mut rand::rng()).map_err(elgamal(STEP_KEYS))?;
+        Ok(Self {
+            lane,
+            shape,
+            terms,
+            limits,
+            key: SessionKey::random(),
+            hasher: HashToGroup::new(ID_DST),
+            shares,
+            noise,
+            ids: rows.ids,
+            sent: SentStage::Nothing,
+            batch_sizes,
+            u_plan,
+            u_next: 0,
+            peer_size: None,
+            joint: None,
+            rw: Vec::new(),
+            w_closed: false,
+            v: Vec::new(),
+            v_closed: false,
+            matched: None,
+            payload_rows: 0,
+            sums: Vec::new(),
+            release: None,
+            outcome: None,
+        })
+    }
+
+    fn u_total(&self) -> u64 {
+        self.u_plan.len() as u64
+    }
+
+    pub fn poll(&mut self) -> Option<BreakdownMessage> {
+        match self.sent {
+            SentStage::Nothing => {
+                self.sent = SentStage::Announce;
+                return Some(BreakdownMessage::Announce {
+                    set_size: self.u_total(),
+                    terms: self.terms,
+                });
+            }
+            SentStage::Announce => {
+                self.sent = SentStage::KeyOffer;
+                let context = key_context(&self.terms, self.lane, b"R");
+                return Some(BreakdownMessage::KeyOffer {
+                    slots: self.shares.slots(),
+                    offer: self.shares.offer(&context, &mut rand::rng()).to_bytes(),
+                });
+            }
+            SentStage::KeyOffer => {
+                self.sent = SentStage::Batches;
+                return Some(BreakdownMessage::Batches {
+                    sizes: self.batch_sizes.clone(),
+                });
+            }
+            SentStage::Batches => {
+                if self.u_next < self.u_plan.len() {
+                    let end = (self.u_next + self.limits.chunk_points.max(1)).min(self.u_plan.len());
+                    let slice = &self.u_plan[self.u_next..end];
+                    let (ids, hasher) = (&self.ids, &self.hasher);
+                    // Padding points are uniformly random, like masked points.
+                    let points = mask_each(&self.key, slice.len(), |i| match slice[i] {
+                        Some(row) => hasher.hash(&ids.hash_parts(row as usize)),
+                        None => random_point(),
+                    });
+                    self.u_next = end;
+                    return Some(BreakdownMessage::Points {
+                        list: List::U,
+                        points,
+                    });
+                }
+                self.sent = SentStage::ListEnd;
+                return Some(BreakdownMessage::End {
+                    list: List::U,
+                    count: self.u_total(),
+                });
+            }
+            SentStage::ListEnd => {
+                if let Some(ciphertexts) = self.release.take() {
+                    self.sent = SentStage::Release;
+                    return Some(BreakdownMessage::Release {
+                        slots: self.shape.slots(),
+                        ciphertexts,
+                    });
+                }
+            }
+            SentStage::Release => {}
+        }
+        None
+    }
+
+    pub fn receive(&mut self, msg: BreakdownMessage) -> Result<(), ProtocolError> {
+        let unexpected = |got: &BreakdownMessage| ProtocolError::Unexpected {
+            expected: "the sender's announcement, key offer, lists W and V, or payloads",
+            got: got.describe(),
+        };
+        match msg {
+            BreakdownMessage::Announce { set_size, terms } if self.peer_size.is_none() => {
+                check_announce(set_size, &terms, &self.terms, &self.limits)?;
+                self.peer_size = Some(set_size);
+                self.rw.reserve(capacity_for(set_size));
+                Ok(())
+            }
+            BreakdownMessage::KeyOffer { slots, offer }
+                if self.peer_size.is_some() && self.joint.is_none() =>
+            {
+                self.joint = Some(peer_keys(
+                    &self.shares,
+                    slots,
+                    &offer,
+                    &self.terms,
+                    self.lane,
+                    b"S",
+                )?);
+                Ok(())
+            }
+            BreakdownMessage::Points {
+                list: List::W,
+                points,
+            } if self.joint.is_some() && !self.w_closed => {
+                let peer = self.peer_size.unwrap_or(0);
+                check_chunk(step_of(List::W), points.len(), self.rw.len(), peer, &self.limits)?;
+                let masked = decode_and_mask(&self.key, &points).map_err(|bad| ProtocolError::BadPoint {
+                    step: step_of(List::W),
+                    bad,
+                })?;
+                self.rw.extend_from_slice(&masked);
+                Ok(())
+            }
+            BreakdownMessage::End { list: List::W, count } if self.joint.is_some() && !self.w_closed => {
+                check_end(
+                    step_of(List::W),
+                    count,
+                    self.rw.len(),
+                    self.peer_size.unwrap_or(0),
+                )?;
+                self.w_closed = true;
+                self.lists_complete()
+            }
+            // S answers each batch of U as soon as it is complete.
+            BreakdownMessage::Points {
+                list: List::V,
+                points,
+            } if self.sent >= SentStage::Batches && !self.v_closed => {
+                check_chunk(
+                    step_of(List::V),
+                    points.len(),
+                    self.v.len(),
+                    self.u_total(),
+                    &self.limits,
+                )?;
+                validate_points(&points).map_err(|bad| ProtocolError::BadPoint {
+                    step: step_of(List::V),
+                    bad,
+                })?;
+                if self.v.is_empty() {
+                    self.v.reserve(capacity_for(self.u_total()));
+                }
+                self.v.extend_from_slice(&points);
+                Ok(())
+            }
+            BreakdownMessage::End { list: List::V, count }
+                if self.sent >= SentStage::ListEnd && !self.v_closed =>
+            {
+                check_end(step_of(List::V), count, self.v.len(), self.u_total())?;
+                self.v_closed = true;
+                self.lists_complete()
+            }
+            BreakdownMessage::Payloads { slots, ciphertexts }
+                if self.matched.is_some() && self.outcome.is_none() =>
+            {
+                self.payloads(slots, &ciphertexts)
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Once W and V are complete: match, and wait for the payloads (none
+    /// come from an empty sender, so release at once).
+    fn lists_complete(&mut self) -> Result<(), ProtocolError> {
+        if !(self.w_closed && self.v_closed) {
+            return Ok(());
+        }
+        self.matched = Some(self.match_rows()?);
+        self.sums = vec![Ciphertext::zero(self.shape.slots()); self.shape.cells()];
+        if self.peer_size == Some(0) {
+            self.prepare_release()?;
+        }
+        Ok(())
+    }
+
+    /// Matches every row of W to the batch whose V point equals its `r*w`.
+    fn match_rows(&mut self) -> Result<Vec<u32>, ProtocolError> {
+        let mut tagged: Vec<(PointBytes, u32)> = Vec::with_capacity(self.v.len());
+        let mut points = std::mem::take(&mut self.v).into_iter();
+        for (batch, &size) in self.batch_sizes.iter().enumerate() {
+            tagged.extend(points.by_ref().take(size as usize).map(|p| (p, batch as u32)));
+        }
+        tagged.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if tagged.windows(2).any(|w| w[0].0 == w[1].0) {
+            return Err(ProtocolError::DuplicatePoints {
+                step: step_of(List::V),
+            });
+        }
+        let rw = std::mem::take(&mut self.rw);
+        let mut sorted = rw.clone();
+        sorted.par_sort_unstable();
+        if sorted.windows(2).any(|w| w[0] == w[1]) {
+            return Err(ProtocolError::DuplicatePoints {
+                step: step_of(List::W),
+            });
+        }
+        drop(sorted);
+        Ok(rw
+            .par_iter()
+            .map(|p| match tagged.binary_search_by(|t| t.0.cmp(p)) {
+                Ok(i) => tagged[i].1,
+                Err(_) => u32::MAX,
+            })
+            .collect())
+    }
+
+    fn payloads(&mut self, slots: usize, bytes: &[u8]) -> Result<(), ProtocolError> {
+        if slots != self.shape.slots() {
+            return Err(ProtocolError::Crypto {
+                step: STEP_PAYLOADS,
+                error: ElGamalError::SlotMismatch {
+                    what: "payload",
+                    expected: self.shape.slots(),
+                    got: slots,
+                },
+            });
+        }
+        let unit = 32 * (slots + 1);
+        if !bytes.len().is_multiple_of(unit) || bytes.len() / unit > (MAX_MESSAGE_POINTS / (slots + 1)).max(1)
+        {
+            return Err(ProtocolError::Malformed {
+                what: "a payload chunk that is not a whole number of ciphertexts or is too large",
+            });
+        }
+        let rows = (bytes.len() / unit) as u64;
+        let peer = self.peer_size.unwrap_or(0);
+        if self.payload_rows + rows > peer {
+            return Err(ProtocolError::CountMismatch {
+                step: STEP_PAYLOADS,
+                announced: peer,
+                received: self.payload_rows + rows,
+            });
+        }
+        let matched = self.matched.as_deref().unwrap_or(&[]);
+        let first = self.payload_rows as usize;
+        let cells = self.shape.cells();
+        // Only matched rows are decoded: R never needs the others.
+        let partial = bytes
+            .par_chunks_exact(unit)
+            .enumerate()
+            .filter(|(i, _)| matched[first + i] != u32::MAX)
+            .try_fold(
+                || vec![Ciphertext::zero(slots); cells],
+                |mut acc, (i, ct)| {
+                    let ct = Ciphertext::from_bytes(ct, slots)?;
+                    acc[matched[first + i] as usize].accumulate(&ct)?;
+                    Ok::<_, ElGamalError>(acc)
+                },
+            )
+            .try_reduce(
+                || vec![Ciphertext::zero(slots); cells],
+                |mut a, b| {
+                    for (x, y) in a.iter_mut().zip(&b) {
+                        x.accumulate(y)?;
+                    }
+                    Ok(a)
+                },
+            )
+            .map_err(elgamal(STEP_PAYLOADS))?;
+        for (sum, part) in self.sums.iter_mut().zip(&partial) {
+            sum.accumulate(part).map_err(elgamal(STEP_PAYLOADS))?;
+        }
+        self.payload_rows += rows;
+        if self.payload_rows == peer {
+            self.prepare_release()?;
+        }
+        Ok(())
+    }
+
+    /// B.4: re-randomize (S knows its payloads' randomness and could
+    /// otherwise recognise a sum of few of them), add this node's noise, and
+    /// compute this node's decryption shares of exactly what it sends.
+    fn prepare_release(&mut self) -> Result<(), ProtocolError> {
+        let joint = self.joint.as_ref().ok_or(ProtocolError::Unexpected {
+            expected: "the sender's key offer",
+            got: "payloads",
+        })?;
+        let mut rng = rand::rng();
+        let mut released = std::mem::take(&mut self.sums)
+            .iter()
+            .map(|ct| joint.rerandomize(ct, &mut rng))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(elgamal(STEP_RELEASE))?;
+        let slots = self.shape.slots();
+        add_noise(&mut released, &self.noise, slots)?;
+        let decryption_shares = self
+            .shares
+            .encoded_decryption_shares(&released)
+            .map_err(elgamal(STEP_RELEASE))?;
+        self.release = Some(crate::elgamal::encode_ciphertexts(&released));
+        self.outcome = Some(LaneOutcome {
+            lane: self.lane,
+            cells: self.shape.cells(),
+            slots,
+            ciphertexts: Vec::new(),
+            decryption_shares,
+        });
+        Ok(())
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.sent == SentStage::Release
+    }
+
+    pub fn progress(&self) -> Progress {
+        let peer = self.peer_size.unwrap_or(0);
+        Progress {
+            done: self.u_next as u64 + self.rw.len() as u64 + self.v.len() as u64 + self.payload_rows,
+            total: 2 * self.u_total() + 2 * peer,
+        }
+    }
+
+    pub fn finish(self) -> Result<LaneOutcome, ProtocolError> {
+        match (self.is_done(), self.outcome) {
+            (true, Some(o)) => Ok(o),
+            _ => Err(ProtocolError::Unexpected {
+                expected: "every payload before the release",
+                got: "an early end of the session",
+            }),
+        }
+    }
+}
+
+/// Parses and verifies the peer's key offer and combines the joint keys.
+fn peer_keys(
+    own: &SlotShares,
+    slots: usize,
+    offer: &[u8],
+    terms: &Terms,
+    lane: u32,
+    peer_role: &[u8],
+) -> Result<JointKeys, ProtocolError> {
+    if slots != own.slots() {
+        return Err(ProtocolError::Crypto {
+            step: STEP_KEYS,
+            error: ElGamalError::SlotMismatch {
+                what: "the peer's key offer",
+                expected: own.slots(),
+                got: slots,
+            },
+        });
+    }
+    let verified = KeyOffer::from_bytes(offer, slots)
+        .and_then(|o| o.verify(&key_context(terms, lane, peer_role)))
+        .map_err(elgamal(STEP_KEYS))?;
+    JointKeys::combine(own, &verified).map_err(elgamal(STEP_KEYS))
+}
+
+/// S of one lane.
+pub struct BreakdownSender {
+    lane: u32,
+    shape: LaneShape,
+    terms: Terms,
+    limits: Limits,
+    key: SessionKey,
+    hasher: HashToGroup,
+    shares: SlotShares,
+    noise: Vec<i64>,
+    rows: LaneRows,
+    sent: SentStage,
+    /// W's order: indices into `rows`, shuffled.
+    w_order: Vec<u32>,
+    w_next: usize,
+    w_closed: bool,
+    peer_size: Option<u64>,
+    joint: Option<JointKeys>,
+    batch_sizes: Option<Vec<u64>>,
+    batch: usize,
+    batch_points: Vec<PointBytes>,
+    u_received: u64,
+    u_closed: bool,
+    v_ready: Vec<PointBytes>,
+    v_next: usize,
+    v_sent: u64,
+    v_closed: bool,
+    payload_next: usize,
+    outcome: Option<LaneOutcome>,
+}
+
+impl std::fmt::Debug for BreakdownSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BreakdownSender")
+            .field("lane", &self.lane)
+            .field("progress", &self.progress())
+            .finish()
+    }
+}
+
+impl BreakdownSender {
+    /// `noise`: this node's share per slot per receiver batch (zeros when exact).
+    pub fn new(
+        lane: u32,
+        shape: LaneShape,
+        rows: LaneRows,
+        noise: Vec<i64>,
+        limits: Limits,
+        terms: Terms,
+    ) -> Result<Self, ProtocolError> {
+        shape.check()?;
+        check_noise(&shape, &noise)?;
+        if rows.groups.len() != rows.rows.len()
+            || rows.measures.len() != rows.rows.len() * shape.payload.measures
+            || rows.groups.iter().any(|&g| g as usize >= shape.payload.groups)
+        {
+            return Err(ProtocolError::Shape {
+                what: "the sender's rows do not fit the lane's groups and measures",
+            });
+        }
+        let shares = SlotShares::generate(shape.slots(), &mut rand::rng()).map_err(elgamal(STEP_KEYS))?;
+        Ok(Self {
+            lane,
+            shape,
+            terms,
+            limits,
+            key: SessionKey::random(),
+            hasher: HashToGroup::new(ID_DST),
+            shares,
+            noise,
+            w_order: shuffle::permutation(rows.rows.len()),
+            rows,
+            sent: SentStage::Nothing,
+            w_next: 0,
+            w_closed: false,
+            peer_size: None,
+            joint: None,
+            batch_sizes: None,
+            batch: 0,
+            batch_points: Vec::new(),
+            u_received: 0,
+            u_closed: false,
+            v_ready: Vec::new(),
+            v_next: 0,
+            v_sent: 0,
+            v_closed: false,
+            payload_next: 0,
+            outcome: None,
+        })
+    }
+
+    fn own_size(&self) -> u64 {
+        self.rows.rows.len() as u64
+    }
+
+    pub fn poll(&mut self) -> Option<BreakdownMessage> {
+        match self.sent {
+            SentStage::Nothing => {
+                self.sent = SentStage::Announce;
+                return Some(BreakdownMessage::Announce {
+                    set_size: self.own_size(),
+                    terms: self.terms,
+                });
+            }
+            SentStage::Announce => {
+                self.sent = SentStage::KeyOffer;
+                let context = key_context(&self.terms, self.lane, b"S");
+                return Some(BreakdownMessage::KeyOffer {
+                    slots: self.shares.slots(),
+                    offer: self.shares.offer(&context, &mut rand::rng()).to_bytes(),
+                });
+            }
+            _ => {}
+        }
+        let chunk = self.limits.chunk_points.max(1);
+        // V first: it is ready-made and R cannot match without it.
+        if self.v_next < self.v_ready.len() {
+            let end = (self.v_next + chunk).min(self.v_ready.len());
+            let points = self.v_ready[self.v_next..end].to_vec();
+            self.v_next = end;
+            self.v_sent += points.len() as u64;
+            if self.v_next == self.v_ready.len() {
+                self.v_ready.clear();
+                self.v_next = 0;
+            }
+            return Some(BreakdownMessage::Points {
+                list: List::V,
+                points,
+            });
+        }
+        if self.u_closed && !self.v_closed {
+            self.v_closed = true;
+            return Some(BreakdownMessage::End {
+                list: List::V,
+                count: self.v_sent,
+            });
+        }
+        if self.w_next < self.w_order.len() {
+            let end = (self.w_next + chunk).min(self.w_order.len());
+            let slice = &self.w_order[self.w_next..end];
+            let (rows, ids, hasher) = (&self.rows.rows, &self.rows.ids, &self.hasher);
+            let points = mask_each(&self.key, slice.len(), |i| {
+                hasher.hash(&ids.hash_parts(rows[slice[i] as usize] as usize))
+            });
+            self.w_next = end;
+            return Some(BreakdownMessage::Points {
+                list: List::W,
+                points,
+            });
+        }
+        if !self.w_closed {
+            self.w_closed = true;
+            return Some(BreakdownMessage::End {
+                list: List::W,
+                count: self.own_size(),
+            });
+        }
+        // Payloads once R holds all of W and V, so it can match as they come.
+        if self.v_closed && self.payload_next < self.w_order.len() {
+            let joint = self.joint.as_ref()?;
+            let end = (self.payload_next + rows_per_message(self.shape.slots(), &self.limits))
+                .min(self.w_order.len());
+            let m = self.shape.payload.measures;
+            let slice = &self.w_order[self.payload_next..end];
+            let groups: Vec<u32> = slice.iter().map(|&i| self.rows.groups[i as usize]).collect();
+            let measures: Vec<i64> = slice
+                .iter()
+                .flat_map(|&i| &self.rows.measures[i as usize * m..(i as usize + 1) * m])
+                .copied()
+                .collect();
+            // Shapes were checked at construction; an error here is a bug, and
+            // stalling the session (None) makes it visible as one.
+            let ciphertexts = joint
+                .encrypt_one_hot(self.shape.payload, &groups, &measures, &mut rand::rng())
+                .ok()?;
+            self.payload_next = end;
+            return Some(BreakdownMessage::Payloads {
+                slots: self.shape.slots(),
+                ciphertexts,
+            });
+        }
+        None
+    }
+
+    pub fn receive(&mut self, msg: BreakdownMessage) -> Result<(), ProtocolError> {
+        let unexpected = |got: &BreakdownMessage| ProtocolError::Unexpected {
+            expected: "the receiver's announcement, key offer, batch sizes, list U or release",
+            got: got.describe(),
+        };
+        match msg {
+            BreakdownMessage::Announce { set_size, terms } if self.peer_size.is_none() => {
+                check_announce(set_size, &terms, &self.terms, &self.limits)?;
+                self.peer_size = Some(set_size);
+                Ok(())
+            }
+            BreakdownMessage::KeyOffer { slots, offer }
+                if self.peer_size.is_some() && self.joint.is_none() =>
+            {
+                self.joint = Some(peer_keys(
+                    &self.shares,
+                    slots,
+                    &offer,
+                    &self.terms,
+                    self.lane,
+                    b"R",
+                )?);
+                Ok(())
+            }
+            BreakdownMessage::Batches { sizes } if self.joint.is_some() && self.batch_sizes.is_none() => {
+                self.batches(sizes)
+            }
+            BreakdownMessage::Points {
+                list: List::U,
+                points,
+            } if self.batch_sizes.is_some() && !self.u_closed => self.u_points(&points),
+            BreakdownMessage::End { list: List::U, count }
+                if self.batch_sizes.is_some() && !self.u_closed =>
+            {
+                let total = self.peer_size.unwrap_or(0);
+                check_end(step_of(List::U), count, self.u_received as usize, total)?;
+                self.u_closed = true;
+                Ok(())
+            }
+            BreakdownMessage::Release { slots, ciphertexts }
+                if self.payload_next == self.w_order.len() && self.v_closed && self.outcome.is_none() =>
+            {
+                self.release(slots, &ciphertexts)
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn batches(&mut self, sizes: Vec<u64>) -> Result<(), ProtocolError> {
+        let announced = self.peer_size.unwrap_or(0);
+        let total = sizes.iter().try_fold(0u64, |a, &s| a.checked_add(s));
+        if sizes.len() != self.shape.receiver_groups || total != Some(announced) {
+            return Err(ProtocolError::Shape {
+                what: "the receiver's batches do not match its groups or its announced size (breakdown step B.1)",
+            });
+        }
+        if sizes.iter().any(|&s| s != bucket(s)) {
+            return Err(ProtocolError::Shape {
+                what: "a receiver batch is not padded to a size bucket (breakdown step B.1)",
+            });
+        }
+        self.batch_sizes = Some(sizes);
+        Ok(())
+    }
+
+    /// Masks U as it arrives; each batch, once complete, is shuffled on its
+    /// own and queued as V.
+    fn u_points(&mut self, points: &[PointBytes]) -> Result<(), ProtocolError> {
+        let total = self.peer_size.unwrap_or(0);
+        check_chunk(
+            step_of(List::U),
+            points.len(),
+            self.u_received as usize,
+            total,
+            &self.limits,
+        )?;
+        let masked = decode_and_mask(&self.key, points).map_err(|bad| ProtocolError::BadPoint {
+            step: step_of(List::U),
+            bad,
+        })?;
+        self.u_received += masked.len() as u64;
+        let sizes = self.batch_sizes.as_deref().unwrap_or(&[]);
+        let mut rest = &masked[..];
+        loop {
+            let Some(&size) = sizes.get(self.batch) else { break };
+            let want = size as usize - self.batch_points.len();
+            let take = want.min(rest.len());
+            self.batch_points.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.batch_points.len() < size as usize {
+                break;
+            }
+            let mut done = std::mem::take(&mut self.batch_points);
+            shuffle::shuffle(&mut done);
+            self.v_ready.extend(done);
+            self.batch += 1;
+        }
+        Ok(())
+    }
+
+    /// B.4 at S: exactly one ciphertext per announced batch, once.
+    fn release(&mut self, slots: usize, bytes: &[u8]) -> Result<(), ProtocolError> {
+        if slots != self.shape.slots() {
+            return Err(ProtocolError::Crypto {
+                step: STEP_RELEASE,
+                error: ElGamalError::SlotMismatch {
+                    what: "release",
+                    expected: self.shape.slots(),
+                    got: slots,
+                },
+            });
+        }
+        let mut cts = decode_ciphertexts(bytes, slots).map_err(elgamal(STEP_RELEASE))?;
+        if cts.len() != self.shape.cells() {
+            return Err(ProtocolError::CountMismatch {
+                step: STEP_RELEASE,
+                announced: self.shape.cells() as u64,
+                received: cts.len() as u64,
+            });
+        }
+        add_noise(&mut cts, &self.noise, slots)?;
+        let decryption_shares = self
+            .shares
+            .encoded_decryption_shares(&cts)
+            .map_err(elgamal(STEP_RELEASE))?;
+        self.outcome = Some(LaneOutcome {
+            lane: self.lane,
+            cells: cts.len(),
+            slots,
+            ciphertexts: crate::elgamal::encode_ciphertexts(&cts),
+            decryption_shares,
+        });
+        Ok(())
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.outcome.is_some()
+    }
+
+    pub fn progress(&self) -> Progress {
+        let peer = self.peer_size.unwrap_or(0);
+        Progress {
+            done: self.w_next as u64 + self.u_received + self.v_sent + self.payload_next as u64,
+            total: 2 * self.own_size() + 2 * peer,
+        }
+    }
+
+    pub fn finish(self) -> Result<LaneOutcome, ProtocolError> {
+        self.outcome.ok_or(ProtocolError::Unexpected {
+            expected: "the receiver's release",
+            got: "an early end of the session",
+        })
+    }
+}
+
+/// The coordinator's part of B.4 for one lane: `m*B = c2'' - d_R - d_S` for
+/// every slot of every cell, then `m` by baby-step giant-step within
+/// `±bound`. Values come cell-major (`cell * slots + slot`), computed on all
+/// cores.
+pub fn open_lane(
+    sender: &LaneOutcome,
+    receiver: &LaneOutcome,
+    table: &BsgsTable,
+    bound: u64,
+) -> Result<Vec<i64>, ProtocolError> {
+    let (cells, slots) = (sender.cells, sender.slots);
+    if receiver.cells != cells || receiver.slots != slots || receiver.lane != sender.lane {
+        return Err(ProtocolError::Shape {
+            what: "the two nodes' releases of a breakdown lane do not have the same shape",
+        });
+    }
+    let cts = decode_ciphertexts(&sender.ciphertexts, slots).map_err(elgamal(STEP_RELEASE))?;
+    let from_s = decode_decryption_shares(&sender.decryption_shares, slots).map_err(elgamal(STEP_RELEASE))?;
+    let from_r =
+        decode_decryption_shares(&receiver.decryption_shares, slots).map_err(elgamal(STEP_RELEASE))?;
+    if cts.len() != cells || from_s.len() != cells || from_r.len() != cells {
+        return Err(ProtocolError::Shape {
+            what: "a breakdown release does not hold one ciphertext and one decryption share per cell",
+        });
+    }
+    let points = cts
+        .iter()
+        .zip(from_r.iter().zip(&from_s))
+        .map(|(ct, (r, s))| ct.decrypt_to_points(r, s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(elgamal(STEP_RELEASE))?
+        .concat();
+    points
+        .par_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            table.solve(p, bound).ok_or(ProtocolError::ValueOutOfRange {
+                cell: i / slots,
+                slot: i % slots,
+                bound,
+            })
+        })
+        .collect()
+}
+
+/// One lane of a breakdown session, in either role.
+#[derive(Debug)]
+pub enum Lane {
+    Receiver(Box<BreakdownReceiver>),
+    Sender(Box<BreakdownSender>),
+}
+
+impl Lane {
+    fn poll(&mut self) -> Option<BreakdownMessage> {
+        match self {
+            Lane::Receiver(r) => r.poll(),
+            Lane::Sender(s) => s.poll(),
+        }
+    }
+
+    fn receive(&mut self, msg: BreakdownMessage) -> Result<(), ProtocolError> {
+        match self {
+            Lane::Receiver(r) => r.receive(msg),
+            Lane::Sender(s) => s.receive(msg),
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        match self {
+            Lane::Receiver(r) => r.is_done(),
+            Lane::Sender(s) => s.is_done(),
+        }
+    }
+
+    fn progress(&self) -> Progress {
+        match self {
+            Lane::Receiver(r) => r.progress(),
+            Lane::Sender(s) => s.progress(),
+        }
+    }
+
+    fn finish(self) -> Result<LaneOutcome, ProtocolError> {
+        match self {
+            Lane::Receiver(r) => r.finish(),
+            Lane::Sender(s) => s.finish(),
+        }
+    }
+}
+
+/// One node's side of a breakdown session: one or two lanes, their messages
+/// interleaved on one stream and told apart by lane number.
+#[derive(Debug)]
+pub struct Breakdown {
+    lanes: Vec<Lane>,
+    next: usize,
+}
+
+impl Breakdown {
+    /// `lanes[i]` is lane number `i`.
+    pub fn new(lanes: Vec<Lane>) -> Self {
+        Self { lanes, next: 0 }
+    }
+}
+
+impl Party for Breakdown {
+    fn poll_transmit(&mut self) -> Option<crate::wire::ProtocolMessage> {
+        // Round robin, so one lane's long list does not hold up the other.
+        let n = self.lanes.len();
+        for k in 0..n {
+            let i = (self.next + k) % n;
+            if let Some(msg) = self.lanes[i].poll() {
+                self.next = (i + 1) % n;
+                return Some(crate::wire::lane_message(i as u32, msg));
+            }
+        }
+        None
+    }
+
+    fn handle(&mut self, msg: crate::wire::ProtocolMessage) -> Result<(), ProtocolError> {
+        let (lane, msg) = crate::wire::parse_lane_message(msg)?;
+        let lane = self
+            .lanes
+            .get_mut(lane as usize)
+            .ok_or(ProtocolError::Malformed {
+                what: "a message for a breakdown lane that does not exist",
+            })?;
+        lane.receive(msg)
+    }
+
+    fn is_done(&self) -> bool {
+        self.lanes.iter().all(Lane::is_done)
+    }
+
+    fn progress(&self) -> Progress {
+        self.lanes
+            .iter()
+            .map(Lane::progress)
+            .fold(Progress::default(), |a, p| Progress {
+                done: a.done + p.done,
+                total: a.total + p.total,
+            })
+    }
+
+    fn finish(self: Box<Self>) -> Result<Outcome, ProtocolError> {
+        self.lanes
+            .into_iter()
+            .map(Lane::finish)
+            .collect::<Result<Vec<_>, _>>()
+            .map(Outcome::Breakdown)
+    }
+}
+
+#[cfg(test)]
+#[path = "breakdown_tests.rs"]
+mod tests;
