@@ -980,8 +980,7 @@ impl BreakdownSender {
         self.u_received += masked.len() as u64;
         let sizes = self.batch_sizes.as_deref().unwrap_or(&[]);
         let mut rest = &masked[..];
-        loop {
-            let Some(&size) = sizes.get(self.batch) else { break };
+        while let Some(&size) = sizes.get(self.batch) {
             let want = size as usize - self.batch_points.len();
             let take = want.min(rest.len());
             self.batch_points.extend_from_slice(&rest[..take]);
