@@ -29,8 +29,20 @@ use jointly_protocol::{
     wire::{JobState, ListNodesRequest, query_result},
 };
 
+mod breakdown;
+
 #[derive(Subcommand)]
 pub enum BenchKind {
+    /// Breakdown of two sets of N rows each (half shared): 10 x 10 groups,
+    /// two measures; encryption against its floor, the protocol in process,
+    /// and the decryption of every cell with the cached table.
+    Breakdown {
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
+        /// Cache file of the decryption table (default: in the temporary directory).
+        #[arg(long)]
+        table: Option<PathBuf>,
+    },
     /// Overlap of two sets of N rows each (half of them shared).
     Overlap {
         #[arg(long, default_value_t = 100_000)]
@@ -45,11 +57,17 @@ pub enum BenchKind {
 }
 
 pub async fn run(kind: BenchKind) -> anyhow::Result<()> {
-    let BenchKind::Overlap {
-        rows,
-        in_process_only,
-        dir,
-    } = kind;
+    let (rows, in_process_only, dir) = match kind {
+        BenchKind::Breakdown { rows, table } => {
+            let table = table.unwrap_or_else(breakdown::default_table_path);
+            return tokio::task::spawn_blocking(move || breakdown::run(rows, &table)).await?;
+        }
+        BenchKind::Overlap {
+            rows,
+            in_process_only,
+            dir,
+        } => (rows, in_process_only, dir),
+    };
     println!(
         "jointly bench overlap: {rows} x {rows} rows, {} cores",
         rayon::current_num_threads()

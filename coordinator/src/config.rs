@@ -25,6 +25,8 @@ pub struct CoordinatorConfig {
     pub tls: Option<TlsFiles>,
     #[serde(default)]
     pub timeouts: Timeouts,
+    #[serde(default)]
+    pub decryption: Decryption,
     /// The registry: nodes allowed to attach, with their Ed25519 public keys.
     #[serde(default, rename = "nodes")]
     pub nodes: Vec<RegisteredNode>,
@@ -55,6 +57,36 @@ impl Default for Timeouts {
             stall_seconds: default_stall(),
         }
     }
+}
+
+/// The baby-step giant-step table that recovers breakdown cells (PROTOCOLS.md
+/// B.4). Built once (about 8 s on two cores at the default size) and cached.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decryption {
+    /// The table holds 2^table_bits baby steps: 24 takes 128 MiB on disk and
+    /// answers any cell within ±2^40 in about 0.1 s; 16 (1 MiB) suits tests.
+    #[serde(default = "default_table_bits")]
+    pub table_bits: u32,
+    /// Where the table is cached.
+    #[serde(default = "default_table_path")]
+    pub table: PathBuf,
+}
+
+impl Default for Decryption {
+    fn default() -> Self {
+        Self {
+            table_bits: default_table_bits(),
+            table: default_table_path(),
+        }
+    }
+}
+
+fn default_table_bits() -> u32 {
+    jointly_protocol::bsgs::DEFAULT_K
+}
+fn default_table_path() -> PathBuf {
+    PathBuf::from("bsgs-table.bin")
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -103,6 +135,15 @@ impl CoordinatorConfig {
             }
         };
         resolve(&mut c.database);
+        resolve(&mut c.decryption.table);
+        let bits = c.decryption.table_bits;
+        if !(jointly_protocol::bsgs::MIN_K..=jointly_protocol::bsgs::MAX_K).contains(&bits) {
+            return Err(format!(
+                "decryption.table_bits = {bits} is outside {}..={} (24 is the default)",
+                jointly_protocol::bsgs::MIN_K,
+                jointly_protocol::bsgs::MAX_K
+            ));
+        }
         if let Some(tls) = c.tls.as_mut() {
             resolve(&mut tls.cert);
             resolve(&mut tls.key);

@@ -7,9 +7,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use jointly_protocol::wire::{
-    CancelSession, CoordinatorMessage, JobOffer, NodeTerms, QueryResult, QuerySpec, Role, StartSession,
-    coordinator_message::Body, session_report::Outcome as ReportOutcome,
+use jointly_protocol::{
+    breakdown::{LaneOutcome, open_lane},
+    breakdown_plan::{MAX_ABS_VALUE, Side},
+    wire::{
+        BreakdownRelease, CancelSession, CoordinatorMessage, JobOffer, NodeTerms, QueryResult, QuerySpec, Role,
+        SegmentResult, StartSession, coordinator_message::Body, query_result, session_report::Outcome as ReportOutcome,
+    },
 };
 use rand::RngCore;
 use tokio::sync::mpsc;
@@ -17,6 +21,7 @@ use tonic::Status;
 use tracing::{info, warn};
 
 use crate::{
+    breakdowns::BreakdownJob,
     release::combine,
     state::{ActiveJob, Coordinator, RELAY_FRAMES, SessionSide, SessionSlot},
 };
@@ -55,6 +60,25 @@ pub enum JobEvent {
 pub struct Parties {
     pub receiver: (String, String, String),
     pub sender: (String, String, String),
+    pub kind: JobKind,
+}
+
+/// What the job computes, as far as the coordinator must know to offer it
+/// and to read its release.
+#[derive(Clone, Debug)]
+pub enum JobKind {
+    Overlap,
+    /// `activated`: the node that receives the members (the receiver).
+    Segment { activated: Option<String> },
+    Breakdown(Box<BreakdownJob>),
+}
+
+/// What the nodes reported at the end of the session.
+enum Reports {
+    /// The receiver's partially noised count and the sender's noise shares.
+    Count(QueryResult, Vec<i64>),
+    /// Receiver's and sender's breakdown releases.
+    Breakdown(Box<[BreakdownRelease; 2]>),
 }
 
 struct Failure {
@@ -135,6 +159,15 @@ async fn run(
 ) -> Result<QueryResult, Failure> {
     let (r, s) = (&parties.receiver, &parties.sender);
     for ((node, dataset, _), role, (peer, _, peer_kind)) in [(r, Role::Receiver, s), (s, Role::Sender, r)] {
+        let (peer_groups, peer_measure_bounds) = match &parties.kind {
+            JobKind::Breakdown(job) => {
+                let first = job.plan.first_receiver();
+                let peer_side = if role == Role::Receiver { first.other() } else { first };
+                let schema = job.plan.side(peer_side);
+                (schema.groups as u32, schema.measure_bounds.clone())
+            }
+            _ => (0, Vec::new()),
+        };
         let offer = JobOffer {
             job_id: job_id.to_string(),
             spec: Some(spec.clone()),
@@ -142,7 +175,8 @@ async fn run(
             dataset: dataset.clone(),
             peer_node: peer.clone(),
             peer_id_kind: peer_kind.clone(),
-            peer_groups: 0,
+            peer_groups,
+            peer_measure_bounds,
         };
         send(coord, node, Body::Offer(offer)).await?;
     }
@@ -223,14 +257,25 @@ async fn run(
     let [Some(r_terms), Some(s_terms)] = accepted else {
         return Err(retryable("internal error: decisions lost".into()));
     };
-    let outcome = follow(coord, job_id, &session_id, parties, tokens, &mut inbox)
-        .await
-        .and_then(|(result, shares)| {
-            combine(spec, result, &shares, [r_terms, s_terms]).map_err(|message| Failure {
-                message,
-                retryable: false,
+    let fatal = |message: String| Failure {
+        message,
+        retryable: false,
+    };
+    let outcome = match follow(coord, job_id, &session_id, parties, tokens, &mut inbox).await {
+        Err(f) => Err(f),
+        Ok(Reports::Count(result, shares)) => combine(spec, result, &shares, [r_terms, s_terms])
+            .map(|r| match &parties.kind {
+                JobKind::Segment { activated } => as_segment(r, activated.clone()),
+                _ => r,
             })
-        });
+            .map_err(fatal),
+        Ok(Reports::Breakdown(releases)) => match &parties.kind {
+            JobKind::Breakdown(job) => open_breakdown(coord, spec, job, &releases, [r_terms, s_terms])
+                .await
+                .map_err(fatal),
+            _ => Err(fatal("the nodes reported a breakdown for a job that is not one".into())),
+        },
+    };
     coord.remove_session(&session_id);
     if let Err(f) = &outcome {
         // End both session streams now, so neither node keeps computing.
@@ -241,6 +286,78 @@ async fn run(
     outcome
 }
 
+/// A segment's released size, from the count the nodes report as for an overlap.
+fn as_segment(r: QueryResult, activated: Option<String>) -> QueryResult {
+    let size = match r.result {
+        Some(query_result::Result::Overlap(o)) => o.intersection,
+        _ => None,
+    };
+    QueryResult {
+        result: Some(query_result::Result::Segment(SegmentResult {
+            size,
+            activated_node: activated.unwrap_or_default(),
+        })),
+        release: r.release,
+    }
+}
+
+fn lane_outcome(l: &jointly_protocol::wire::LaneRelease) -> LaneOutcome {
+    LaneOutcome {
+        lane: l.lane,
+        cells: l.cells as usize,
+        slots: l.slots as usize,
+        ciphertexts: l.ciphertexts.clone(),
+        decryption_shares: l.decryption_shares.clone(),
+    }
+}
+
+/// B.4 at the coordinator: per lane, the lane's sender's ciphertexts with
+/// both nodes' decryption shares, solved on all cores, then the cells.
+async fn open_breakdown(
+    coord: &Arc<Coordinator>,
+    spec: &QuerySpec,
+    job: &BreakdownJob,
+    releases: &[BreakdownRelease; 2],
+    terms: [NodeTerms; 2],
+) -> Result<QueryResult, String> {
+    let privacy = spec.privacy.unwrap_or_default();
+    let threshold = terms[0].min_aggregation.max(terms[1].min_aggregation);
+    let sigmas = [terms[0].sigma, terms[1].sigma];
+    if privacy.exact != sigmas.iter().all(|s| *s == 0.0) {
+        return Err("the nodes' noise terms do not fit the query's privacy terms".into());
+    }
+    // releases[0] is the job's receiver (lane 0's receiver).
+    let first = job.plan.first_receiver();
+    let mut pairs = Vec::new();
+    for (i, lane) in job.plan.lanes.iter().enumerate() {
+        let of = |side: Side| -> Result<LaneOutcome, String> {
+            let node = usize::from(side != first);
+            releases[node]
+                .lanes
+                .iter()
+                .find(|l| l.lane as usize == i)
+                .map(lane_outcome)
+                .ok_or_else(|| format!("node '{}' reported no release for lane {i}", terms[node].node))
+        };
+        pairs.push((of(lane.sender())?, of(lane.receiver)?));
+    }
+    let table = coord.tables.get(&coord.config.decryption).await?;
+    let values = tokio::task::spawn_blocking(move || {
+        pairs
+            .iter()
+            .map(|(s, r)| open_lane(s, r, &table, MAX_ABS_VALUE))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| format!("internal error while decrypting: {e}"))?
+    .map_err(|e| e.to_string())?;
+    let cells = job.cells(&values, threshold)?;
+    Ok(QueryResult {
+        result: Some(query_result::Result::Breakdown(cells)),
+        release: Some(crate::release::release_terms(&privacy, threshold, terms)),
+    })
+}
+
 async fn follow(
     coord: &Arc<Coordinator>,
     job_id: &str,
@@ -248,7 +365,7 @@ async fn follow(
     parties: &Parties,
     tokens: [[u8; 32]; 2],
     inbox: &mut mpsc::Receiver<JobEvent>,
-) -> Result<(QueryResult, Vec<i64>), Failure> {
+) -> Result<Reports, Failure> {
     let names = [&parties.receiver.0, &parties.sender.0];
     for (node, token) in names.iter().zip(tokens) {
         let start = StartSession {
@@ -263,9 +380,13 @@ async fn follow(
     let mut last_saved = Instant::now();
     let mut result: Option<QueryResult> = None;
     let mut sender_shares: Option<Vec<i64>> = None;
+    let mut breakdown: [Option<BreakdownRelease>; 2] = [None, None];
     loop {
         if let (Some(r), Some(shares)) = (&result, &sender_shares) {
-            return Ok((r.clone(), shares.clone()));
+            return Ok(Reports::Count(r.clone(), shares.clone()));
+        }
+        if let [Some(a), Some(b)] = &breakdown {
+            return Ok(Reports::Breakdown(Box::new([a.clone(), b.clone()])));
         }
         let event = tokio::time::timeout(stall, inbox.recv())
             .await
@@ -288,6 +409,7 @@ async fn follow(
             JobEvent::Report { node, outcome } => match outcome {
                 ReportOutcome::Result(r) if &node == names[0] => result = Some(r),
                 ReportOutcome::Completed(c) if &node == names[1] => sender_shares = Some(c.noise_shares),
+                ReportOutcome::Breakdown(b) => breakdown[usize::from(&node != names[0])] = Some(b),
                 ReportOutcome::Error(message) => return Err(retryable(message)),
                 _ => {
                     return Err(Failure {

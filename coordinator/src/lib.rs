@@ -3,8 +3,10 @@
 //! planner API. It sees sizes and results, never identifiers or masked lists'
 //! meaning.
 
+pub mod breakdowns;
 pub mod client;
 pub mod config;
+pub mod decrypt;
 pub mod error;
 pub mod gateway;
 pub mod jobs;

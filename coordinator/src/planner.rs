@@ -6,8 +6,9 @@ use std::sync::Arc;
 use jointly_protocol::{
     accounting::check_epsilon,
     ids::{IdKind, match_kind},
+    breakdown_plan::Side,
     wire::{
-        DatasetRef, DatasetSummary, GetJobRequest, Job, ListJobsRequest, ListJobsResponse, ListNodesRequest,
+        DatasetInfo, DatasetRef, DatasetSummary, GetJobRequest, Job, ListJobsRequest, ListJobsResponse, ListNodesRequest,
         ListNodesResponse, NodeStatus, QuerySpec, planner_server::Planner, query_spec::Query,
     },
 };
@@ -15,8 +16,9 @@ use tonic::{Request, Response, Status};
 use tracing::info;
 
 use crate::{
+    breakdowns::{check_filters, plan as plan_breakdown},
     error::CoordinatorError,
-    jobs::{self, Parties},
+    jobs::{self, JobKind, Parties},
     state::Coordinator,
 };
 
@@ -69,9 +71,20 @@ impl PlannerApi {
         Ok((r.node.clone(), r.dataset.clone(), kind))
     }
 
+    fn dataset_info(&self, node: &str, dataset: &str) -> Result<DatasetInfo, CoordinatorError> {
+        self.coord
+            .node_datasets(node)
+            .and_then(|ds| ds.into_iter().find(|d| d.name == dataset))
+            .ok_or_else(|| CoordinatorError::NodeOffline { node: node.to_string() })
+    }
+
     fn parties(&self, spec: &QuerySpec) -> Result<Parties, CoordinatorError> {
-        let Some(Query::Overlap(q)) = &spec.query else {
-            return Err(CoordinatorError::InvalidQuery("no query kind given".into()));
+        let invalid = CoordinatorError::InvalidQuery;
+        let (left, right) = match &spec.query {
+            Some(Query::Overlap(q)) => (q.left.as_ref(), q.right.as_ref()),
+            Some(Query::Segment(q)) => (q.left.as_ref(), q.right.as_ref()),
+            Some(Query::Breakdown(q)) => (q.left.as_ref(), q.right.as_ref()),
+            None => return Err(invalid("no query kind given".into())),
         };
         // The nodes judge the terms against their policies; this only turns
         // away what no policy could accept.
@@ -86,8 +99,8 @@ impl PlannerApi {
             }
             Some(_) => {}
         }
-        let left = self.resolve("left", q.left.as_ref())?;
-        let right = self.resolve("right", q.right.as_ref())?;
+        let left = self.resolve("left", left)?;
+        let right = self.resolve("right", right)?;
         if left.0 == right.0 {
             return Err(CoordinatorError::InvalidQuery(format!(
                 "both datasets are on node '{}'; an overlap runs between two nodes",
@@ -100,10 +113,40 @@ impl PlannerApi {
                 left.0, left.1, left.2, right.0, right.1, right.2
             )));
         }
-        let label = |(n, d, k): (String, String, IdKind)| (n, d, k.label().to_string());
+        let label = |(n, d, k): &(String, String, IdKind)| (n.clone(), d.clone(), k.label().to_string());
+        let (l, r) = (label(&left), label(&right));
+        let (receiver, sender, kind) = match &spec.query {
+            Some(Query::Segment(q)) => {
+                let schema = |p: &(String, String, String)| self.dataset_info(&p.0, &p.1);
+                check_filters(&schema(&l)?, &q.left_filters, Side::Left).map_err(invalid)?;
+                check_filters(&schema(&r)?, &q.right_filters, Side::Right).map_err(invalid)?;
+                let activated = (!q.activate.is_empty()).then(|| q.activate.clone());
+                match activated.as_deref() {
+                    // The node that receives the members must be the receiver.
+                    Some(a) if a == r.0 => (r, l, JobKind::Segment { activated }),
+                    Some(a) if a != l.0 => {
+                        return Err(invalid(format!(
+                            "--activate names '{a}', which is neither the left node '{}' nor the right node '{}'",
+                            l.0, r.0
+                        )));
+                    }
+                    _ => (l, r, JobKind::Segment { activated }),
+                }
+            }
+            Some(Query::Breakdown(q)) => {
+                let job = plan_breakdown(q, &self.dataset_info(&l.0, &l.1)?, &self.dataset_info(&r.0, &r.1)?)
+                    .map_err(invalid)?;
+                match job.plan.first_receiver() {
+                    Side::Left => (l, r, JobKind::Breakdown(Box::new(job))),
+                    Side::Right => (r, l, JobKind::Breakdown(Box::new(job))),
+                }
+            }
+            _ => (l, r, JobKind::Overlap),
+        };
         Ok(Parties {
-            receiver: label(left),
-            sender: label(right),
+            receiver,
+            sender,
+            kind,
         })
     }
 }

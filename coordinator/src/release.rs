@@ -4,7 +4,7 @@
 //! numbers: the receiver's share is already inside its count.
 
 use jointly_protocol::wire::{
-    NodeTerms, OverlapResult, QueryResult, QuerySpec, Release, ReleasedCount, query_result,
+    NodeTerms, OverlapResult, Privacy, QueryResult, QuerySpec, Release, ReleasedCount, query_result,
 };
 
 /// Builds the released result from the receiver's report and the sender's
@@ -49,14 +49,21 @@ pub fn combine(
         result: Some(query_result::Result::Overlap(OverlapResult {
             intersection: Some(intersection),
         })),
-        release: Some(Release {
-            exact: privacy.exact,
-            epsilon: if privacy.exact { 0.0 } else { privacy.epsilon },
-            noise_stddev: sigmas.iter().map(|s| s * s).sum::<f64>().sqrt(),
-            threshold,
-            nodes: terms.to_vec(),
-        }),
+        release: Some(release_terms(&privacy, threshold, terms)),
     })
+}
+
+/// How a result was protected: the planner's error bars. `noise_stddev` is
+/// that of a count (both nodes' shares); a sum's is that times its
+/// measure's clipping bound.
+pub fn release_terms(privacy: &Privacy, threshold: u64, terms: [NodeTerms; 2]) -> Release {
+    Release {
+        exact: privacy.exact,
+        epsilon: if privacy.exact { 0.0 } else { privacy.epsilon },
+        noise_stddev: terms.iter().map(|t| t.sigma * t.sigma).sum::<f64>().sqrt(),
+        threshold,
+        nodes: terms.to_vec(),
+    }
 }
 
 fn release_count(partial: ReleasedCount, share: i64, threshold: u64) -> ReleasedCount {
@@ -79,8 +86,6 @@ fn release_count(partial: ReleasedCount, share: i64, threshold: u64) -> Released
 
 #[cfg(test)]
 mod tests {
-    use jointly_protocol::wire::Privacy;
-
     use super::*;
 
     fn terms(node: &str, sigma: f64, min_aggregation: u64) -> NodeTerms {

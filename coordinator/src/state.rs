@@ -51,6 +51,8 @@ pub struct ActiveJob {
 pub struct Coordinator {
     pub config: CoordinatorConfig,
     pub store: Store,
+    /// The breakdown decryption table, loaded on first use.
+    pub tables: crate::decrypt::TableCache,
     nodes: Mutex<HashMap<String, AttachedNode>>,
     jobs: Mutex<HashMap<String, ActiveJob>>,
     sessions: Mutex<HashMap<String, SessionSlot>>,
@@ -68,6 +70,7 @@ impl Coordinator {
         Arc::new(Self {
             config,
             store,
+            tables: Default::default(),
             nodes: Mutex::default(),
             jobs: Mutex::default(),
             sessions: Mutex::default(),

@@ -12,14 +12,14 @@ use std::{
 
 use jointly_protocol::{
     ids::Normalizer,
-    overlap::{Limits, OverlapReceiver, OverlapSender},
-    party::{Outcome, Party},
-    terms::job_terms,
+    overlap::Limits,
+    party::Outcome,
     wire::{
-        ColumnInfo, Completed, DatasetInfo, Hello, JobDecision, JobOffer, Join, NodeMessage, OverlapResult,
-        Proof, QueryResult, ReleasedCount, Role, SessionFrame, SessionProgress, SessionReport, StartSession,
-        coordinator_message::Body as FromCoordinator, node_message::Body as ToCoordinator, query_result,
-        session_frame, session_report::Outcome as ReportOutcome,
+        BreakdownRelease, ColumnInfo, Completed, DatasetInfo, Hello, JobDecision, JobOffer, Join,
+        LaneRelease, NodeMessage, OverlapResult, Proof, QueryResult, ReleasedCount, SessionFrame,
+        SessionProgress, SessionReport, StartSession, coordinator_message::Body as FromCoordinator,
+        node_message::Body as ToCoordinator, query_result, session_frame,
+        session_report::Outcome as ReportOutcome,
     },
 };
 use tokio::{sync::mpsc, task::JoinHandle};
@@ -32,9 +32,10 @@ use crate::{
     error::NodeError,
     identity::{Identity, attach_message},
     ledger::{Ledger, Refusal},
-    policy::{Accepted, decide},
+    policy::{Accepted, Activation, Work, decide},
     session::{OUTBOUND_FRAMES, SessionFailure, drive},
     transport::{GatewayClient, connect},
+    work::{self, Selection},
 };
 
 /// A node with its datasets loaded, ready to attach.
@@ -323,7 +324,7 @@ impl Node {
         info!(node = %self.config.name, job = %job_id, role = ?accepted.role, dataset = %accepted.dataset, "session starting");
         let began = std::time::Instant::now();
         let finished = self.run_session(client, &control, &offer, &accepted, start).await;
-        let outcome = match finished.map(|o| self.release(&accepted, o)) {
+        let outcome = match finished.map(|(o, sel)| self.release(&offer.job_id, &accepted, o, &sel)) {
             Ok(Ok(outcome)) => {
                 info!(node = %self.config.name, job = %job_id, seconds = began.elapsed().as_secs_f64(), "session finished");
                 outcome
@@ -345,29 +346,48 @@ impl Node {
     }
 
     /// Turns a finished protocol into what this node releases: the receiver's
-    /// count with its own noise share added and its threshold applied, or the
-    /// sender's noise shares. The budget is committed first, so nothing
-    /// noise-bearing leaves the node unrecorded.
-    fn release(&self, accepted: &Accepted, outcome: Outcome) -> Result<ReportOutcome, String> {
+    /// count with its own noise share added and its threshold applied, the
+    /// sender's noise shares, or a breakdown's decryption shares. The budget
+    /// is committed first, so nothing noise-bearing leaves the node
+    /// unrecorded. An activation's members are written only after that.
+    fn release(
+        &self,
+        job_id: &str,
+        accepted: &Accepted,
+        outcome: Outcome,
+        selection: &Selection,
+    ) -> Result<ReportOutcome, String> {
         let plan = &accepted.noise;
+        let mut members = None;
         let report = match outcome {
-            Outcome::Overlap(o) => {
-                let noised = i64::try_from(o.intersection)
-                    .unwrap_or(i64::MAX)
-                    .saturating_add(plan.shares().first().copied().unwrap_or(0));
-                // Checked here as well as at the coordinator: this node alone
-                // knows its partial sum, and a coordinator cannot skip the check.
-                let below = noised < i64::try_from(plan.min_aggregation).unwrap_or(i64::MAX);
-                ReportOutcome::Result(QueryResult {
-                    result: Some(query_result::Result::Overlap(OverlapResult {
-                        intersection: Some(ReleasedCount {
-                            value: if below { 0 } else { noised },
-                            below_threshold: below,
-                        }),
-                    })),
-                    release: None,
-                })
+            Outcome::Overlap(o) => self.released_count(accepted, o.intersection),
+            Outcome::Activation(a) => {
+                if let Work::Segment {
+                    activation: Activation::Receive { min_activation },
+                    ..
+                } = accepted.work
+                    && (a.members.len() as u64) < min_activation
+                {
+                    return Err(format!(
+                        "the segment has fewer members than this node's policy.min_activation = {min_activation}; no members were written"
+                    ));
+                }
+                let report = self.released_count(accepted, a.members.len() as u64);
+                members = Some(a.members);
+                report
             }
+            Outcome::Breakdown(lanes) => ReportOutcome::Breakdown(BreakdownRelease {
+                lanes: lanes
+                    .into_iter()
+                    .map(|l| LaneRelease {
+                        lane: l.lane,
+                        cells: l.cells as u32,
+                        slots: l.slots as u32,
+                        ciphertexts: l.ciphertexts,
+                        decryption_shares: l.decryption_shares,
+                    })
+                    .collect(),
+            }),
             _ => ReportOutcome::Completed(Completed {
                 noise_shares: if plan.exact {
                     Vec::new()
@@ -377,55 +397,62 @@ impl Node {
             }),
         };
         match self.ledger.commit(&plan.charge.job_id) {
-            Ok(true) => Ok(report),
-            Ok(false) => Err("its budget reservation for this job is gone; nothing was released".into()),
-            Err(e) => Err(format!("cannot commit its budget, so nothing was released: {e}")),
+            Ok(true) => {}
+            Ok(false) => return Err("its budget reservation for this job is gone; nothing was released".into()),
+            Err(e) => return Err(format!("cannot commit its budget, so nothing was released: {e}")),
         }
+        if let Some(members) = members {
+            let dataset = &self.datasets[&accepted.dataset];
+            let path = crate::members::write(&self.config.data_dir, job_id, dataset, selection, &members)?;
+            info!(node = %self.config.name, job = %job_id, members = members.len(), file = %path.display(), "segment members written");
+        }
+        Ok(report)
+    }
+
+    /// The receiver's count with its noise share, thresholded here as well
+    /// as at the coordinator: this node alone knows its partial sum, and a
+    /// coordinator cannot skip the check.
+    fn released_count(&self, accepted: &Accepted, count: u64) -> ReportOutcome {
+        let plan = &accepted.noise;
+        let noised = i64::try_from(count)
+            .unwrap_or(i64::MAX)
+            .saturating_add(plan.shares().first().copied().unwrap_or(0));
+        let below = noised < i64::try_from(plan.min_aggregation).unwrap_or(i64::MAX);
+        ReportOutcome::Result(QueryResult {
+            result: Some(query_result::Result::Overlap(OverlapResult {
+                intersection: Some(ReleasedCount {
+                    value: if below { 0 } else { noised },
+                    below_threshold: below,
+                }),
+            })),
+            release: None,
+        })
     }
 
     async fn run_session(
-        &self,
+        self: &Arc<Self>,
         mut client: GatewayClient,
         control: &mpsc::Sender<NodeMessage>,
         offer: &JobOffer,
         accepted: &Accepted,
         start: StartSession,
-    ) -> Result<Outcome, SessionFailure> {
-        let dataset = self
-            .datasets
-            .get(&accepted.dataset)
-            .ok_or_else(|| SessionFailure::Local(format!("dataset '{}' is gone", accepted.dataset)))?;
+    ) -> Result<(Outcome, Selection), SessionFailure> {
+        if !self.datasets.contains_key(&accepted.dataset) {
+            return Err(SessionFailure::Local(format!("dataset '{}' is gone", accepted.dataset)));
+        }
         let limits = Limits {
             chunk_points: self.config.limits.chunk_points,
             max_chunk_points: jointly_protocol::overlap::MAX_CHUNK_POINTS,
             max_peer_set: self.config.limits.max_peer_set_size,
         };
-        let ids = Arc::clone(&dataset.ids);
-        let (kind, role) = (accepted.hash_kind, accepted.role);
-        let terms = job_terms(
-            &offer.job_id,
-            offer
-                .spec
-                .as_ref()
-                .ok_or_else(|| SessionFailure::Local("the offer has no query".into()))?,
-        );
-        let party = tokio::task::spawn_blocking(move || -> Result<Box<dyn Party>, String> {
-            let ids = if ids.kind() == kind {
-                ids
-            } else {
-                Arc::new(
-                    ids.converted(kind)
-                        .ok_or("identifiers cannot be converted to the matching kind")?,
-                )
-            };
-            Ok(match role {
-                Role::Sender => Box::new(OverlapSender::new(ids, limits, terms)),
-                _ => Box::new(OverlapReceiver::new(ids, limits, terms)),
-            })
+        let (node, plan) = (Arc::clone(self), accepted.clone());
+        let (party, selection) = tokio::task::spawn_blocking(move || {
+            let dataset = &node.datasets[&plan.dataset];
+            work::build(dataset, &plan, limits)
         })
         .await
         .map_err(|e| SessionFailure::Local(format!("internal error: {e}")))?
-        .map_err(|e| SessionFailure::Local(e.to_string()))?;
+        .map_err(SessionFailure::Local)?;
 
         let (out, frames) = mpsc::channel::<SessionFrame>(OUTBOUND_FRAMES);
         let join = SessionFrame {
@@ -461,6 +488,7 @@ impl Node {
             });
         })
         .await
+        .map(|outcome| (outcome, selection))
     }
 }
 

@@ -9,11 +9,13 @@ pub mod dataset;
 pub mod error;
 pub mod identity;
 pub mod ledger;
+pub mod members;
 pub mod period;
 pub mod policy;
 pub mod privacy;
 pub mod session;
 pub mod transport;
+pub mod work;
 
 pub use agent::Node;
 pub use config::NodeConfig;

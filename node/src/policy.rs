@@ -2,12 +2,15 @@
 //! node's policy disposes, and a refusal says which key refused and why.
 
 use jointly_protocol::{
+    breakdown_plan::{BreakdownPlan, Side, SideSchema},
     ids::{IdKind, match_kind},
-    wire::{JobOffer, Role, query_spec::Query},
+    overlap::Terms,
+    terms::job_terms,
+    wire::{self, DatasetRef, Filter, JobOffer, Role, query_spec::Query},
 };
 
 use crate::{
-    config::Policy,
+    config::{ColumnUse, Policy},
     dataset::LoadedDataset,
     privacy::{NoisePlan, QueryShape, plan},
 };
@@ -21,6 +24,93 @@ pub struct Accepted {
     pub hash_kind: IdKind,
     /// Noise, threshold and budget charge; the caller reserves the charge.
     pub noise: NoisePlan,
+    /// The digest both parties must agree on before exchanging anything.
+    pub terms: Terms,
+    pub work: Work,
+}
+
+/// The protocol a job runs on this node, with this node's part of the query.
+#[derive(Clone, Debug)]
+pub enum Work {
+    Overlap,
+    Segment {
+        filters: Vec<Filter>,
+        activation: Activation,
+    },
+    Breakdown {
+        side: Side,
+        plan: BreakdownPlan,
+        group_by: Vec<String>,
+        /// This side's measures, in query order.
+        measures: Vec<String>,
+        filters: Vec<Filter>,
+    },
+}
+
+/// A segment's activation, from this node's point of view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// Size only.
+    None,
+    /// This node receives its own members, if there are at least this many.
+    Receive { min_activation: u64 },
+    /// The peer receives its members; this node answers in order only for a
+    /// segment of at least this many.
+    Allow { min_activation: u64 },
+}
+
+fn side_of(node: &str, left: Option<&DatasetRef>, right: Option<&DatasetRef>) -> Result<Side, String> {
+    match (left.map(|d| d.node.as_str()), right.map(|d| d.node.as_str())) {
+        (Some(l), Some(r)) if l == node && r != node => Ok(Side::Left),
+        (Some(l), Some(r)) if r == node && l != node => Ok(Side::Right),
+        _ => Err(format!(
+            "node '{node}' received an offer whose query does not name it on exactly one side"
+        )),
+    }
+}
+
+/// Checks that every column the query uses on this node's side exists in the
+/// dataset and that the policy allows that use.
+fn check_columns<'a>(
+    node: &str,
+    dataset: &LoadedDataset,
+    uses: impl IntoIterator<Item = (&'a str, ColumnUse)>,
+) -> Result<(), String> {
+    for (name, use_) in uses {
+        let Some(c) = dataset.columns.iter().find(|c| c.name == name) else {
+            return Err(format!(
+                "node '{node}' refuses: dataset '{}' has no column '{name}' in its configuration",
+                dataset.name
+            ));
+        };
+        if !c.allows(use_) {
+            return Err(format!(
+                "node '{node}' refuses: its policy does not allow column '{name}' of dataset '{}' as a {} (columns.uses)",
+                dataset.name,
+                use_.label()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn filter_uses(filters: &[Filter]) -> impl Iterator<Item = (&str, ColumnUse)> {
+    filters.iter().map(|f| (f.column.as_str(), ColumnUse::Filter))
+}
+
+/// This side's schema: its groups and its measures' bounds.
+fn own_schema(dataset: &LoadedDataset, group_by: &[String], measures: &[String]) -> SideSchema {
+    let column = |name: &str| dataset.columns.iter().find(|c| c.name == name);
+    SideSchema {
+        groups: group_by
+            .iter()
+            .map(|g| column(g).map_or(1, |c| c.domain().len()))
+            .product(),
+        measure_bounds: measures
+            .iter()
+            .map(|m| column(m).map_or(0, |c| c.bound()))
+            .collect(),
+    }
 }
 
 /// Checks an offer against the policy and the loaded datasets.
@@ -32,7 +122,10 @@ pub fn decide(
     running_sessions: usize,
     max_sessions: usize,
 ) -> Result<Accepted, String> {
-    let Some(Query::Overlap(_)) = offer.spec.as_ref().and_then(|s| s.query.as_ref()) else {
+    let Some(spec) = offer.spec.as_ref() else {
+        return Err(format!("node '{node}' received an offer without a query"));
+    };
+    let Some(query) = spec.query.as_ref() else {
         return Err(format!("node '{node}' does not support this query kind"));
     };
     if !policy.partners.iter().any(|p| p == &offer.peer_node) {
@@ -65,11 +158,34 @@ pub fn decide(
             "node '{node}' is busy: {running_sessions} sessions running (limits.max_sessions = {max_sessions}); run the query again later"
         ));
     }
-    let privacy = offer
-        .spec
+    let privacy = spec
+        .privacy
         .as_ref()
-        .and_then(|s| s.privacy.as_ref())
         .ok_or_else(|| format!("node '{node}' refuses a query without privacy terms"))?;
+    let (kind, work, terms, scales, sensitivity_sq) = match query {
+        Query::Overlap(_) => (
+            "overlap",
+            Work::Overlap,
+            job_terms(&offer.job_id, spec),
+            vec![1],
+            1.0,
+        ),
+        Query::Segment(q) => {
+            let side = side_of(node, q.left.as_ref(), q.right.as_ref())?;
+            let filters = match side {
+                Side::Left => &q.left_filters,
+                Side::Right => &q.right_filters,
+            };
+            check_columns(node, dataset, filter_uses(filters))?;
+            let activation = segment_activation(node, policy, offer, &q.activate, role)?;
+            let work = Work::Segment {
+                filters: filters.clone(),
+                activation,
+            };
+            ("segment", work, job_terms(&offer.job_id, spec), vec![1], 1.0)
+        }
+        Query::Breakdown(q) => breakdown_work(node, dataset, offer, q, role)?,
+    };
     let noise = plan(
         node,
         policy,
@@ -78,10 +194,9 @@ pub fn decide(
             job_id: &offer.job_id,
             dataset: &dataset.name,
             partner: &offer.peer_node,
-            kind: "overlap",
-            // One person changes the count by at most one.
-            sensitivity_sq: 1.0,
-            released_values: 1,
+            kind,
+            sensitivity_sq,
+            noise_scales: &scales,
         },
     )?;
     Ok(Accepted {
@@ -89,7 +204,120 @@ pub fn decide(
         dataset: dataset.name.clone(),
         hash_kind,
         noise,
+        terms,
+        work,
     })
+}
+
+/// Who may receive a segment's members, by this node's policy.
+fn segment_activation(
+    node: &str,
+    policy: &Policy,
+    offer: &JobOffer,
+    activate: &str,
+    role: Role,
+) -> Result<Activation, String> {
+    if activate.is_empty() {
+        return Ok(Activation::None);
+    }
+    if activate == node && role == Role::Receiver {
+        return Ok(Activation::Receive {
+            min_activation: policy.min_activation,
+        });
+    }
+    if activate == offer.peer_node && role == Role::Sender {
+        if !policy.allow_activation.iter().any(|p| p == activate) {
+            return Err(format!(
+                "node '{node}' refuses to let '{activate}' receive the members of this segment: '{activate}' is not listed in its policy.allow_activation"
+            ));
+        }
+        return Ok(Activation::Allow {
+            min_activation: policy.min_activation,
+        });
+    }
+    Err(format!(
+        "node '{node}' refuses: the segment names '{activate}' to receive its members, which is neither this job's receiver nor its peer"
+    ))
+}
+
+type Planned = (&'static str, Work, Terms, Vec<u64>, f64);
+
+fn breakdown_work(
+    node: &str,
+    dataset: &LoadedDataset,
+    offer: &JobOffer,
+    q: &wire::BreakdownQuery,
+    role: Role,
+) -> Result<Planned, String> {
+    let side = side_of(node, q.left.as_ref(), q.right.as_ref())?;
+    let wire_side = match side {
+        Side::Left => wire::Side::Left,
+        Side::Right => wire::Side::Right,
+    };
+    let (group_by, filters) = match side {
+        Side::Left => (&q.left_group_by, &q.left_filters),
+        Side::Right => (&q.right_group_by, &q.right_filters),
+    };
+    let mut measures = Vec::new();
+    let mut peer_measures = 0;
+    for m in &q.measures {
+        match wire::Side::try_from(m.side) {
+            Ok(s) if s == wire_side => measures.push(m.column.clone()),
+            Ok(wire::Side::Left | wire::Side::Right) => peer_measures += 1,
+            _ => return Err(format!("node '{node}' refuses: a measure names no side")),
+        }
+    }
+    check_columns(
+        node,
+        dataset,
+        group_by
+            .iter()
+            .map(|g| (g.as_str(), ColumnUse::Group))
+            .chain(measures.iter().map(|m| (m.as_str(), ColumnUse::Measure)))
+            .chain(filter_uses(filters)),
+    )?;
+    if offer.peer_measure_bounds.len() != peer_measures || offer.peer_groups == 0 {
+        return Err(format!(
+            "node '{node}' refuses: the offer does not describe the peer's groups and measures"
+        ));
+    }
+    let own = own_schema(dataset, group_by, &measures);
+    let peer = SideSchema {
+        groups: offer.peer_groups as usize,
+        measure_bounds: offer.peer_measure_bounds.clone(),
+    };
+    let (left, right) = match side {
+        Side::Left => (own, peer),
+        Side::Right => (peer, own),
+    };
+    let plan = BreakdownPlan::new(left, right).map_err(|e| format!("node '{node}' refuses: {e}"))?;
+    let expected_role = if plan.first_receiver() == side {
+        Role::Receiver
+    } else {
+        Role::Sender
+    };
+    if role != expected_role {
+        return Err(format!(
+            "node '{node}' refuses: the offer's role does not fit the breakdown's measures"
+        ));
+    }
+    if let Err(i) = plan.check_sums(side, dataset.report.distinct) {
+        return Err(format!(
+            "node '{node}' refuses: sums of column '{}' over {} customers could exceed what a release can decrypt; declare a narrower clip range for it",
+            measures[i], dataset.report.distinct
+        ));
+    }
+    let terms = plan.terms(&offer.job_id, offer.spec.as_ref().unwrap_or(&Default::default()));
+    let scales = plan.noise_scales();
+    let sensitivity_sq = plan.statistics() as f64;
+    let work = Work::Breakdown {
+        side,
+        plan,
+        group_by: group_by.clone(),
+        measures,
+        filters: filters.clone(),
+    };
+    Ok(("breakdown", work, terms, scales, sensitivity_sq))
 }
 
 #[cfg(test)]
@@ -129,6 +357,7 @@ mod tests {
             peer_node: peer.into(),
             peer_id_kind: kind.into(),
             peer_groups: 0,
+            peer_measure_bounds: vec![],
         }
     }
 

@@ -63,10 +63,13 @@ pub struct QueryShape<'a> {
     /// "overlap", "breakdown", ...
     pub kind: &'a str,
     /// Squared L2 sensitivity of the released vector when one person joins or
-    /// leaves either dataset (1 for a count).
+    /// leaves either dataset, in units of each value's noise scale (1 for a
+    /// count; a breakdown's number of statistics).
     pub sensitivity_sq: f64,
-    /// How many numbers the job releases (1 for an overlap).
-    pub released_values: usize,
+    /// Per released value, the factor its noise's standard deviation is
+    /// scaled by: 1 for a count, a measure's clipping bound for a sum. One
+    /// entry per value the job releases.
+    pub noise_scales: &'a [u64],
 }
 
 /// Rho millionths, rounded up: the ledger never records less than was spent.
@@ -120,7 +123,7 @@ pub fn plan(node: &str, policy: &Policy, privacy: &Privacy, q: QueryShape<'_>) -
             epsilon: 0.0,
             delta: policy.delta,
             variance: None,
-            shares: vec![0; q.released_values],
+            shares: vec![0; q.noise_scales.len()],
             min_aggregation: policy.min_aggregation,
             charge: charge(true, 0.0, 0),
             budget_micro: micro_down(budget_rho),
@@ -147,9 +150,21 @@ pub fn plan(node: &str, policy: &Policy, privacy: &Privacy, q: QueryShape<'_>) -
         .and_then(|v| Variance::at_least(v).map_err(|e| e.to_string()))
         .map_err(|e| format!("node '{node}' cannot noise this query: {e}"))?;
     let mut rng = rand::rng();
-    let shares = (0..q.released_values)
-        .map(|_| sample_discrete_gaussian(&variance, &mut rng))
-        .collect();
+    let mut scaled: std::collections::BTreeMap<u64, Variance> = Default::default();
+    let mut shares = Vec::with_capacity(q.noise_scales.len());
+    for &scale in q.noise_scales {
+        let v = match scaled.get(&scale) {
+            Some(v) => *v,
+            None => {
+                let s = scale as f64;
+                let v = Variance::at_least(variance.as_f64() * s * s)
+                    .map_err(|e| format!("node '{node}' cannot noise this query: {e}"))?;
+                scaled.insert(scale, v);
+                v
+            }
+        };
+        shares.push(sample_discrete_gaussian(&v, &mut rng));
+    }
     Ok(NoisePlan {
         exact: false,
         epsilon,

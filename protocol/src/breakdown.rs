@@ -91,7 +91,7 @@ impl LaneShape {
         self.cells() * self.slots()
     }
 
-    fn check(&self) -> Result<(), ProtocolError> {
+    pub fn check(&self) -> Result<(), ProtocolError> {
         let slots = self.slots();
         if self.receiver_groups == 0 || slots == 0 {
             return Err(ProtocolError::Shape {

@@ -8,6 +8,7 @@
 pub mod accounting;
 pub mod activation;
 pub mod breakdown;
+pub mod breakdown_plan;
 pub mod bsgs;
 pub mod dleq;
 pub mod elgamal;

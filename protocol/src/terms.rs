@@ -14,11 +14,20 @@ const DOMAIN: &[u8] = b"JOINTLY-V1-TERMS";
 /// prost encodes a message's fields in field-number order, so two parties
 /// holding equal specs compute equal digests.
 pub fn job_terms(job_id: &str, spec: &QuerySpec) -> Terms {
+    job_terms_with(job_id, spec, &[])
+}
+
+/// The terms with numbers that are not in the spec but must be equal at both
+/// parties (a breakdown's schema, see `breakdown_plan`).
+pub fn job_terms_with(job_id: &str, spec: &QuerySpec, extra: &[u64]) -> Terms {
     let mut h = Sha256::new();
     h.update(DOMAIN);
     h.update((job_id.len() as u64).to_be_bytes());
     h.update(job_id.as_bytes());
     h.update(spec.encode_to_vec());
+    for x in extra {
+        h.update(x.to_be_bytes());
+    }
     h.finalize().into()
 }
 
