@@ -102,7 +102,7 @@ mod tests {
     };
 
     use super::*;
-    use crate::{config::BudgetConfig, dataset::LoadReport, period::Period};
+    use crate::{attributes::Attributes, config::BudgetConfig, dataset::LoadReport, period::Period};
 
     fn dataset(kind: IdKind) -> LoadedDataset {
         LoadedDataset {
@@ -110,6 +110,7 @@ mod tests {
             kind,
             ids: Arc::new(IdList::from_normalized(kind, vec![])),
             columns: vec![],
+            attributes: Attributes::without_columns("customers", 0),
             report: LoadReport::default(),
         }
     }
