@@ -38,6 +38,11 @@ pub struct PolicySpec {
     pub max_epsilon: f64,
     /// Monthly budget per dataset and partner.
     pub budget_epsilon: f64,
+    /// Smallest segment whose members a node delivers.
+    pub min_activation: u64,
+    /// Each node lists its peer in `allow_activation`, so either may receive
+    /// the members of a segment.
+    pub allow_activation: bool,
 }
 
 impl PolicySpec {
@@ -49,6 +54,8 @@ impl PolicySpec {
             min_aggregation: 0,
             max_epsilon: 1.0,
             budget_epsilon: 1000.0,
+            min_activation: 1,
+            allow_activation: true,
         }
     }
 
@@ -59,14 +66,18 @@ impl PolicySpec {
             min_aggregation: 10,
             max_epsilon: 1.0,
             budget_epsilon: 8.0,
+            min_activation: 100,
+            allow_activation: false,
         }
     }
 
-    /// The demo and `jointly datagen`: production thresholds and budgets, and
-    /// exact results allowed so the noised ones can be compared with them.
+    /// The demo and `jointly datagen`: production thresholds and budgets,
+    /// exact results allowed so the noised ones can be compared with them, and
+    /// segments activated at either node.
     pub fn demo() -> Self {
         Self {
             allow_exact: true,
+            allow_activation: true,
             ..Self::production()
         }
     }
@@ -108,6 +119,82 @@ fn key(dir: &Path, name: &str) -> anyhow::Result<String> {
     Ok(hex::encode(id.public_key().as_bytes()))
 }
 
+/// A column of a generated dataset as the node declares it: every column is a
+/// filter; a group column lists its values, a measure column its clip range.
+struct ColumnSpec {
+    name: &'static str,
+    values: &'static [&'static str],
+    clip: Option<[f64; 2]>,
+}
+
+const fn group(name: &'static str, values: &'static [&'static str]) -> ColumnSpec {
+    ColumnSpec {
+        name,
+        values,
+        clip: None,
+    }
+}
+
+const fn measure(name: &'static str, lo: f64, hi: f64) -> ColumnSpec {
+    ColumnSpec {
+        name,
+        values: &[],
+        clip: Some([lo, hi]),
+    }
+}
+
+/// The bank's columns (see `datagen::fill_bank` for their values).
+const BANK_COLUMNS: &[ColumnSpec] = &[
+    measure("age", 18.0, 100.0),
+    group("aum_tier", &["T1", "T2", "T3", "T4", "T5"]),
+    group("has_credit_card", &["true", "false"]),
+    measure("deposit_balance", 0.0, 1_000_000.0),
+    group(
+        "city",
+        &[
+            "Beijing",
+            "Shanghai",
+            "Guangzhou",
+            "Shenzhen",
+            "Hangzhou",
+            "Chengdu",
+            "Wuhan",
+            "Nanjing",
+        ],
+    ),
+];
+
+/// The partner's columns (see `datagen::fill_partner`).
+const PARTNER_COLUMNS: &[ColumnSpec] = &[
+    group(
+        "interest",
+        &["travel", "electronics", "fashion", "groceries", "auto", "dining"],
+    ),
+    group("spend_band", &["low", "mid", "high"]),
+    measure("annual_spend", 0.0, 250_000.0),
+    group("signup_channel", &["app", "web", "store"]),
+];
+
+fn column_toml(c: &ColumnSpec) -> String {
+    let mut uses = Vec::new();
+    let mut rest = String::new();
+    if !c.values.is_empty() {
+        uses.push("\"group\"");
+        let values: Vec<String> = c.values.iter().map(|v| format!("\"{v}\"")).collect();
+        rest.push_str(&format!(", values = [{}]", values.join(", ")));
+    }
+    if let Some([lo, hi]) = c.clip {
+        uses.push("\"measure\"");
+        rest.push_str(&format!(", clip = [{lo:?}, {hi:?}]"));
+    }
+    uses.push("\"filter\"");
+    format!(
+        "  {{ name = \"{}\", uses = [{}]{rest} }},\n",
+        c.name,
+        uses.join(", ")
+    )
+}
+
 #[allow(clippy::too_many_arguments)]
 fn node_config(
     name: &str,
@@ -116,23 +203,28 @@ fn node_config(
     data: &Path,
     dataset: &str,
     id_column: &str,
-    columns: &[(&str, &str)],
+    columns: &[ColumnSpec],
     policy: &PolicySpec,
 ) -> String {
-    let columns = columns
-        .iter()
-        .map(|(c, r)| format!("  {{ name = \"{c}\", role = \"{r}\" }},\n"))
-        .collect::<String>();
+    let columns = columns.iter().map(column_toml).collect::<String>();
     let PolicySpec {
         allow_exact,
         min_aggregation,
         max_epsilon,
         budget_epsilon,
+        min_activation,
+        allow_activation,
     } = policy;
+    let activation = if *allow_activation {
+        format!("[\"{peer}\"]")
+    } else {
+        "[]".into()
+    };
     format!(
         "name = \"{name}\"\nidentity_key = \"{name}.key\"\ndata_dir = \"{name}-data\"\ndefault_country = \"CN\"\n\n\
          [coordinator]\n{link}\n[policy]\npartners = [\"{peer}\"]\nallow_exact = {allow_exact}\n\
-         min_aggregation = {min_aggregation}\nmax_epsilon = {max_epsilon:?}\ndelta = 1e-6\n\n\
+         min_aggregation = {min_aggregation}\nmax_epsilon = {max_epsilon:?}\ndelta = 1e-6\n\
+         min_activation = {min_activation}\nallow_activation = {activation}\n\n\
          [[policy.budgets]]\ndataset = \"{dataset}\"\npartner = \"{peer}\"\nepsilon = {budget_epsilon:?}\nperiod = \"month\"\n\n\
          [[datasets]]\nname = \"{dataset}\"\npath = \"{}\"\nid_column = \"{id_column}\"\nid_kind = \"phone\"\ncolumns = [\n{columns}]\n",
         toml_str(data)
@@ -172,7 +264,7 @@ pub fn write(dir: &Path, spec: &DeploymentSpec) -> anyhow::Result<Deployment> {
         &spec.bank_data,
         "customers",
         "phone",
-        &[("aum_tier", "group"), ("deposit_balance", "measure")],
+        BANK_COLUMNS,
         &spec.policy,
     );
     let partner = node_config(
@@ -182,7 +274,7 @@ pub fn write(dir: &Path, spec: &DeploymentSpec) -> anyhow::Result<Deployment> {
         &spec.partner_data,
         "users",
         "mobile",
-        &[("interest", "group"), ("annual_spend", "measure")],
+        PARTNER_COLUMNS,
         &spec.policy,
     );
     let d = Deployment {
@@ -199,4 +291,86 @@ pub fn write(dir: &Path, spec: &DeploymentSpec) -> anyhow::Result<Deployment> {
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use jointly_node::{
+        NodeConfig,
+        config::ColumnUse,
+        dataset::{LoadedDataset, load},
+    };
+    use jointly_protocol::ids::Normalizer;
+
+    use super::*;
+    use crate::datagen::{DataFormat, DatagenSpec, generate};
+
+    fn loaded(config: &Path) -> (NodeConfig, LoadedDataset) {
+        let c = NodeConfig::load(config).expect("generated config parses");
+        let d = load(&c.datasets[0], &Normalizer::default()).expect("declared columns load");
+        (c, d)
+    }
+
+    /// Generated configurations declare every generated column, and the
+    /// declared group values are the ones the generator writes.
+    #[test]
+    fn generated_configs_load_their_data() {
+        for (format, policy) in [
+            (DataFormat::Csv, PolicySpec::testing()),
+            (DataFormat::Parquet, PolicySpec::production()),
+        ] {
+            let dir = std::env::temp_dir().join(format!("jointly-deploy-{}-{format:?}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let spec = DatagenSpec {
+                bank_rows: 300,
+                partner_rows: 200,
+                overlap: 100,
+                seed: 3,
+                messy: false,
+                format,
+            };
+            let data = generate(&spec, &dir).expect("datagen");
+            let d = write(
+                &dir,
+                &DeploymentSpec {
+                    bank_data: data.bank_path.clone(),
+                    partner_data: data.partner_path.clone(),
+                    listen: "127.0.0.1:1".into(),
+                    policy,
+                    tls: None,
+                },
+            )
+            .expect("deployment");
+            let (bank, customers) = loaded(&d.bank_config);
+            let (partner, users) = loaded(&d.partner_config);
+            assert_eq!(bank.policy.min_activation, policy.min_activation);
+            let expected: Vec<String> = if policy.allow_activation {
+                vec!["partner".into()]
+            } else {
+                vec![]
+            };
+            assert_eq!(bank.policy.allow_activation, expected);
+            assert_eq!(partner.datasets[0].columns.len(), 4);
+            for (data, columns) in [(&customers, BANK_COLUMNS), (&users, PARTNER_COLUMNS)] {
+                let attributes = &data.attributes;
+                assert_eq!(attributes.len(), data.ids.len());
+                for c in columns {
+                    assert!(attributes.select(&[]).is_ok());
+                    if c.clip.is_some() {
+                        assert!(attributes.measure(c.name).is_ok(), "{}", c.name);
+                    }
+                    if !c.values.is_empty() {
+                        let g = attributes.groups(&[c.name.to_string()]).expect("group column");
+                        // Clean data: no value outside the declared ones.
+                        let other = (g.count - 1) as u32;
+                        assert!(!g.codes.contains(&other), "{} has undeclared values", c.name);
+                    }
+                }
+                for c in data.attributes.columns() {
+                    assert!(c.allows(ColumnUse::Filter));
+                }
+            }
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
 }

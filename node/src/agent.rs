@@ -27,7 +27,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tracing::{info, warn};
 
 use crate::{
-    config::NodeConfig,
+    config::{ColumnUse, NodeConfig},
     dataset::{self, LoadedDataset, round_count},
     error::NodeError,
     identity::{Identity, attach_message},
@@ -179,10 +179,19 @@ impl Node {
                     columns: d
                         .columns
                         .iter()
-                        .map(|c| ColumnInfo {
-                            name: c.name.clone(),
-                            uses: vec![c.role.clone()],
-                            ..ColumnInfo::default()
+                        .map(|c| {
+                            let clip = c.clip.filter(|_| c.allows(ColumnUse::Measure));
+                            ColumnInfo {
+                                name: c.name.clone(),
+                                uses: c.uses.iter().map(|u| u.label().to_string()).collect(),
+                                values: if c.allows(ColumnUse::Group) {
+                                    c.domain()
+                                } else {
+                                    Vec::new()
+                                },
+                                clip_min: clip.map(|[lo, _]| lo),
+                                clip_max: clip.map(|[_, hi]| hi),
+                            }
                         })
                         .collect(),
                 })

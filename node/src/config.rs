@@ -77,6 +77,14 @@ pub struct Policy {
     /// dataset with no budget for its partner is refused.
     #[serde(default)]
     pub budgets: Vec<BudgetConfig>,
+    /// Smallest segment whose members this node delivers, or lets be
+    /// delivered to a partner.
+    #[serde(default = "default_min_activation")]
+    pub min_activation: u64,
+    /// Partner nodes that may receive the members of segments over this node's
+    /// data. Empty: none. Each must also be in `partners`.
+    #[serde(default)]
+    pub allow_activation: Vec<String>,
 }
 
 impl Default for Policy {
@@ -88,6 +96,8 @@ impl Default for Policy {
             max_epsilon: default_max_epsilon(),
             delta: default_delta(),
             budgets: Vec::new(),
+            min_activation: default_min_activation(),
+            allow_activation: Vec::new(),
         }
     }
 }
@@ -119,6 +129,13 @@ impl Policy {
     fn check(&self, datasets: &[DatasetConfig]) -> Result<(), String> {
         check_epsilon(self.max_epsilon).map_err(|e| format!("policy.max_epsilon: {e}"))?;
         check_delta(self.delta).map_err(|e| format!("policy.delta: {e} (1e-6 is usual)"))?;
+        for a in &self.allow_activation {
+            if !self.partners.contains(a) {
+                return Err(format!(
+                    "policy.allow_activation names '{a}', which is not in policy.partners; add it there or remove it"
+                ));
+            }
+        }
         let mut seen = std::collections::BTreeSet::new();
         for b in &self.budgets {
             if !datasets.iter().any(|d| d.name == b.dataset) {
@@ -189,13 +206,167 @@ pub struct DatasetConfig {
     pub columns: Vec<ColumnConfig>,
 }
 
+/// A column of a dataset other than the identifier, and what this node lets
+/// planners do with it. Every use is advertised; anything not listed is refused.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ColumnConfig {
     pub name: String,
-    /// Declared role, advertised to planners (for example "group", "measure").
-    #[serde(default = "default_role")]
-    pub role: String,
+    /// What queries may do with the column.
+    pub uses: Vec<ColumnUse>,
+    /// Group columns: the labels results are broken down by; every other value
+    /// (and a missing one) counts as "(other)". At most [`MAX_GROUP_VALUES`].
+    pub values: Option<Vec<String>>,
+    /// Measure columns: `[lo, hi]` each person's sum is clipped to, which
+    /// bounds what one person can change a released sum by.
+    pub clip: Option<[f64; 2]>,
+}
+
+/// What a query may do with a column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnUse {
+    /// Break results down by the column's declared values.
+    Group,
+    /// Sum the column (clipped) per result cell.
+    Measure,
+    /// Keep only the rows passing a test on the column.
+    Filter,
+}
+
+impl ColumnUse {
+    pub fn label(self) -> &'static str {
+        match self {
+            ColumnUse::Group => "group",
+            ColumnUse::Measure => "measure",
+            ColumnUse::Filter => "filter",
+        }
+    }
+}
+
+impl std::fmt::Display for ColumnUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// The label of every value of a group column outside its declared `values`.
+pub const OTHER_LABEL: &str = "(other)";
+/// Most declared `values` of one group column: cells multiply across columns.
+pub const MAX_GROUP_VALUES: usize = 64;
+/// Largest clipping bound in magnitude, so that sums over any dataset stay
+/// far inside an i64 and exact in the protocol's plaintext space.
+pub const MAX_CLIP: f64 = 1e12;
+
+impl ColumnConfig {
+    pub fn allows(&self, what: ColumnUse) -> bool {
+        self.uses.contains(&what)
+    }
+
+    /// The labels of a group column in cell order: the declared values, then
+    /// "(other)". Empty for a column without `values`.
+    pub fn domain(&self) -> Vec<String> {
+        match &self.values {
+            Some(values) => values
+                .iter()
+                .cloned()
+                .chain(std::iter::once(OTHER_LABEL.to_string()))
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    fn check(&self, dataset: &str) -> Result<(), String> {
+        let at = format!("dataset '{dataset}', column '{}'", self.name);
+        if self.uses.is_empty() {
+            return Err(format!(
+                "{at}: `uses` is empty; list at least one of \"group\", \"measure\", \"filter\", or remove the column"
+            ));
+        }
+        for (i, u) in self.uses.iter().enumerate() {
+            if self.uses[..i].contains(u) {
+                return Err(format!("{at}: `uses` lists \"{u}\" twice; list each use once"));
+            }
+        }
+        match (&self.values, self.allows(ColumnUse::Group)) {
+            (None, true) => {
+                return Err(format!(
+                    "{at}: a group column needs `values`, the labels to break results down by"
+                ));
+            }
+            (Some(_), false) => {
+                return Err(format!(
+                    "{at}: `values` is set but `uses` does not include \"group\"; add it or remove `values`"
+                ));
+            }
+            (Some(values), true) => {
+                if values.is_empty() || values.len() > MAX_GROUP_VALUES {
+                    return Err(format!(
+                        "{at}: `values` has {} entries; list between 1 and {MAX_GROUP_VALUES}",
+                        values.len()
+                    ));
+                }
+                // Indices, not the values: a label could be a customer's data.
+                for (i, v) in values.iter().enumerate() {
+                    if v == OTHER_LABEL {
+                        return Err(format!(
+                            "{at}: `values` entry {} is \"{OTHER_LABEL}\", which is reserved for values outside the list; remove it",
+                            i + 1
+                        ));
+                    }
+                    if let Some(j) = values[..i].iter().position(|w| w == v) {
+                        return Err(format!(
+                            "{at}: `values` entries {} and {} are equal; list each value once",
+                            j + 1,
+                            i + 1
+                        ));
+                    }
+                }
+            }
+            (None, false) => {}
+        }
+        match (self.clip, self.allows(ColumnUse::Measure)) {
+            (None, true) => Err(format!(
+                "{at}: a measure column needs `clip = [lo, hi]`, the range each person's value is clipped to"
+            )),
+            (Some(_), false) => Err(format!(
+                "{at}: `clip` is set but `uses` does not include \"measure\"; add it or remove `clip`"
+            )),
+            (Some([lo, hi]), true) => {
+                if !lo.is_finite() || !hi.is_finite() || lo > hi {
+                    Err(format!(
+                        "{at}: `clip` must be two finite numbers [lo, hi] with lo <= hi"
+                    ))
+                } else if lo.abs().max(hi.abs()) > MAX_CLIP {
+                    Err(format!("{at}: `clip` bounds must lie within ±{MAX_CLIP:e}"))
+                } else {
+                    Ok(())
+                }
+            }
+            (None, false) => Ok(()),
+        }
+    }
+}
+
+impl DatasetConfig {
+    fn check(&self) -> Result<(), String> {
+        for (i, c) in self.columns.iter().enumerate() {
+            if c.name == self.id_column {
+                return Err(format!(
+                    "dataset '{}', column '{}': it is the `id_column`; remove it from `columns`",
+                    self.name, c.name
+                ));
+            }
+            if self.columns[..i].iter().any(|d| d.name == c.name) {
+                return Err(format!(
+                    "dataset '{}', column '{}': named twice in `columns`; merge the entries",
+                    self.name, c.name
+                ));
+            }
+            c.check(&self.name)?;
+        }
+        Ok(())
+    }
 }
 
 fn default_data_dir() -> PathBuf {
@@ -225,8 +396,8 @@ fn default_max_epsilon() -> f64 {
 fn default_delta() -> f64 {
     1e-6
 }
-fn default_role() -> String {
-    "attribute".into()
+fn default_min_activation() -> u64 {
+    100
 }
 
 impl NodeConfig {
@@ -284,6 +455,7 @@ impl NodeConfig {
             if !names.insert(d.name.as_str()) {
                 return Err(invalid(format!("dataset name '{}' appears twice", d.name)));
             }
+            d.check().map_err(invalid)?;
         }
         Ok(config)
     }
@@ -327,6 +499,138 @@ mod tests {
         assert_eq!(c.identity_key, Path::new("/etc/jointly/bank.key"));
         assert_eq!(c.datasets[0].id_kind, IdKind::Phone);
         assert!(c.policy.partners.contains(&"partner".to_string()));
+        assert_eq!(c.policy.min_activation, 100);
+        assert_eq!(c.policy.allow_activation, vec!["partner".to_string()]);
+        let columns = &c.datasets[0].columns;
+        assert_eq!(columns[0].uses, vec![ColumnUse::Group, ColumnUse::Filter]);
+        assert_eq!(columns[0].domain(), vec!["T1", "T2", "T3", "T4", "T5", "(other)"]);
+        assert!(columns[0].allows(ColumnUse::Filter) && !columns[0].allows(ColumnUse::Measure));
+        assert_eq!(columns[1].clip, Some([0.0, 1_000_000.0]));
+        assert!(columns[1].domain().is_empty());
+        assert_eq!(columns[2].uses, vec![ColumnUse::Filter]);
+    }
+
+    #[test]
+    fn policy_defaults_for_activation() {
+        let text = EXAMPLE
+            .replace("min_activation = 100", "")
+            .replace("allow_activation = [\"partner\"]", "");
+        let c = NodeConfig::parse(&text, Path::new(".")).expect("parses");
+        assert_eq!(c.policy.min_activation, 100);
+        assert!(c.policy.allow_activation.is_empty());
+    }
+
+    #[test]
+    fn activation_only_for_partners() {
+        let text = EXAMPLE.replace(
+            "allow_activation = [\"partner\"]",
+            "allow_activation = [\"stranger\"]",
+        );
+        let err = NodeConfig::parse(&text, Path::new(".")).expect_err("not a partner");
+        let text = err.to_string();
+        assert!(
+            text.contains("policy.allow_activation")
+                && text.contains("'stranger'")
+                && text.contains("policy.partners"),
+            "{text}"
+        );
+    }
+
+    /// The error for the example with its `columns` list replaced by `columns`.
+    fn column_error(columns: &str) -> String {
+        let start = EXAMPLE.find("columns = [").expect("example has columns");
+        let text = format!("{}columns = [\n{columns}\n]\n", &EXAMPLE[..start]);
+        NodeConfig::parse(&text, Path::new("."))
+            .expect_err("invalid columns")
+            .to_string()
+    }
+
+    #[test]
+    fn column_declarations_are_checked() {
+        let cases: &[(&str, &[&str])] = &[
+            (r#"{ name = "c", uses = [] }"#, &["column 'c'", "`uses` is empty"]),
+            (
+                r#"{ name = "c", uses = ["filter", "filter"] }"#,
+                &["column 'c'", "\"filter\" twice"],
+            ),
+            (
+                r#"{ name = "c", uses = ["group"] }"#,
+                &["column 'c'", "needs `values`"],
+            ),
+            (
+                r#"{ name = "c", uses = ["filter"], values = ["a"] }"#,
+                &["column 'c'", "`values` is set"],
+            ),
+            (
+                r#"{ name = "c", uses = ["group"], values = [] }"#,
+                &["column 'c'", "`values` has 0 entries"],
+            ),
+            (
+                r#"{ name = "c", uses = ["group"], values = ["a", "(other)"] }"#,
+                &["column 'c'", "entry 2", "reserved"],
+            ),
+            (
+                r#"{ name = "c", uses = ["group"], values = ["a", "b", "a"] }"#,
+                &["column 'c'", "entries 1 and 3"],
+            ),
+            (
+                r#"{ name = "c", uses = ["measure"] }"#,
+                &["column 'c'", "needs `clip"],
+            ),
+            (
+                r#"{ name = "c", uses = ["filter"], clip = [0, 1] }"#,
+                &["column 'c'", "`clip` is set"],
+            ),
+            (
+                r#"{ name = "c", uses = ["measure"], clip = [2, 1] }"#,
+                &["column 'c'", "lo <= hi"],
+            ),
+            (
+                r#"{ name = "c", uses = ["measure"], clip = [0, inf] }"#,
+                &["column 'c'", "finite"],
+            ),
+            (
+                r#"{ name = "c", uses = ["measure"], clip = [0, nan] }"#,
+                &["column 'c'", "finite"],
+            ),
+            (
+                r#"{ name = "c", uses = ["measure"], clip = [-2e12, 0] }"#,
+                &["column 'c'", "within"],
+            ),
+            (
+                r#"{ name = "c", uses = ["filter"] }, { name = "c", uses = ["group"], values = ["x"] }"#,
+                &["column 'c'", "named twice"],
+            ),
+            (
+                r#"{ name = "phone", uses = ["filter"] }"#,
+                &["column 'phone'", "`id_column`"],
+            ),
+            (r#"{ name = "c", uses = ["sort"] }"#, &["sort"]),
+        ];
+        for (columns, wanted) in cases {
+            let text = column_error(columns);
+            for w in *wanted {
+                assert!(text.contains(w), "{columns}: {text} lacks {w}");
+            }
+            if wanted.len() > 1 {
+                assert!(text.contains("dataset 'customers'"), "{text}");
+            }
+        }
+        let values: Vec<String> = (0..=MAX_GROUP_VALUES).map(|i| format!("\"v{i}\"")).collect();
+        let text = column_error(&format!(
+            r#"{{ name = "c", uses = ["group"], values = [{}] }}"#,
+            values.join(",")
+        ));
+        assert!(text.contains("`values` has 65 entries"), "{text}");
+        // The largest allowed list and bound pass.
+        let start = EXAMPLE.find("columns = [").expect("example has columns");
+        let ok = format!(
+            "{}columns = [{{ name = \"c\", uses = [\"group\", \"measure\"], values = [{}], clip = [-1e12, 1e12] }}]\n",
+            &EXAMPLE[..start],
+            values[..MAX_GROUP_VALUES].join(",")
+        );
+        let c = NodeConfig::parse(&ok, Path::new(".")).expect("limits are inclusive");
+        assert_eq!(c.datasets[0].columns[0].domain().len(), MAX_GROUP_VALUES + 1);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Loads a dataset as exported (CSV or Parquet) with polars, normalizes and
 //! de-duplicates its identifiers, and counts rejected rows per reason. Only the
 //! declared columns are read, and the table is dropped once the identifiers are
-//! packed, so a node holds about 20 bytes per customer between sessions.
+//! packed and the per-person attributes taken, so a node holds about 20 bytes
+//! per customer between sessions, plus its declared columns.
 
 use std::{collections::BTreeMap, path::Path, sync::Arc};
 
@@ -13,6 +14,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::{
+    attributes::{Attributes, NO_PERSON},
     config::{ColumnConfig, DatasetConfig, FileFormat},
     error::NodeError,
 };
@@ -24,6 +26,8 @@ pub struct LoadedDataset {
     pub kind: IdKind,
     pub ids: Arc<IdList>,
     pub columns: Vec<ColumnConfig>,
+    /// Per-person values of the declared columns, aligned with `ids`.
+    pub attributes: Attributes,
     pub report: LoadReport,
 }
 
@@ -106,15 +110,41 @@ pub fn load(config: &DatasetConfig, normalizer: &Normalizer) -> Result<LoadedDat
             });
         }
     }
-    let column =
-        read_id_column(&config.path, format, &config.id_column).map_err(|e| fail(redact(&e.to_string())))?;
-    let (ids, report) = normalize_all(column.len(), |i| column.get(i), config.id_kind, normalizer);
-    drop(column);
+    let mut table = read_columns(&config.path, format, &config.id_column, &config.columns)
+        .map_err(|e| fail(redact(&e.to_string())))?;
+    // Persons and rows are indexed in u32 (and polars' IdxSize).
+    if table.height() >= u32::MAX as usize {
+        return Err(fail(format!(
+            "the file has more than {} rows; split it into several datasets",
+            u32::MAX - 1
+        )));
+    }
+    let id = id_text(&table, &config.id_column).map_err(|e| fail(redact(&e.to_string())))?;
+    let (ids, report, attributes) = if config.columns.is_empty() {
+        drop(table);
+        let (ids, report) = normalize_all(id.len(), |i| id.get(i), config.id_kind, normalizer);
+        let attributes = Attributes::without_columns(&config.name, ids.len());
+        (ids, report, attributes)
+    } else {
+        let (ids, report, person_of_row) =
+            normalize_all_with_positions(id.len(), |i| id.get(i), config.id_kind, normalizer);
+        drop(id);
+        let _ = table.drop_in_place(&config.id_column);
+        let attributes = Attributes::build(&config.name, &config.columns, &table, &person_of_row, ids.len())
+            .map_err(|e| {
+                fail(format!(
+                    "cannot read the declared columns as text: {}",
+                    redact(&e.to_string())
+                ))
+            })?;
+        (ids, report, attributes)
+    };
     Ok(LoadedDataset {
         name: config.name.clone(),
         kind: config.id_kind,
         ids: Arc::new(ids),
         columns: config.columns.clone(),
+        attributes,
         report,
     })
 }
@@ -138,25 +168,37 @@ fn column_names(path: &Path, format: FileFormat) -> PolarsResult<Vec<String>> {
     }
 }
 
-/// The identifier column as strings (numbers in a CSV stay as written: a phone
-/// number must never pass through an integer), in one chunk for random access.
-fn read_id_column(path: &Path, format: FileFormat, column: &str) -> PolarsResult<StringChunked> {
-    let df = match format {
+/// The identifier column and the declared columns, in one read. A CSV is read
+/// as text throughout (numbers stay as written: a phone number must never
+/// pass through an integer); Parquet columns keep their stored types.
+fn read_columns(
+    path: &Path,
+    format: FileFormat,
+    id_column: &str,
+    columns: &[ColumnConfig],
+) -> PolarsResult<DataFrame> {
+    let names: Vec<&str> = std::iter::once(id_column)
+        .chain(columns.iter().map(|c| c.name.as_str()))
+        .collect();
+    match format {
         FileFormat::Csv => CsvReadOptions::default()
             .with_has_header(true)
             .with_infer_schema_length(Some(0))
-            .with_columns(Some(Arc::from([PlSmallStr::from(column)])))
+            .with_columns(Some(names.iter().map(|&n| PlSmallStr::from(n)).collect()))
             .try_into_reader_with_file_path(Some(path.to_path_buf()))?
-            .finish()?,
+            .finish(),
         FileFormat::Parquet => {
             let file = std::fs::File::open(path)?;
             ParquetReader::new(file)
-                .with_columns(Some(vec![column.to_string()]))
-                .finish()?
+                .with_columns(Some(names.iter().map(|n| n.to_string()).collect()))
+                .finish()
         }
-    };
-    let series = df.column(column)?.cast(&DataType::String)?;
-    drop(df);
+    }
+}
+
+/// The identifier column as text, in one chunk for random access.
+fn id_text(table: &DataFrame, column: &str) -> PolarsResult<StringChunked> {
+    let series = table.column(column)?.cast(&DataType::String)?;
     Ok(series.str()?.rechunk().into_owned())
 }
 
@@ -171,32 +213,102 @@ pub fn normalize_all<'a, F>(
 where
     F: Fn(usize) -> Option<&'a str> + Sync,
 {
+    let normalized = normalize_rows(rows, value, kind, normalizer, false);
+    let valid_rows: usize = normalized.kept.iter().map(PackedIds::len).sum();
+    let ids = IdList::from_packed(kind, normalized.kept);
+    let report = report(rows, valid_rows, &ids, normalized.rejected);
+    (ids, report)
+}
+
+/// As [`normalize_all`], and also the position in the list of each row's
+/// identifier, or [`NO_PERSON`] for a rejected row: how per-row attributes
+/// find their person without normalizing a second time.
+pub fn normalize_all_with_positions<'a, F>(
+    rows: usize,
+    value: F,
+    kind: IdKind,
+    normalizer: &Normalizer,
+) -> (IdList, LoadReport, Vec<u32>)
+where
+    F: Fn(usize) -> Option<&'a str> + Sync,
+{
+    let normalized = normalize_rows(rows, value, kind, normalizer, true);
+    let valid_rows: usize = normalized.kept.iter().map(PackedIds::len).sum();
+    let (ids, kept_positions) = IdList::from_packed_with_positions(kind, normalized.kept);
+    // Kept identifiers are packed in row order, so the k-th kept row is the
+    // k-th row not rejected.
+    let mut rejected_rows = normalized.rejected_rows.into_iter().peekable();
+    let mut kept = kept_positions.into_iter();
+    let person_of_row = (0..rows as u32)
+        .map(|row| {
+            if rejected_rows.next_if_eq(&row).is_some() {
+                NO_PERSON
+            } else {
+                kept.next().unwrap_or(NO_PERSON)
+            }
+        })
+        .collect();
+    let report = report(rows, valid_rows, &ids, normalized.rejected);
+    (ids, report, person_of_row)
+}
+
+struct Normalized {
+    /// Kept identifiers, chunks in row order.
+    kept: Vec<PackedIds>,
+    rejected: BTreeMap<RejectReason, u64>,
+    /// Indices of the rejected rows, ascending; only when asked for.
+    rejected_rows: Vec<u32>,
+}
+
+fn normalize_rows<'a, F>(
+    rows: usize,
+    value: F,
+    kind: IdKind,
+    normalizer: &Normalizer,
+    track_rows: bool,
+) -> Normalized
+where
+    F: Fn(usize) -> Option<&'a str> + Sync,
+{
     const GRAIN: usize = 16_384;
-    let parts: Vec<(PackedIds, BTreeMap<RejectReason, u64>)> = (0..rows.div_ceil(GRAIN))
+    let parts: Vec<(PackedIds, BTreeMap<RejectReason, u64>, Vec<u32>)> = (0..rows.div_ceil(GRAIN))
         .into_par_iter()
         .map(|chunk| {
             let mut kept = PackedIds::default();
             let mut rejected: BTreeMap<RejectReason, u64> = BTreeMap::new();
+            let mut rejected_rows = Vec::new();
             for i in chunk * GRAIN..((chunk + 1) * GRAIN).min(rows) {
                 match normalizer.normalize(kind, value(i).unwrap_or("")) {
                     Ok(v) => kept.push(&v),
-                    Err(reason) => *rejected.entry(reason).or_default() += 1,
+                    Err(reason) => {
+                        *rejected.entry(reason).or_default() += 1;
+                        if track_rows {
+                            // The caller keeps rows below u32::MAX.
+                            rejected_rows.push(i as u32);
+                        }
+                    }
                 }
             }
-            (kept, rejected)
+            (kept, rejected, rejected_rows)
         })
         .collect();
-    let mut rejected: BTreeMap<RejectReason, u64> = BTreeMap::new();
-    let mut chunks = Vec::with_capacity(parts.len());
-    for (kept, r) in parts {
-        for (k, n) in r {
-            *rejected.entry(k).or_default() += n;
+    let mut out = Normalized {
+        kept: Vec::with_capacity(parts.len()),
+        rejected: BTreeMap::new(),
+        rejected_rows: Vec::new(),
+    };
+    for (kept, rejected, rows) in parts {
+        for (k, n) in rejected {
+            *out.rejected.entry(k).or_default() += n;
         }
-        chunks.push(kept);
+        out.kept.push(kept);
+        out.rejected_rows.extend(rows);
     }
-    let valid_rows: usize = chunks.iter().map(PackedIds::len).sum();
-    let ids = IdList::from_packed(kind, chunks);
-    let report = LoadReport {
+    out
+}
+
+fn report(rows: usize, valid_rows: usize, ids: &IdList, rejected: BTreeMap<RejectReason, u64>) -> LoadReport {
+    LoadReport {
         rows: rows as u64,
         distinct: ids.len() as u64,
         duplicate_rows: (valid_rows - ids.len()) as u64,
@@ -204,8 +316,7 @@ where
             .into_iter()
             .map(|(k, n)| (k.code().to_string(), n))
             .collect(),
-    };
-    (ids, report)
+    }
 }
 
 #[cfg(test)]
@@ -249,5 +360,28 @@ mod tests {
         assert_eq!(report.duplicate_rows, 1);
         assert_eq!(report.rejected_total(), 2);
         assert_eq!(report.rejected.get("empty"), Some(&1));
+    }
+
+    #[test]
+    fn positions_map_rows_to_persons() {
+        let raw: Vec<Option<&str>> = vec![
+            Some("b"),
+            None,
+            Some(" a"),
+            Some("b"),
+            Some(" "),
+            Some("c"),
+            Some("a"),
+        ];
+        let (ids, report, person_of_row) =
+            normalize_all_with_positions(raw.len(), |i| raw[i], IdKind::Custom, &Normalizer::default());
+        let (plain, plain_report) =
+            normalize_all(raw.len(), |i| raw[i], IdKind::Custom, &Normalizer::default());
+        assert_eq!(ids, plain);
+        assert_eq!(report, plain_report);
+        // Sorted persons: a, b, c.
+        assert_eq!(person_of_row, vec![1, NO_PERSON, 0, 1, NO_PERSON, 2, 0]);
+        assert_eq!(report.duplicate_rows, 2);
+        assert_eq!(report.rejected_total(), 2);
     }
 }

@@ -3,6 +3,7 @@
 //! out to the coordinator; customer data never leaves it, only masked points.
 
 pub mod agent;
+pub mod attributes;
 pub mod budget;
 pub mod config;
 pub mod dataset;

@@ -330,7 +330,7 @@ mod tests {
     };
 
     use super::*;
-    use crate::{config::BudgetConfig, dataset::LoadReport, period::Period};
+    use crate::{attributes::Attributes, config::BudgetConfig, dataset::LoadReport, period::Period};
 
     fn dataset(kind: IdKind) -> LoadedDataset {
         LoadedDataset {
@@ -338,6 +338,7 @@ mod tests {
             kind,
             ids: Arc::new(IdList::from_normalized(kind, vec![])),
             columns: vec![],
+            attributes: Attributes::without_columns("customers", 0),
             report: LoadReport::default(),
         }
     }
