@@ -2,6 +2,7 @@
 //! synthetic data, the demo and the benchmark.
 
 mod bench;
+mod filters;
 mod output;
 
 use std::path::PathBuf;
@@ -15,8 +16,13 @@ use jointly_examples::{
     deploy::{self, DeploymentSpec, PolicySpec},
 };
 use jointly_protocol::wire::{
-    DatasetRef, GetJobRequest, ListJobsRequest, ListNodesRequest, OverlapQuery, Privacy, QuerySpec,
-    query_spec::Query,
+    BreakdownQuery, DatasetRef, GetJobRequest, ListJobsRequest, ListNodesRequest, Measure, OverlapQuery,
+    Privacy, QuerySpec, SegmentQuery, query_spec::Query,
+};
+
+use crate::{
+    filters::{Column, Side, SideFilter, parse_where, split_by_side},
+    output::Mode,
 };
 
 #[derive(Parser)]
@@ -125,6 +131,53 @@ enum QueryKind {
         #[arg(long)]
         right: String,
     },
+    /// Count the shared customers per left group x right group, with the sum and
+    /// mean of measures per cell.
+    Breakdown {
+        /// Left dataset, NODE/DATASET.
+        #[arg(long)]
+        left: String,
+        /// Right dataset, NODE/DATASET.
+        #[arg(long)]
+        right: String,
+        /// Group by this column (repeatable): left.COL or right.COL.
+        #[arg(long = "group-by", value_name = "SIDE.COL", value_parser = Column::parse)]
+        group_by: Vec<Column>,
+        /// Sum and average this column, clipped to its declared range, per cell
+        /// (repeatable): left.COL or right.COL.
+        #[arg(long, value_name = "SIDE.COL", value_parser = Column::parse)]
+        measure: Vec<Column>,
+        #[command(flatten)]
+        filters: Where,
+        /// Print the cells as CSV (header row, one row per cell).
+        #[arg(long)]
+        csv: bool,
+    },
+    /// Size a co-marketing segment: shared customers passing every test, and
+    /// optionally deliver its members to one of the two nodes.
+    Segment {
+        /// Left dataset, NODE/DATASET.
+        #[arg(long)]
+        left: String,
+        /// Right dataset, NODE/DATASET.
+        #[arg(long)]
+        right: String,
+        #[command(flatten)]
+        filters: Where,
+        /// Deliver the members, as its own identifiers in its data directory, to
+        /// this node: the left or the right dataset's.
+        #[arg(long, value_name = "NODE")]
+        activate: Option<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct Where {
+    /// A test each row of one side must pass (repeatable, all apply):
+    /// 'left.COL=VALUE', 'right.COL in A,B,C', 'left.COL between 25 and 35',
+    /// 'left.COL>=25', 'left.COL<=35'.
+    #[arg(long = "where", value_name = "TEST", value_parser = parse_where)]
+    filters: Vec<SideFilter>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -140,6 +193,85 @@ fn dataset_ref(s: &str) -> anyhow::Result<DatasetRef> {
     Ok(DatasetRef {
         node: node.into(),
         dataset: dataset.into(),
+    })
+}
+
+/// Checked here rather than with clap's `conflicts_with`, which misses a global
+/// flag given before the subcommand (`jointly --json query breakdown --csv`).
+fn query_mode(json: bool, csv: bool, no_wait: bool) -> anyhow::Result<Mode> {
+    match (json, csv, no_wait) {
+        (true, true, _) => bail!("--csv and --json: choose one"),
+        (_, true, true) => bail!("--csv prints the cells, which --no-wait does not wait for"),
+        (true, false, _) => Ok(Mode::Json),
+        (false, true, false) => Ok(Mode::Csv),
+        (false, false, _) => Ok(Mode::Text),
+    }
+}
+
+/// Refuses a column named twice in one list: the nodes would compute the same
+/// thing twice, and likely a different column was meant.
+fn no_repeats(flag: &str, columns: &[Column]) -> anyhow::Result<()> {
+    for (i, c) in columns.iter().enumerate() {
+        if columns[..i].contains(c) {
+            bail!("{flag} {c} is given twice");
+        }
+    }
+    Ok(())
+}
+
+fn breakdown_query(
+    left: &str,
+    right: &str,
+    group_by: Vec<Column>,
+    measures: Vec<Column>,
+    filters: Vec<SideFilter>,
+) -> anyhow::Result<BreakdownQuery> {
+    no_repeats("--group-by", &group_by)?;
+    no_repeats("--measure", &measures)?;
+    let (left_filters, right_filters) = split_by_side(filters);
+    let (left_group_by, right_group_by): (Vec<Column>, Vec<Column>) =
+        group_by.into_iter().partition(|c| c.side == Side::Left);
+    Ok(BreakdownQuery {
+        left: Some(dataset_ref(left)?),
+        right: Some(dataset_ref(right)?),
+        left_group_by: left_group_by.into_iter().map(|c| c.name).collect(),
+        right_group_by: right_group_by.into_iter().map(|c| c.name).collect(),
+        measures: measures
+            .into_iter()
+            .map(|c| Measure {
+                side: c.side.wire().into(),
+                column: c.name,
+            })
+            .collect(),
+        left_filters,
+        right_filters,
+    })
+}
+
+fn segment_query(
+    left: &str,
+    right: &str,
+    filters: Vec<SideFilter>,
+    activate: Option<String>,
+) -> anyhow::Result<SegmentQuery> {
+    let (left, right) = (dataset_ref(left)?, dataset_ref(right)?);
+    if let Some(node) = &activate
+        && *node != left.node
+        && *node != right.node
+    {
+        bail!(
+            "--activate {node}: only the left node '{}' or the right node '{}' can receive the members",
+            left.node,
+            right.node
+        );
+    }
+    let (left_filters, right_filters) = split_by_side(filters);
+    Ok(SegmentQuery {
+        left: Some(left),
+        right: Some(right),
+        left_filters,
+        right_filters,
+        activate: activate.unwrap_or_default(),
     })
 }
 
@@ -171,23 +303,45 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             epsilon,
             exact,
         } => {
-            let privacy = Some(Privacy { epsilon, exact });
-            let spec = match kind {
-                QueryKind::Overlap { left, right } => QuerySpec {
-                    query: Some(Query::Overlap(OverlapQuery {
-                        left: Some(dataset_ref(&left)?),
-                        right: Some(dataset_ref(&right)?),
-                    })),
-                    privacy,
-                },
+            let csv = matches!(kind, QueryKind::Breakdown { csv: true, .. });
+            let mode = query_mode(cli.json, csv, no_wait)?;
+            let query = match kind {
+                QueryKind::Overlap { left, right } => Query::Overlap(OverlapQuery {
+                    left: Some(dataset_ref(&left)?),
+                    right: Some(dataset_ref(&right)?),
+                }),
+                QueryKind::Breakdown {
+                    left,
+                    right,
+                    group_by,
+                    measure,
+                    filters,
+                    csv: _,
+                } => Query::Breakdown(breakdown_query(
+                    &left,
+                    &right,
+                    group_by,
+                    measure,
+                    filters.filters,
+                )?),
+                QueryKind::Segment {
+                    left,
+                    right,
+                    filters,
+                    activate,
+                } => Query::Segment(segment_query(&left, &right, filters.filters, activate)?),
+            };
+            let spec = QuerySpec {
+                query: Some(query),
+                privacy: Some(Privacy { epsilon, exact }),
             };
             let mut planner = connect().await.map_err(anyhow::Error::msg)?;
             let job = planner.submit_query(spec).await.map_err(status)?.into_inner();
             if no_wait {
-                output::job(&job, cli.json);
+                output::job(&job, mode);
                 return Ok(());
             }
-            let show_progress = !cli.json;
+            let show_progress = mode == Mode::Text;
             let job = client::wait(&mut planner, &job.job_id, |j| {
                 if show_progress {
                     output::progress(j);
@@ -195,7 +349,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await
             .map_err(status)?;
-            output::job(&job, cli.json);
+            output::job(&job, mode);
             if !job.error.is_empty() {
                 std::process::exit(1);
             }
@@ -217,7 +371,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .map_err(status)?
                 .into_inner();
-            output::job(&job, cli.json);
+            output::job(&job, if cli.json { Mode::Json } else { Mode::Text });
         }
         Command::Nodes => {
             let mut planner = connect().await.map_err(anyhow::Error::msg)?;
@@ -311,3 +465,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "main_tests.rs"]
+mod tests;

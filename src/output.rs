@@ -1,12 +1,26 @@
-//! How jobs, results and nodes are shown: aligned text for people, JSON for programs.
+//! How jobs, results and nodes are shown: aligned text for people, JSON (and
+//! CSV for a breakdown's cells) for programs.
+
+mod breakdown;
 
 use std::io::Write;
 
 use jointly_protocol::wire::{
-    Job, JobState, NodeStatus, QueryResult, QuerySpec, Release, ReleasedCount, query_result,
-    query_spec::Query,
+    self, DatasetRef, Filter, Job, JobState, NodeStatus, QueryResult, QuerySpec, Release, ReleasedCount,
+    query_result, query_spec::Query,
 };
 use serde_json::{Value, json};
+
+use crate::filters::{Side, filter_text};
+
+/// How a job is printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Text,
+    Json,
+    /// A breakdown's cells as CSV; any other job as text, on stderr.
+    Csv,
+}
 
 fn state(job: &Job) -> &'static str {
     match JobState::try_from(job.state) {
@@ -18,19 +32,85 @@ fn state(job: &Job) -> &'static str {
     }
 }
 
+fn dataset(d: Option<&DatasetRef>) -> String {
+    d.map(|d| format!("{}/{}", d.node, d.dataset)).unwrap_or_default()
+}
+
+/// The query in one line: kind, datasets and, for a breakdown, its groups.
+/// Measures, filters and activation are in `spec_details`.
 fn spec_text(spec: Option<&QuerySpec>) -> String {
     match spec.and_then(|s| s.query.as_ref()) {
         Some(Query::Overlap(q)) => {
-            let r = |d: &Option<jointly_protocol::wire::DatasetRef>| {
-                d.as_ref()
-                    .map(|d| format!("{}/{}", d.node, d.dataset))
-                    .unwrap_or_default()
-            };
-            format!("overlap {} x {}", r(&q.left), r(&q.right))
+            format!(
+                "overlap {} x {}",
+                dataset(q.left.as_ref()),
+                dataset(q.right.as_ref())
+            )
         }
-        Some(_) => "breakdown or segment".into(),
+        Some(Query::Breakdown(q)) => {
+            let by: Vec<String> = q
+                .left_group_by
+                .iter()
+                .map(|c| format!("left.{c}"))
+                .chain(q.right_group_by.iter().map(|c| format!("right.{c}")))
+                .collect();
+            let datasets = format!("{} x {}", dataset(q.left.as_ref()), dataset(q.right.as_ref()));
+            if by.is_empty() {
+                format!("breakdown {datasets}")
+            } else {
+                format!("breakdown {datasets} by {}", by.join(", "))
+            }
+        }
+        Some(Query::Segment(q)) => {
+            format!(
+                "segment {} x {}",
+                dataset(q.left.as_ref()),
+                dataset(q.right.as_ref())
+            )
+        }
         None => "-".into(),
     }
+}
+
+/// What `spec_text` leaves out, as labelled lines for the job view.
+fn spec_details(spec: Option<&QuerySpec>) -> Vec<(&'static str, String)> {
+    let (measures, left, right, activate): (Vec<String>, &[Filter], &[Filter], &str) =
+        match spec.and_then(|s| s.query.as_ref()) {
+            Some(Query::Breakdown(q)) => (
+                q.measures
+                    .iter()
+                    .map(|m| {
+                        let side = match wire::Side::try_from(m.side) {
+                            Ok(wire::Side::Left) => "left",
+                            Ok(wire::Side::Right) => "right",
+                            _ => "?",
+                        };
+                        format!("{side}.{}", m.column)
+                    })
+                    .collect(),
+                &q.left_filters,
+                &q.right_filters,
+                "",
+            ),
+            Some(Query::Segment(q)) => (Vec::new(), &q.left_filters, &q.right_filters, &q.activate),
+            Some(Query::Overlap(_)) | None => return Vec::new(),
+        };
+    let filters: Vec<String> = left
+        .iter()
+        .map(|f| filter_text(Side::Left, f))
+        .chain(right.iter().map(|f| filter_text(Side::Right, f)))
+        .collect();
+    let mut details = Vec::new();
+    if !measures.is_empty() {
+        details.push(("measures", measures.join(", ")));
+    }
+    if !filters.is_empty() {
+        details.push(("where", filters.join("; ")));
+    }
+    if !activate.is_empty() {
+        details.push(("activate", format!("members to node '{activate}'")));
+    }
+    details
 }
 
 /// Half-width of the 95% interval of a released count: the summed noise shares
@@ -77,13 +157,21 @@ fn count_json(c: Option<&ReleasedCount>) -> Value {
 
 fn result_json(r: Option<&QueryResult>) -> Value {
     let Some(r) = r else { return Value::Null };
+    let release = r.release.as_ref();
     match r.result.as_ref() {
         Some(query_result::Result::Overlap(o)) => json!({
             "kind": "overlap",
             "intersection": count_json(o.intersection.as_ref()),
-            "release": release_json(r.release.as_ref()),
+            "release": release_json(release),
         }),
-        _ => Value::Null,
+        Some(query_result::Result::Breakdown(b)) => breakdown::json(b, release),
+        Some(query_result::Result::Segment(s)) => json!({
+            "kind": "segment",
+            "size": count_json(s.size.as_ref()),
+            "activated_node": if s.activated_node.is_empty() { Value::Null } else { json!(s.activated_node) },
+            "release": release_json(release),
+        }),
+        None => Value::Null,
     }
 }
 
@@ -117,50 +205,108 @@ pub fn progress(job: &Job) {
     }
 }
 
-pub fn job(job: &Job, as_json: bool) {
-    if as_json {
-        println!("{}", job_json(job));
-        return;
+pub fn job(job: &Job, mode: Mode) {
+    match mode {
+        Mode::Json => println!("{}", job_json(job)),
+        Mode::Text => print!("{}", job_text(job)),
+        Mode::Csv => match job.result.as_ref().and_then(|r| r.result.as_ref()) {
+            Some(query_result::Result::Breakdown(b)) => print!("{}", breakdown::csv(b)),
+            // No cells (the job failed or is not done): stdout stays empty for
+            // whatever reads the CSV, and the person sees why on stderr.
+            _ => eprint!("{}", job_text(job)),
+        },
     }
-    println!("job      {}", job.job_id);
-    println!("query    {}", spec_text(job.spec.as_ref()));
-    println!("state    {}", state(job));
+}
+
+fn job_text(job: &Job) -> String {
+    let mut lines = vec![
+        format!("job      {}", job.job_id),
+        format!("query    {}", spec_text(job.spec.as_ref())),
+    ];
+    for (label, text) in spec_details(job.spec.as_ref()) {
+        lines.push(format!("{label:<8} {text}"));
+    }
+    lines.push(format!("state    {}", state(job)));
     if !job.error.is_empty() {
-        println!("error    {}", job.error);
-        println!(
+        lines.push(format!("error    {}", job.error));
+        lines.push(format!(
             "retry    {}",
             if job.retryable {
                 "yes: run the query again"
             } else {
                 "no: change the query or the policy"
             }
-        );
+        ));
     }
-    let Some(result) = job.result.as_ref() else { return };
-    if let Some(query_result::Result::Overlap(o)) = result.result.as_ref() {
-        println!(
+    if let Some(result) = job.result.as_ref() {
+        lines.extend(result_lines(job, result));
+    }
+    let mut text = lines.join("\n");
+    text.push('\n');
+    text
+}
+
+fn result_lines(job: &Job, result: &QueryResult) -> Vec<String> {
+    let release = result.release.as_ref();
+    let mut lines = Vec::new();
+    match result.result.as_ref() {
+        Some(query_result::Result::Overlap(o)) => lines.push(format!(
             "overlap  {} shared customers",
-            count_text(o.intersection.as_ref(), result.release.as_ref())
-        );
-    }
-    if let Some(r) = result.release.as_ref() {
-        if r.exact {
-            println!("privacy  exact: no noise (both nodes' policies set allow_exact)");
-        } else {
-            let nodes: Vec<String> = r
-                .nodes
-                .iter()
-                .map(|n| format!("{} sigma {:.1} at delta {:e}", n.node, n.sigma, n.delta))
-                .collect();
-            println!(
-                "privacy  epsilon {} per node; noise std. dev. {:.1} ({}); counts below {} withheld",
-                r.epsilon,
-                r.noise_stddev,
-                nodes.join(", "),
-                r.threshold
-            );
+            count_text(o.intersection.as_ref(), release)
+        )),
+        Some(query_result::Result::Breakdown(b)) => {
+            lines.push(String::new());
+            lines.extend(breakdown::table(b, release).lines().map(String::from));
+            lines.push(String::new());
+            if release.is_some_and(|r| !r.exact) {
+                lines.push(if b.measures.is_empty() {
+                    "note     ± is the 95% interval of a count".into()
+                } else {
+                    "note     ± is the 95% interval of a count; sums and means are noised too, \
+                     shown without error bars"
+                        .into()
+                });
+            }
         }
+        Some(query_result::Result::Segment(s)) => {
+            lines.push(format!("segment  size {}", count_text(s.size.as_ref(), release)));
+            let requested = matches!(
+                job.spec.as_ref().and_then(|s| s.query.as_ref()),
+                Some(Query::Segment(q)) if !q.activate.is_empty()
+            );
+            if !s.activated_node.is_empty() {
+                lines.push(format!(
+                    "members  delivered to node '{}' (in its data directory)",
+                    s.activated_node
+                ));
+            } else if requested {
+                lines.push("members  not delivered".into());
+            }
+        }
+        None => {}
     }
+    if let Some(r) = release {
+        lines.push(privacy_text(r));
+    }
+    lines
+}
+
+fn privacy_text(r: &Release) -> String {
+    if r.exact {
+        return "privacy  exact: no noise (both nodes' policies set allow_exact)".into();
+    }
+    let nodes: Vec<String> = r
+        .nodes
+        .iter()
+        .map(|n| format!("{} sigma {:.1} at delta {:e}", n.node, n.sigma, n.delta))
+        .collect();
+    format!(
+        "privacy  epsilon {} per node; noise std. dev. {:.1} ({}); counts below {} withheld",
+        r.epsilon,
+        r.noise_stddev,
+        nodes.join(", "),
+        r.threshold
+    )
 }
 
 pub fn jobs(jobs: &[Job], as_json: bool) {
@@ -170,13 +316,15 @@ pub fn jobs(jobs: &[Job], as_json: bool) {
     }
     println!("{:<22} {:<10} {:<44} result", "job", "state", "query");
     for j in jobs {
+        let release = j.result.as_ref().and_then(|r| r.release.as_ref());
         let result = match j.result.as_ref().and_then(|r| r.result.as_ref()) {
-            Some(query_result::Result::Overlap(o)) => count_text(
-                o.intersection.as_ref(),
-                j.result.as_ref().and_then(|r| r.release.as_ref()),
-            ),
+            Some(query_result::Result::Overlap(o)) => count_text(o.intersection.as_ref(), release),
+            Some(query_result::Result::Breakdown(b)) => breakdown::summary(b),
+            Some(query_result::Result::Segment(s)) => {
+                format!("size {}", count_text(s.size.as_ref(), release))
+            }
             None if !j.error.is_empty() => j.error.chars().take(60).collect(),
-            _ => String::new(),
+            None => String::new(),
         };
         println!(
             "{:<22} {:<10} {:<44} {}",
@@ -213,3 +361,7 @@ pub fn nodes(nodes: &[NodeStatus], as_json: bool) {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "output_tests.rs"]
+mod tests;
