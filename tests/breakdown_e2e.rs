@@ -300,13 +300,13 @@ fn members_file(cluster: &Cluster, node: &str, job_id: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn segments_are_sized_and_activated_only_with_consent() {
     let dir = tempdir();
-    let data = data(dir.path(), 800, 600, 350);
+    let data = data(dir.path(), 1600, 1400, 1200);
     let columns = deploy::declared_columns();
     let files = plain(&data, &columns);
     let cluster = Cluster::start(dir.path(), &data.bank_path, &data.partner_path, PolicySpec::testing())
         .await
         .expect("cluster");
-    let bank_filters = || vec![range("age", Some(25.0), Some(35.0)), equals("has_credit_card", "false")];
+    let bank_filters = || vec![range("age", Some(25.0), Some(60.0)), equals("has_credit_card", "false")];
     let partner_filters = || vec![equals("interest", "travel"), one_of("spend_band", &["mid", "high"])];
 
     let q = segment("", bank_filters(), partner_filters());

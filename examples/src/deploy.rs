@@ -175,6 +175,30 @@ const PARTNER_COLUMNS: &[ColumnSpec] = &[
     group("signup_channel", &["app", "web", "store"]),
 ];
 
+/// What the generated deployments declare of each side's columns, as the
+/// plaintext oracle takes it: the tests and the demo check against these.
+pub struct DeclaredColumns {
+    pub bank: Vec<crate::plaintext::PlainColumn>,
+    pub partner: Vec<crate::plaintext::PlainColumn>,
+}
+
+pub fn declared_columns() -> DeclaredColumns {
+    let plain = |columns: &[ColumnSpec]| {
+        columns
+            .iter()
+            .map(|c| crate::plaintext::PlainColumn {
+                name: c.name.to_string(),
+                values: (!c.values.is_empty()).then(|| c.values.iter().map(|v| v.to_string()).collect()),
+                clip: c.clip.map(|[lo, hi]| (lo, hi)),
+            })
+            .collect()
+    };
+    DeclaredColumns {
+        bank: plain(BANK_COLUMNS),
+        partner: plain(PARTNER_COLUMNS),
+    }
+}
+
 fn column_toml(c: &ColumnSpec) -> String {
     let mut uses = Vec::new();
     let mut rest = String::new();

@@ -276,6 +276,13 @@ impl ColumnConfig {
         }
     }
 
+    /// A measure's clipping bound `max(|lo|, |hi|)` rounded up (0 without a
+    /// clip): the scale of its noise and the coordinator's too (it computes
+    /// the same from the advertised range).
+    pub fn bound(&self) -> u64 {
+        self.clip.map_or(0, |[lo, hi]| lo.abs().max(hi.abs()).ceil() as u64)
+    }
+
     fn check(&self, dataset: &str) -> Result<(), String> {
         let at = format!("dataset '{dataset}', column '{}'", self.name);
         if self.uses.is_empty() {

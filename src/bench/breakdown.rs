@@ -80,7 +80,7 @@ pub fn run(rows: usize, table_path: &Path) -> anyhow::Result<()> {
     let (_, _, keys) = two_party_keys(shape.slots(), b"bench", &mut rand::rng())?;
     let per_row = shape.payload.multiplications_per_row();
     let tables: Vec<RistrettoBasepointTable> = (0..shape.slots())
-        .map(|k| RistrettoBasepointTable::create(&(Scalar::from(k as u64 + 2) * RISTRETTO_BASEPOINT_TABLE)))
+        .map(|k| RistrettoBasepointTable::create(&(&Scalar::from(k as u64 + 2) * RISTRETTO_BASEPOINT_TABLE)))
         .collect();
     let scalars: Vec<Scalar> = (0..sample as u64).map(|i| Scalar::from(i + 1) * Scalar::from(0x9e37_79b9_u64)).collect();
     let started = Instant::now();
