@@ -140,10 +140,18 @@ fn assert_cells(got: &BreakdownResult, want: &[PlainCell]) {
         assert_eq!((&g.left_group, &g.right_group), (&w.left_group, &w.right_group));
         let count = g.count.expect("count");
         assert!(!count.below_threshold);
-        assert_eq!(count.value as u64, w.count, "count of {:?} x {:?}", w.left_group, w.right_group);
+        assert_eq!(
+            count.value as u64, w.count,
+            "count of {:?} x {:?}",
+            w.left_group, w.right_group
+        );
         assert_eq!(g.sums.len(), w.sums.len());
         for (s, want_sum) in g.sums.iter().zip(&w.sums) {
-            assert_eq!(s.sum, *want_sum, "sum in {:?} x {:?}", w.left_group, w.right_group);
+            assert_eq!(
+                s.sum, *want_sum,
+                "sum in {:?} x {:?}",
+                w.left_group, w.right_group
+            );
             if w.count > 0 {
                 assert!((s.mean - *want_sum as f64 / w.count as f64).abs() < 1e-9);
             }
@@ -157,9 +165,14 @@ async fn breakdowns_equal_the_plaintext_join_cell_for_cell() {
     let data = data(dir.path(), 900, 700, 400);
     let columns = deploy::declared_columns();
     let files = plain(&data, &columns);
-    let cluster = Cluster::start(dir.path(), &data.bank_path, &data.partner_path, PolicySpec::testing())
-        .await
-        .expect("cluster");
+    let cluster = Cluster::start(
+        dir.path(),
+        &data.bank_path,
+        &data.partner_path,
+        PolicySpec::testing(),
+    )
+    .await
+    .expect("cluster");
     let cases = [
         // Groups on both sides, measures on both sides (two lanes).
         breakdown(
@@ -174,7 +187,10 @@ async fn breakdowns_equal_the_plaintext_join_cell_for_cell() {
             &["aum_tier", "has_credit_card"],
             &[],
             &[("right", "annual_spend")],
-            vec![range("age", Some(25.0), Some(35.0)), equals("has_credit_card", "false")],
+            vec![
+                range("age", Some(25.0), Some(35.0)),
+                equals("has_credit_card", "false"),
+            ],
             vec![one_of("spend_band", &["mid", "high"])],
         ),
         // Only the left side has measures: the roles swap; groups on the right.
@@ -186,7 +202,13 @@ async fn breakdowns_equal_the_plaintext_join_cell_for_cell() {
             vec![equals("interest", "travel")],
         ),
         // Counts only, a filter no one passes: every cell empty.
-        breakdown(&["city"], &["interest"], &[], vec![range("age", Some(200.0), None)], vec![]),
+        breakdown(
+            &["city"],
+            &["interest"],
+            &[],
+            vec![range("age", Some(200.0), None)],
+            vec![],
+        ),
     ];
     for q in cases {
         let want = plaintext::breakdown(&q, &files.bank, &files.partner).expect("plaintext");
@@ -230,9 +252,14 @@ async fn a_group_with_one_member_and_an_empty_side() {
     };
     let columns = deploy::declared_columns();
     let files = plain(&data, &columns);
-    let cluster = Cluster::start(dir.path(), &data.bank_path, &data.partner_path, PolicySpec::testing())
-        .await
-        .expect("cluster");
+    let cluster = Cluster::start(
+        dir.path(),
+        &data.bank_path,
+        &data.partner_path,
+        PolicySpec::testing(),
+    )
+    .await
+    .expect("cluster");
     let q = breakdown(
         &["aum_tier"],
         &["interest"],
@@ -248,15 +275,27 @@ async fn a_group_with_one_member_and_an_empty_side() {
         .find(|c| c.left_group == ["T5"] && c.right_group == ["dining"])
         .expect("cell");
     assert_eq!((t5_dining.count, &t5_dining.sums), (1, &vec![1_000_000, 250_000]));
-    let job = cluster.run(spec(Query::Breakdown(q), exact())).await.expect("job");
+    let job = cluster
+        .run(spec(Query::Breakdown(q), exact()))
+        .await
+        .expect("job");
     assert_cells(&breakdown_of(&job), &want);
 
     // A side with no rows after its filter.
-    let q = breakdown(&[], &[], &[("right", "annual_spend")], vec![equals("city", "Lhasa")], vec![]);
+    let q = breakdown(
+        &[],
+        &[],
+        &[("right", "annual_spend")],
+        vec![equals("city", "Lhasa")],
+        vec![],
+    );
     let want = plaintext::breakdown(&q, &files.bank, &files.partner).expect("plaintext");
     assert_eq!(want.len(), 1);
     assert_eq!(want[0].count, 0);
-    let job = cluster.run(spec(Query::Breakdown(q), exact())).await.expect("job");
+    let job = cluster
+        .run(spec(Query::Breakdown(q), exact()))
+        .await
+        .expect("job");
     assert_cells(&breakdown_of(&job), &want);
     cluster.shutdown().await;
 }
@@ -303,11 +342,26 @@ async fn segments_are_sized_and_activated_only_with_consent() {
     let data = data(dir.path(), 1600, 1400, 1200);
     let columns = deploy::declared_columns();
     let files = plain(&data, &columns);
-    let cluster = Cluster::start(dir.path(), &data.bank_path, &data.partner_path, PolicySpec::testing())
-        .await
-        .expect("cluster");
-    let bank_filters = || vec![range("age", Some(25.0), Some(60.0)), equals("has_credit_card", "false")];
-    let partner_filters = || vec![equals("interest", "travel"), one_of("spend_band", &["mid", "high"])];
+    let cluster = Cluster::start(
+        dir.path(),
+        &data.bank_path,
+        &data.partner_path,
+        PolicySpec::testing(),
+    )
+    .await
+    .expect("cluster");
+    let bank_filters = || {
+        vec![
+            range("age", Some(25.0), Some(60.0)),
+            equals("has_credit_card", "false"),
+        ]
+    };
+    let partner_filters = || {
+        vec![
+            equals("interest", "travel"),
+            one_of("spend_band", &["mid", "high"]),
+        ]
+    };
 
     let q = segment("", bank_filters(), partner_filters());
     let want = plaintext::segment(&q, &files.bank, &files.partner).expect("plaintext");
@@ -346,7 +400,12 @@ async fn segments_are_sized_and_activated_only_with_consent() {
     let job = cluster.run(spec(Query::Segment(q), exact())).await.expect("job");
     failed_with(&job, "allow_activation");
     assert!(
-        !cluster.deployment.dir.join("bank-data").join("activations").exists(),
+        !cluster
+            .deployment
+            .dir
+            .join("bank-data")
+            .join("activations")
+            .exists(),
         "nothing was delivered"
     );
     cluster.shutdown().await;
@@ -358,10 +417,21 @@ async fn noised_breakdowns_withhold_small_cells_and_refuse_unknown_columns() {
     let data = data(dir.path(), 900, 900, 600);
     let columns = deploy::declared_columns();
     let files = plain(&data, &columns);
-    let cluster = Cluster::start(dir.path(), &data.bank_path, &data.partner_path, PolicySpec::production())
-        .await
-        .expect("cluster");
-    let q = breakdown(&["aum_tier"], &["spend_band"], &[("right", "annual_spend")], vec![], vec![]);
+    let cluster = Cluster::start(
+        dir.path(),
+        &data.bank_path,
+        &data.partner_path,
+        PolicySpec::production(),
+    )
+    .await
+    .expect("cluster");
+    let q = breakdown(
+        &["aum_tier"],
+        &["spend_band"],
+        &[("right", "annual_spend")],
+        vec![],
+        vec![],
+    );
     let want = plaintext::breakdown(&q, &files.bank, &files.partner).expect("plaintext");
     let job = cluster
         .run(spec(Query::Breakdown(q), noised(1.0)))
@@ -380,7 +450,11 @@ async fn noised_breakdowns_withhold_small_cells_and_refuse_unknown_columns() {
         }
         // Within 6 standard deviations of the truth.
         let sd = release.noise_stddev;
-        assert!((count.value - w.count as i64).abs() as f64 <= 6.0 * sd, "{count:?} vs {}", w.count);
+        assert!(
+            (count.value - w.count as i64).abs() as f64 <= 6.0 * sd,
+            "{count:?} vs {}",
+            w.count
+        );
         assert!(count.value >= 10);
         let spend_sd = sd * 250_000.0;
         assert!((g.sums[0].sum - w.sums[0]).abs() as f64 <= 6.0 * spend_sd);
@@ -390,7 +464,13 @@ async fn noised_breakdowns_withhold_small_cells_and_refuse_unknown_columns() {
 
     // Columns the policy does not allow are refused by name.
     let q = breakdown(&["deposit_balance"], &[], &[], vec![], vec![]);
-    let refused = cluster.run(spec(Query::Breakdown(q), noised(1.0))).await.unwrap_err();
-    assert!(refused.to_string().contains("not allowed as a group"), "{refused}");
+    let refused = cluster
+        .run(spec(Query::Breakdown(q), noised(1.0)))
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("not allowed as a group"),
+        "{refused}"
+    );
     cluster.shutdown().await;
 }

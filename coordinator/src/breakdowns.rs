@@ -37,7 +37,11 @@ fn column<'a>(d: &'a DatasetInfo, name: &str, use_: &str, side: Side) -> Result<
             "the {} dataset '{}' advertises no column '{name}'; its columns are: {}",
             side.label(),
             d.name,
-            d.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+            d.columns
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     })?;
     if !c.uses.iter().any(|u| u == use_) {
@@ -88,7 +92,11 @@ pub fn plan(q: &BreakdownQuery, left: &DatasetInfo, right: &DatasetInfo) -> Resu
         };
         let c = column(d, &m.column, "measure", side)?;
         let (Some(lo), Some(hi)) = (c.clip_min, c.clip_max) else {
-            return Err(format!("measure {}.{} advertises no clipping range", side.label(), m.column));
+            return Err(format!(
+                "measure {}.{} advertises no clipping range",
+                side.label(),
+                m.column
+            ));
         };
         measures.push((side, list.len(), format!("{}.{}", side.label(), m.column)));
         list.push(clip_bound(lo, hi));
@@ -99,9 +107,8 @@ pub fn plan(q: &BreakdownQuery, left: &DatasetInfo, right: &DatasetInfo) -> Resu
     };
     let plan = BreakdownPlan::new(schema(&left_domains, bounds.0), schema(&right_domains, bounds.1))
         .map_err(|e| e.to_string())?;
-    plan.check().map_err(|e| {
-        format!("{e}: group by fewer columns or ask for fewer measures")
-    })?;
+    plan.check()
+        .map_err(|e| format!("{e}: group by fewer columns or ask for fewer measures"))?;
     Ok(BreakdownJob {
         plan,
         left_domains,
@@ -130,7 +137,10 @@ impl BreakdownJob {
     pub fn cells(&self, values: &[Vec<i64>], threshold: u64) -> Result<BreakdownResult, String> {
         let lanes = &self.plan.lanes;
         if values.len() != lanes.len()
-            || values.iter().zip(lanes).any(|(v, l)| v.len() != l.shape.released_values())
+            || values
+                .iter()
+                .zip(lanes)
+                .any(|(v, l)| v.len() != l.shape.released_values())
         {
             return Err("the decrypted release does not fit the breakdown's plan".into());
         }
@@ -210,7 +220,11 @@ mod tests {
         ColumnInfo {
             name: name.into(),
             uses: vec!["group".into(), "filter".into()],
-            values: values.iter().map(|v| v.to_string()).chain(["(other)".into()]).collect(),
+            values: values
+                .iter()
+                .map(|v| v.to_string())
+                .chain(["(other)".into()])
+                .collect(),
             clip_min: None,
             clip_max: None,
         }
@@ -246,10 +260,17 @@ mod tests {
 
     #[test]
     fn cells_are_read_from_both_lanes_and_thresholded() {
-        let left = info("customers", vec![group("tier", &["T1"]), measure("deposit", 0.0, 99.5)]);
+        let left = info(
+            "customers",
+            vec![group("tier", &["T1"]), measure("deposit", 0.0, 99.5)],
+        );
         let right = info(
             "users",
-            vec![group("interest", &["travel"]), group("band", &["low", "high"]), measure("spend", -5.0, 3.0)],
+            vec![
+                group("interest", &["travel"]),
+                group("band", &["low", "high"]),
+                measure("spend", -5.0, 3.0),
+            ],
         );
         let job = plan(&query(&[(2, "spend"), (1, "deposit")]), &left, &right).unwrap();
         assert_eq!((job.plan.left.groups, job.plan.right.groups), (2, 6));
@@ -274,15 +295,25 @@ mod tests {
         assert_eq!(c.count.unwrap().value, 20);
         assert_eq!((c.sums[0].sum, c.sums[1].sum, c.sums[1].mean), (7, 300, 15.0));
         let c = &r.cells[0];
-        assert_eq!((c.left_group[0].as_str(), c.right_group[1].as_str()), ("T1", "low"));
+        assert_eq!(
+            (c.left_group[0].as_str(), c.right_group[1].as_str()),
+            ("T1", "low")
+        );
         assert!(c.count.unwrap().below_threshold && c.sums.iter().all(|s| s.below_threshold && s.sum == 0));
     }
 
     #[test]
     fn schemas_refuse_what_the_policy_does_not_allow() {
-        let left = info("customers", vec![group("tier", &["T1"]), measure("deposit", 0.0, 1.0)]);
+        let left = info(
+            "customers",
+            vec![group("tier", &["T1"]), measure("deposit", 0.0, 1.0)],
+        );
         let right = info("users", vec![group("interest", &["a"]), group("band", &["b"])]);
-        assert!(plan(&query(&[(2, "spend")]), &left, &right).unwrap_err().contains("no column 'spend'"));
+        assert!(
+            plan(&query(&[(2, "spend")]), &left, &right)
+                .unwrap_err()
+                .contains("no column 'spend'")
+        );
         let e = plan(&query(&[(1, "tier")]), &left, &right).unwrap_err();
         assert!(e.contains("not allowed as a measure"), "{e}");
         let mut q = query(&[]);
@@ -290,6 +321,10 @@ mod tests {
             column: "deposit".into(),
             test: Some(wire::filter::Test::Equals("x".into())),
         });
-        assert!(plan(&q, &left, &right).unwrap_err().contains("not allowed as a filter"));
+        assert!(
+            plan(&q, &left, &right)
+                .unwrap_err()
+                .contains("not allowed as a filter")
+        );
     }
 }

@@ -40,14 +40,22 @@ fn load_or_build(path: &Path, bits: u32) -> Result<BsgsTable, String> {
             Ok(table) => {
                 warn!(path = %path.display(), cached = table.k(), wanted = bits, "decryption table has another size; rebuilding it");
             }
-            Err(e) => warn!(path = %path.display(), error = %e, "decryption table is unusable; rebuilding it"),
+            Err(e) => {
+                warn!(path = %path.display(), error = %e, "decryption table is unusable; rebuilding it")
+            }
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => warn!(path = %path.display(), error = %e, "cannot read the decryption table; rebuilding it"),
+        Err(e) => {
+            warn!(path = %path.display(), error = %e, "cannot read the decryption table; rebuilding it")
+        }
     }
     let began = std::time::Instant::now();
     let table = BsgsTable::build(bits).map_err(|e| format!("cannot build the decryption table: {e}"))?;
-    info!(bits, seconds = began.elapsed().as_secs_f64(), "decryption table built");
+    info!(
+        bits,
+        seconds = began.elapsed().as_secs_f64(),
+        "decryption table built"
+    );
     // Written aside and renamed, so a crash never leaves half a table.
     let tmp = path.with_extension("tmp");
     let written = std::fs::write(&tmp, table.to_bytes()).and_then(|()| std::fs::rename(&tmp, path));

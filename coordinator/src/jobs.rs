@@ -11,8 +11,9 @@ use jointly_protocol::{
     breakdown::{LaneOutcome, open_lane},
     breakdown_plan::{MAX_ABS_VALUE, Side},
     wire::{
-        BreakdownRelease, CancelSession, CoordinatorMessage, JobOffer, NodeTerms, QueryResult, QuerySpec, Role,
-        SegmentResult, StartSession, coordinator_message::Body, query_result, session_report::Outcome as ReportOutcome,
+        BreakdownRelease, CancelSession, CoordinatorMessage, JobOffer, NodeTerms, QueryResult, QuerySpec,
+        Role, SegmentResult, StartSession, coordinator_message::Body, query_result,
+        session_report::Outcome as ReportOutcome,
     },
 };
 use rand::RngCore;
@@ -69,7 +70,9 @@ pub struct Parties {
 pub enum JobKind {
     Overlap,
     /// `activated`: the node that receives the members (the receiver).
-    Segment { activated: Option<String> },
+    Segment {
+        activated: Option<String>,
+    },
     Breakdown(Box<BreakdownJob>),
 }
 
@@ -162,7 +165,11 @@ async fn run(
         let (peer_groups, peer_measure_bounds) = match &parties.kind {
             JobKind::Breakdown(job) => {
                 let first = job.plan.first_receiver();
-                let peer_side = if role == Role::Receiver { first.other() } else { first };
+                let peer_side = if role == Role::Receiver {
+                    first.other()
+                } else {
+                    first
+                };
                 let schema = job.plan.side(peer_side);
                 (schema.groups as u32, schema.measure_bounds.clone())
             }
@@ -273,7 +280,9 @@ async fn run(
             JobKind::Breakdown(job) => open_breakdown(coord, spec, job, &releases, [r_terms, s_terms])
                 .await
                 .map_err(fatal),
-            _ => Err(fatal("the nodes reported a breakdown for a job that is not one".into())),
+            _ => Err(fatal(
+                "the nodes reported a breakdown for a job that is not one".into(),
+            )),
         },
     };
     coord.remove_session(&session_id);

@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use jointly_protocol::{
     accounting::check_epsilon,
-    ids::{IdKind, match_kind},
     breakdown_plan::Side,
+    ids::{IdKind, match_kind},
     wire::{
-        DatasetInfo, DatasetRef, DatasetSummary, GetJobRequest, Job, ListJobsRequest, ListJobsResponse, ListNodesRequest,
-        ListNodesResponse, NodeStatus, QuerySpec, planner_server::Planner, query_spec::Query,
+        DatasetInfo, DatasetRef, DatasetSummary, GetJobRequest, Job, ListJobsRequest, ListJobsResponse,
+        ListNodesRequest, ListNodesResponse, NodeStatus, QuerySpec, planner_server::Planner,
+        query_spec::Query,
     },
 };
 use tonic::{Request, Response, Status};
@@ -75,7 +76,9 @@ impl PlannerApi {
         self.coord
             .node_datasets(node)
             .and_then(|ds| ds.into_iter().find(|d| d.name == dataset))
-            .ok_or_else(|| CoordinatorError::NodeOffline { node: node.to_string() })
+            .ok_or_else(|| CoordinatorError::NodeOffline {
+                node: node.to_string(),
+            })
     }
 
     fn parties(&self, spec: &QuerySpec) -> Result<Parties, CoordinatorError> {
@@ -134,8 +137,12 @@ impl PlannerApi {
                 }
             }
             Some(Query::Breakdown(q)) => {
-                let job = plan_breakdown(q, &self.dataset_info(&l.0, &l.1)?, &self.dataset_info(&r.0, &r.1)?)
-                    .map_err(invalid)?;
+                let job = plan_breakdown(
+                    q,
+                    &self.dataset_info(&l.0, &l.1)?,
+                    &self.dataset_info(&r.0, &r.1)?,
+                )
+                .map_err(invalid)?;
                 match job.plan.first_receiver() {
                     Side::Left => (l, r, JobKind::Breakdown(Box::new(job))),
                     Side::Right => (r, l, JobKind::Breakdown(Box::new(job))),

@@ -407,7 +407,9 @@ impl Node {
         };
         match self.ledger.commit(&plan.charge.job_id) {
             Ok(true) => {}
-            Ok(false) => return Err("its budget reservation for this job is gone; nothing was released".into()),
+            Ok(false) => {
+                return Err("its budget reservation for this job is gone; nothing was released".into());
+            }
             Err(e) => return Err(format!("cannot commit its budget, so nothing was released: {e}")),
         }
         if let Some(members) = members {
@@ -447,7 +449,10 @@ impl Node {
         start: StartSession,
     ) -> Result<(Outcome, Selection), SessionFailure> {
         if !self.datasets.contains_key(&accepted.dataset) {
-            return Err(SessionFailure::Local(format!("dataset '{}' is gone", accepted.dataset)));
+            return Err(SessionFailure::Local(format!(
+                "dataset '{}' is gone",
+                accepted.dataset
+            )));
         }
         let limits = Limits {
             chunk_points: self.config.limits.chunk_points,

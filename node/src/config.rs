@@ -280,7 +280,8 @@ impl ColumnConfig {
     /// clip): the scale of its noise and the coordinator's too (it computes
     /// the same from the advertised range).
     pub fn bound(&self) -> u64 {
-        self.clip.map_or(0, |[lo, hi]| lo.abs().max(hi.abs()).ceil() as u64)
+        self.clip
+            .map_or(0, |[lo, hi]| lo.abs().max(hi.abs()).ceil() as u64)
     }
 
     fn check(&self, dataset: &str) -> Result<(), String> {

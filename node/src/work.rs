@@ -29,14 +29,20 @@ pub struct Selection {
 
 impl std::fmt::Debug for Selection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Selection").field("rows", &self.origin.len()).finish()
+        f.debug_struct("Selection")
+            .field("rows", &self.origin.len())
+            .finish()
     }
 }
 
 /// The dataset's persons at `positions` (ascending), as identifiers of
 /// `kind`. Converting (say phones to SHA-256 of phones) reorders the list,
 /// so `origin` keeps track of who is where.
-pub fn select(dataset: &LoadedDataset, positions: Option<Vec<u32>>, kind: IdKind) -> Result<Selection, String> {
+pub fn select(
+    dataset: &LoadedDataset,
+    positions: Option<Vec<u32>>,
+    kind: IdKind,
+) -> Result<Selection, String> {
     let all = &dataset.ids;
     if all.kind() == kind {
         return Ok(match positions {
@@ -63,7 +69,9 @@ pub fn select(dataset: &LoadedDataset, positions: Option<Vec<u32>>, kind: IdKind
     let origin: Vec<u32> = converted.iter().map(|(_, p)| *p).collect();
     let ids = IdList::from_normalized(kind, converted.into_iter().map(|(c, _)| c).collect());
     if ids.len() != origin.len() {
-        return Err("two identifiers convert to the same value; the dataset cannot be matched in this kind".into());
+        return Err(
+            "two identifiers convert to the same value; the dataset cannot be matched in this kind".into(),
+        );
     }
     Ok(Selection {
         ids: Arc::new(ids),
@@ -134,7 +142,10 @@ pub fn build(
             let mut lanes = Vec::with_capacity(plan.lanes.len());
             for (i, lane) in plan.lanes.iter().enumerate() {
                 let n = lane.shape.released_values();
-                let noise = shares.get(offset..offset + n).ok_or("noise shares missing")?.to_vec();
+                let noise = shares
+                    .get(offset..offset + n)
+                    .ok_or("noise shares missing")?
+                    .to_vec();
                 offset += n;
                 let number = i as u32;
                 let built = if lane.receiver == *side {

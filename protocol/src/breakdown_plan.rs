@@ -8,11 +8,7 @@
 //! measures. Lane 1 exists when lane 0's receiver has measures too: the same
 //! cells, roles swapped, measures only.
 
-use crate::{
-    breakdown::LaneShape,
-    elgamal::OneHot,
-    error::ProtocolError,
-};
+use crate::{breakdown::LaneShape, elgamal::OneHot, error::ProtocolError};
 
 /// Largest decrypted value the release step searches for (both signs).
 pub const MAX_ABS_VALUE: u64 = 1 << 42;
@@ -160,7 +156,11 @@ impl BreakdownPlan {
     /// Checks that no sum of `side`'s measures over at most `rows` people
     /// can leave the decryptable range; names the offending measure.
     pub fn check_sums(&self, side: Side, rows: u64) -> Result<(), usize> {
-        self.side(side).measure_bounds.iter().position(|&b| rows.saturating_mul(b) > SUM_LIMIT).map_or(Ok(()), Err)
+        self.side(side)
+            .measure_bounds
+            .iter()
+            .position(|&b| rows.saturating_mul(b) > SUM_LIMIT)
+            .map_or(Ok(()), Err)
     }
 
     pub fn side(&self, side: Side) -> &SideSchema {

@@ -10,7 +10,9 @@ use std::{
 };
 
 use anyhow::Context;
-use curve25519_dalek::{constants::RISTRETTO_BASEPOINT_TABLE, ristretto::RistrettoBasepointTable, scalar::Scalar};
+use curve25519_dalek::{
+    constants::RISTRETTO_BASEPOINT_TABLE, ristretto::RistrettoBasepointTable, scalar::Scalar,
+};
 use jointly_protocol::{
     breakdown::{Breakdown, BreakdownReceiver, BreakdownSender, Lane, LaneRows, LaneShape, open_lane},
     breakdown_plan::MAX_ABS_VALUE,
@@ -82,7 +84,9 @@ pub fn run(rows: usize, table_path: &Path) -> anyhow::Result<()> {
     let tables: Vec<RistrettoBasepointTable> = (0..shape.slots())
         .map(|k| RistrettoBasepointTable::create(&(&Scalar::from(k as u64 + 2) * RISTRETTO_BASEPOINT_TABLE)))
         .collect();
-    let scalars: Vec<Scalar> = (0..sample as u64).map(|i| Scalar::from(i + 1) * Scalar::from(0x9e37_79b9_u64)).collect();
+    let scalars: Vec<Scalar> = (0..sample as u64)
+        .map(|i| Scalar::from(i + 1) * Scalar::from(0x9e37_79b9_u64))
+        .collect();
     let started = Instant::now();
     let checksum: u8 = scalars
         .par_iter()
@@ -101,7 +105,12 @@ pub fn run(rows: usize, table_path: &Path) -> anyhow::Result<()> {
     std::hint::black_box(checksum);
     let sample_rows = rows_for(sample);
     let started = Instant::now();
-    let bytes = keys.encrypt_one_hot(shape.payload, &sample_rows.groups, &sample_rows.measures, &mut rand::rng())?;
+    let bytes = keys.encrypt_one_hot(
+        shape.payload,
+        &sample_rows.groups,
+        &sample_rows.measures,
+        &mut rand::rng(),
+    )?;
     let encryption = started.elapsed().as_secs_f64();
     anyhow::ensure!(bytes.len() == sample * (shape.slots() + 1) * 32);
     println!(
@@ -173,7 +182,10 @@ pub fn run(rows: usize, table_path: &Path) -> anyhow::Result<()> {
         }
     }
     anyhow::ensure!(values == want, "decrypted cells differ from the plaintext join");
-    let shared: i64 = (0..GROUPS).flat_map(|b| (0..GROUPS).map(move |g| (b, g))).map(|(b, g)| values[b * shape.slots() + g]).sum();
+    let shared: i64 = (0..GROUPS)
+        .flat_map(|b| (0..GROUPS).map(move |g| (b, g)))
+        .map(|(b, g)| values[b * shape.slots() + g])
+        .sum();
     println!("    every cell equals the plaintext join; shared customers: {shared}");
     Ok(())
 }
@@ -195,7 +207,8 @@ fn load_or_build(path: &Path) -> anyhow::Result<BsgsTable> {
     }
     println!("    building the decryption table (k = {DEFAULT_K}) once; later runs load it");
     let table = BsgsTable::build(DEFAULT_K)?;
-    std::fs::write(path, table.to_bytes()).with_context(|| format!("cannot cache the table at {}", path.display()))?;
+    std::fs::write(path, table.to_bytes())
+        .with_context(|| format!("cannot cache the table at {}", path.display()))?;
     Ok(table)
 }
 
