@@ -88,7 +88,6 @@ pub async fn run(dir: &Path, options: &DemoOptions) -> anyhow::Result<bool> {
         &jointly_node::ledger::Ledger::open(&bank.data_dir)?.entries()?,
         &bank.policy,
     );
-    cluster.shutdown().await;
 
     println!();
     println!("  shared customers (overlap)       private (Jointly)          plaintext join");
@@ -141,7 +140,9 @@ pub async fn run(dir: &Path, options: &DemoOptions) -> anyhow::Result<bool> {
         );
         println!("(composed under zCDP, so less than the sum); see `jointly-node budget`.");
     }
-    Ok(ok)
+    let campaign_ok = crate::demo_campaign::run(&cluster, &data).await?;
+    cluster.shutdown().await;
+    Ok(ok && campaign_ok)
 }
 
 fn overlap_count(job: &Job) -> Option<(ReleasedCount, Release)> {

@@ -5,5 +5,6 @@
 pub mod cluster;
 pub mod datagen;
 pub mod demo;
+pub mod demo_campaign;
 pub mod deploy;
 pub mod plaintext;
