@@ -87,7 +87,7 @@ const INVALID_PHONES: [&str; 8] = [
     "+86 123",
     "tel: none",
 ];
-const CITIES: [&str; 8] = [
+pub const CITIES: [&str; 8] = [
     "Beijing",
     "Shanghai",
     "Guangzhou",
@@ -97,7 +97,7 @@ const CITIES: [&str; 8] = [
     "Wuhan",
     "Nanjing",
 ];
-const INTERESTS: [&str; 6] = ["travel", "electronics", "fashion", "groceries", "auto", "dining"];
+pub const INTERESTS: [&str; 6] = ["travel", "electronics", "fashion", "groceries", "auto", "dining"];
 const FLUSH_ROWS: usize = 128 * 1024;
 const KIND_SHIFT: u32 = 62;
 const KIND_PERSON: u64 = 0;

@@ -129,7 +129,7 @@ pub async fn run(cluster: &Cluster, data: &GeneratedData) -> anyhow::Result<bool
         "  tier x interest          count exact | noised (±{:.0})   mean spend exact | noised   mean deposit exact",
         1.96 * sd
     );
-    for ((e, n), w) in exact_cells
+    for ((e, n), _) in exact_cells
         .iter()
         .zip(&noised_cells)
         .zip(&want)
@@ -160,7 +160,6 @@ pub async fn run(cluster: &Cluster, data: &GeneratedData) -> anyhow::Result<bool
             mean(n, 0),
             mean(e, 1),
         );
-        let _ = w;
     }
     println!(
         "  (first 8 non-empty cells of {}; `jointly query breakdown` prints them all)",

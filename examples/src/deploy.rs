@@ -149,27 +149,12 @@ const BANK_COLUMNS: &[ColumnSpec] = &[
     group("aum_tier", &["T1", "T2", "T3", "T4", "T5"]),
     group("has_credit_card", &["true", "false"]),
     measure("deposit_balance", 0.0, 1_000_000.0),
-    group(
-        "city",
-        &[
-            "Beijing",
-            "Shanghai",
-            "Guangzhou",
-            "Shenzhen",
-            "Hangzhou",
-            "Chengdu",
-            "Wuhan",
-            "Nanjing",
-        ],
-    ),
+    group("city", &crate::datagen::CITIES),
 ];
 
 /// The partner's columns (see `datagen::fill_partner`).
 const PARTNER_COLUMNS: &[ColumnSpec] = &[
-    group(
-        "interest",
-        &["travel", "electronics", "fashion", "groceries", "auto", "dining"],
-    ),
+    group("interest", &crate::datagen::INTERESTS),
     group("spend_band", &["low", "mid", "high"]),
     measure("annual_spend", 0.0, 250_000.0),
     group("signup_channel", &["app", "web", "store"]),

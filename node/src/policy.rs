@@ -184,7 +184,7 @@ pub fn decide(
             };
             ("segment", work, job_terms(&offer.job_id, spec), vec![1], 1.0)
         }
-        Query::Breakdown(q) => breakdown_work(node, dataset, offer, q, role)?,
+        Query::Breakdown(q) => breakdown_work(node, dataset, offer, spec, q, role)?,
     };
     let noise = plan(
         node,
@@ -246,6 +246,7 @@ fn breakdown_work(
     node: &str,
     dataset: &LoadedDataset,
     offer: &JobOffer,
+    spec: &wire::QuerySpec,
     q: &wire::BreakdownQuery,
     role: Role,
 ) -> Result<Planned, String> {
@@ -307,7 +308,7 @@ fn breakdown_work(
             measures[i], dataset.report.distinct
         ));
     }
-    let terms = plan.terms(&offer.job_id, offer.spec.as_ref().unwrap_or(&Default::default()));
+    let terms = plan.terms(&offer.job_id, spec);
     let scales = plan.noise_scales();
     let sensitivity_sq = plan.statistics() as f64;
     let work = Work::Breakdown {

@@ -25,7 +25,7 @@ use crate::{
     idlist::IdList,
     overlap::{
         Limits, List, MaskedStream, OverlapMessage, Terms, capacity_for, check_announce, check_chunk,
-        check_end,
+        check_end, next_chunk,
     },
     party::{Outcome, Party, Progress},
     shuffle,
@@ -118,10 +118,7 @@ impl ActivationReceiver {
             return Some(m);
         }
         if self.w_closed && !self.z_closed {
-            if self.z_next < self.z.len() {
-                let end = (self.z_next + self.limits.chunk_points.max(1)).min(self.z.len());
-                let points = self.z[self.z_next..end].to_vec();
-                self.z_next = end;
+            if let Some(points) = next_chunk(&self.z, &mut self.z_next, self.limits.chunk_points) {
                 return Some(OverlapMessage::Points {
                     list: List::Z,
                     points,
@@ -303,10 +300,7 @@ impl ActivationSender {
             return Some(m);
         }
         if self.approved && !self.v_closed {
-            if self.v_next < self.v.len() {
-                let end = (self.v_next + self.limits.chunk_points.max(1)).min(self.v.len());
-                let points = self.v[self.v_next..end].to_vec();
-                self.v_next = end;
+            if let Some(points) = next_chunk(&self.v, &mut self.v_next, self.limits.chunk_points) {
                 return Some(OverlapMessage::Points {
                     list: List::V,
                     points,

@@ -40,7 +40,7 @@ use crate::{
     group::{PointBytes, SessionKey, decode_and_mask, mask_each, validate_points},
     hash::{HashToGroup, ID_DST},
     idlist::IdList,
-    overlap::{Limits, List, Terms, capacity_for, check_announce, check_chunk, check_end},
+    overlap::{Limits, List, Terms, capacity_for, check_announce, check_chunk, check_end, next_chunk},
     party::{Outcome, Party, Progress},
     shuffle,
 };
@@ -829,10 +829,7 @@ impl BreakdownSender {
         }
         let chunk = self.limits.chunk_points.max(1);
         // V first: it is ready-made and R cannot match without it.
-        if self.v_next < self.v_ready.len() {
-            let end = (self.v_next + chunk).min(self.v_ready.len());
-            let points = self.v_ready[self.v_next..end].to_vec();
-            self.v_next = end;
+        if let Some(points) = next_chunk(&self.v_ready, &mut self.v_next, chunk) {
             self.v_sent += points.len() as u64;
             if self.v_next == self.v_ready.len() {
                 self.v_ready.clear();

@@ -168,6 +168,18 @@ impl MaskedStream {
     }
 }
 
+/// The next chunk of a ready-made list from `*next` on, advancing `*next`;
+/// `None` once every point was taken.
+pub(crate) fn next_chunk(points: &[PointBytes], next: &mut usize, chunk: usize) -> Option<Vec<PointBytes>> {
+    if *next >= points.len() {
+        return None;
+    }
+    let end = (*next + chunk.max(1)).min(points.len());
+    let out = points[*next..end].to_vec();
+    *next = end;
+    Some(out)
+}
+
 /// Checks a chunk of `got` points against the announced total and the chunk bound.
 pub(crate) fn check_chunk(
     step: &'static str,
@@ -461,10 +473,7 @@ impl OverlapSender {
         }
         // V first: it is ready-made, and R cannot finish without it.
         if self.u_closed && !self.v_closed {
-            if self.v_next < self.v.len() {
-                let end = (self.v_next + self.limits.chunk_points.max(1)).min(self.v.len());
-                let points = self.v[self.v_next..end].to_vec();
-                self.v_next = end;
+            if let Some(points) = next_chunk(&self.v, &mut self.v_next, self.limits.chunk_points) {
                 return Some(OverlapMessage::Points {
                     list: List::V,
                     points,

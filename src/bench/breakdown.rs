@@ -48,7 +48,7 @@ fn shape() -> LaneShape {
 }
 
 /// Rows with seeded random groups (and measures, for a sender).
-fn rows(ids: Arc<IdList>, measures: usize, seed: u64) -> LaneRows {
+fn lane_rows(ids: Arc<IdList>, measures: usize, seed: u64) -> LaneRows {
     let mut rng = StdRng::seed_from_u64(seed);
     let n = ids.len();
     LaneRows {
@@ -103,7 +103,7 @@ pub fn run(rows: usize, table_path: &Path) -> anyhow::Result<()> {
         .reduce(|| 0, |a, b| a ^ b);
     let floor = started.elapsed().as_secs_f64();
     std::hint::black_box(checksum);
-    let sample_rows = rows_for(sample);
+    let sample_rows = lane_rows(emails(0..sample), 2, 3);
     let started = Instant::now();
     let bytes = keys.encrypt_one_hot(
         shape.payload,
@@ -129,9 +129,9 @@ pub fn run(rows: usize, table_path: &Path) -> anyhow::Result<()> {
     let y = emails(rows / 2..rows + rows / 2);
     let r_rows = LaneRows {
         measures: Vec::new(),
-        ..rows_seeded(Arc::clone(&x), 0, 1)
+        ..lane_rows(Arc::clone(&x), 0, 1)
     };
-    let s_rows = rows_seeded(Arc::clone(&y), 2, 2);
+    let s_rows = lane_rows(Arc::clone(&y), 2, 2);
     let limits = Limits::default();
     let zeros = vec![0; shape.released_values()];
     let terms = [0u8; 32];
@@ -188,14 +188,6 @@ pub fn run(rows: usize, table_path: &Path) -> anyhow::Result<()> {
         .sum();
     println!("    every cell equals the plaintext join; shared customers: {shared}");
     Ok(())
-}
-
-fn rows_for(n: usize) -> LaneRows {
-    rows_seeded(emails(0..n), 2, 3)
-}
-
-fn rows_seeded(ids: Arc<IdList>, measures: usize, seed: u64) -> LaneRows {
-    rows(ids, measures, seed)
 }
 
 fn load_or_build(path: &Path) -> anyhow::Result<BsgsTable> {

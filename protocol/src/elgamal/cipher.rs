@@ -22,6 +22,29 @@ use crate::group::decode_point;
 /// `double_and_compress_batch`, small enough to spread over the cores.
 const POINTS_PER_TASK: usize = 256;
 
+/// Writes `compress(2*P)` of every halved point into `out`, 32 bytes each,
+/// with one field inversion for the whole batch.
+fn write_doubled(halves: &[RistrettoPoint], out: &mut [u8]) {
+    for (dst, c) in out
+        .chunks_exact_mut(32)
+        .zip(RistrettoPoint::double_and_compress_batch(halves))
+    {
+        dst.copy_from_slice(c.as_bytes());
+    }
+}
+
+/// One seed per parallel task, drawn from `rng`, so that the output depends
+/// on `rng` alone and not on the thread schedule.
+fn task_seeds<R: CryptoRng + ?Sized>(tasks: usize, rng: &mut R) -> Vec<[u8; 32]> {
+    (0..tasks)
+        .map(|_| {
+            let mut seed = [0u8; 32];
+            rng.fill_bytes(&mut seed);
+            seed
+        })
+        .collect()
+}
+
 /// `(c1, c2_1..c2_n) = (p*B, m_1*B + p*J_1, ..., m_n*B + p*J_n)`.
 ///
 /// A sum of no ciphertexts has the identity as `c1`: it must be
@@ -317,13 +340,7 @@ impl JointKeys {
         let width = n + 1;
         let rows_per_task = (POINTS_PER_TASK / width).max(1);
         let tasks = (rows.len() / n).div_ceil(rows_per_task);
-        let mut seeds: Vec<[u8; 32]> = (0..tasks)
-            .map(|_| {
-                let mut seed = [0u8; 32];
-                rng.fill_bytes(&mut seed);
-                seed
-            })
-            .collect();
+        let mut seeds = task_seeds(tasks, rng);
         let mut out = vec![0u8; rows.len() / n * width * 32];
         out.par_chunks_mut(rows_per_task * width * 32)
             .zip(rows.par_chunks(rows_per_task * n))
@@ -338,12 +355,7 @@ impl JointKeys {
                     self.push_points(&q, row, true, &mut halves);
                     q.zeroize();
                 }
-                for (dst, c) in out
-                    .chunks_exact_mut(32)
-                    .zip(RistrettoPoint::double_and_compress_batch(&halves))
-                {
-                    dst.copy_from_slice(c.as_bytes());
-                }
+                write_doubled(&halves, out);
             });
         seeds.zeroize();
         Ok(out)
@@ -415,13 +427,7 @@ impl JointKeys {
         let width = layout.slots() + 1;
         let rows_per_task = (POINTS_PER_TASK / width).max(1);
         let tasks = groups.len().div_ceil(rows_per_task);
-        let mut seeds: Vec<[u8; 32]> = (0..tasks)
-            .map(|_| {
-                let mut seed = [0u8; 32];
-                rng.fill_bytes(&mut seed);
-                seed
-            })
-            .collect();
+        let mut seeds = task_seeds(tasks, rng);
         let mut out = vec![0u8; groups.len() * width * 32];
         let measure_chunk = rows_per_task * m;
         out.par_chunks_mut(rows_per_task * width * 32)
@@ -458,12 +464,7 @@ impl JointKeys {
                     }
                     q.zeroize();
                 }
-                for (dst, c) in out
-                    .chunks_exact_mut(32)
-                    .zip(RistrettoPoint::double_and_compress_batch(&halves))
-                {
-                    dst.copy_from_slice(c.as_bytes());
-                }
+                write_doubled(&halves, out);
             });
         seeds.zeroize();
         Ok(out)
@@ -511,12 +512,7 @@ impl SlotShares {
                 for ct in cts {
                     self.push_share(&ct.c1, true, &mut halves);
                 }
-                for (dst, c) in out
-                    .chunks_exact_mut(32)
-                    .zip(RistrettoPoint::double_and_compress_batch(&halves))
-                {
-                    dst.copy_from_slice(c.as_bytes());
-                }
+                write_doubled(&halves, out);
             });
         Ok(out)
     }
