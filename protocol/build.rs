@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/jointly/v1/query.proto",
         "proto/jointly/v1/node.proto",
         "proto/jointly/v1/planner.proto",
+        "proto/jointly/v1/transcript.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

@@ -109,6 +109,7 @@ impl ActivationReceiver {
             return Some(OverlapMessage::Announce {
                 set_size: self.u.len(),
                 terms: self.terms,
+                key: Some(self.key.public()),
             });
         }
         if let Some(m) = self
@@ -134,7 +135,7 @@ impl ActivationReceiver {
 
     pub fn receive(&mut self, msg: OverlapMessage) -> Result<(), ProtocolError> {
         match (msg, self.peer_size) {
-            (OverlapMessage::Announce { set_size, terms }, None) => {
+            (OverlapMessage::Announce { set_size, terms, .. }, None) => {
                 check_announce(set_size, &terms, &self.terms, &self.limits)?;
                 self.peer_size = Some(set_size);
                 self.rw.reserve(capacity_for(set_size));
@@ -291,6 +292,7 @@ impl ActivationSender {
             return Some(OverlapMessage::Announce {
                 set_size: self.w.len(),
                 terms: self.terms,
+                key: Some(self.key.public()),
             });
         }
         if let Some(m) = self
@@ -317,7 +319,7 @@ impl ActivationSender {
 
     pub fn receive(&mut self, msg: OverlapMessage) -> Result<(), ProtocolError> {
         match (msg, self.peer_size) {
-            (OverlapMessage::Announce { set_size, terms }, None) => {
+            (OverlapMessage::Announce { set_size, terms, .. }, None) => {
                 check_announce(set_size, &terms, &self.terms, &self.limits)?;
                 self.peer_size = Some(set_size);
                 self.v.reserve(capacity_for(set_size));

@@ -50,6 +50,12 @@ pub enum ProtocolError {
     /// A query shape or a peer's announced shape that the protocol cannot run.
     #[error("{what}")]
     Shape { what: &'static str },
+    /// The party could not prove its own masking (a bug, not the peer).
+    #[error("attestation of {step}: {error}")]
+    Attestation {
+        step: &'static str,
+        error: crate::dleq::DleqError,
+    },
     /// A key offer, ciphertext or release that fails its checks.
     #[error("{step}: {error}")]
     Crypto {

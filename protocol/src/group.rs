@@ -61,9 +61,14 @@ impl SessionKey {
         Self { scalar, half }
     }
 
-    #[cfg(test)]
+    /// For the masking proofs (`dleq`), which need the bare scalar.
     pub(crate) fn scalar(&self) -> &Scalar {
         &self.scalar
+    }
+
+    /// The committed public key `scalar * B`.
+    pub fn public(&self) -> PointBytes {
+        RistrettoPoint::mul_base(&self.scalar).compress().to_bytes()
     }
 
     /// `scalar * P`, for single points (tests, proofs).

@@ -7,6 +7,7 @@
 
 pub mod accounting;
 pub mod activation;
+pub mod attest;
 pub mod breakdown;
 pub mod breakdown_plan;
 pub mod bsgs;
@@ -23,6 +24,7 @@ pub mod overlap;
 pub mod party;
 pub mod shuffle;
 pub mod terms;
+pub mod transcript;
 pub mod wire;
 
 pub use error::ProtocolError;

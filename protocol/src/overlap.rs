@@ -15,6 +15,7 @@
 use std::sync::Arc;
 
 use crate::{
+    attest::{self, Attestation},
     error::ProtocolError,
     group::{PointBytes, SessionKey, decode_and_mask, mask_each, validate_points},
     hash::{HashToGroup, ID_DST},
@@ -43,6 +44,15 @@ impl List {
             List::Z => "activation step (list Z, W masked again by the receiver)",
         }
     }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            List::U => "U",
+            List::V => "V",
+            List::W => "W",
+            List::Z => "Z",
+        }
+    }
 }
 
 /// A message of the overlap protocol.
@@ -53,6 +63,9 @@ pub enum OverlapMessage {
     Announce {
         set_size: u64,
         terms: Terms,
+        /// The sender's masking key `k*B`, committed before any masked point
+        /// (the transcript's DLEQ proofs refer to it).
+        key: Option<PointBytes>,
     },
     Points {
         list: List,
@@ -255,6 +268,8 @@ pub struct OverlapReceiver {
     u: MaskedStream,
     peer_size: Option<u64>,
     rw: Vec<PointBytes>,
+    /// W as received, kept for the attestation of `rw` (O.4).
+    w: Vec<PointBytes>,
     w_closed: bool,
     v: Vec<PointBytes>,
     v_closed: bool,
@@ -284,6 +299,7 @@ impl OverlapReceiver {
             u: MaskedStream::new(ids),
             peer_size: None,
             rw: Vec::new(),
+            w: Vec::new(),
             w_closed: false,
             v: Vec::new(),
             v_closed: false,
@@ -296,6 +312,7 @@ impl OverlapReceiver {
             return Some(OverlapMessage::Announce {
                 set_size: self.u.len(),
                 terms: self.terms,
+                key: Some(self.key.public()),
             });
         }
         self.u
@@ -308,7 +325,7 @@ impl OverlapReceiver {
             got: got.describe(),
         };
         match (msg, self.peer_size) {
-            (OverlapMessage::Announce { set_size, terms }, None) => {
+            (OverlapMessage::Announce { set_size, terms, .. }, None) => {
                 check_announce(set_size, &terms, &self.terms, &self.limits)?;
                 self.peer_size = Some(set_size);
                 self.rw.reserve(capacity_for(set_size));
@@ -327,6 +344,7 @@ impl OverlapReceiver {
                     bad,
                 })?;
                 self.rw.extend_from_slice(&masked);
+                self.w.extend_from_slice(&points);
                 Ok(())
             }
             (OverlapMessage::End { list: List::W, count }, Some(peer)) if !self.w_closed => {
@@ -382,6 +400,20 @@ impl OverlapReceiver {
         }
     }
 
+    /// Proves `r*W` (in W's order) for this party's own transcript. Call
+    /// once, when done and before `finish`.
+    pub fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
+        let w = std::mem::take(&mut self.w);
+        let proof = Attestation::make(
+            &self.key,
+            &self.terms,
+            attest::RECEIVER_STEP,
+            (List::W, &w),
+            self.rw.clone(),
+        )?;
+        Ok(vec![proof])
+    }
+
     /// Counts `|V ∩ r*W|`. Both lists are sorted and merged: no hash set, so
     /// memory stays at the two lists themselves.
     pub fn finish(mut self) -> Result<OverlapOutcome, ProtocolError> {
@@ -429,6 +461,9 @@ pub struct OverlapSender {
     w: MaskedStream,
     peer_size: Option<u64>,
     v: Vec<PointBytes>,
+    /// U as received and `s*U` in U's order, for the attestation (O.2).
+    u: Vec<PointBytes>,
+    v_aligned: Vec<PointBytes>,
     u_closed: bool,
     v_next: usize,
     v_closed: bool,
@@ -457,6 +492,8 @@ impl OverlapSender {
             w: MaskedStream::new(ids),
             peer_size: None,
             v: Vec::new(),
+            u: Vec::new(),
+            v_aligned: Vec::new(),
             u_closed: false,
             v_next: 0,
             v_closed: false,
@@ -469,6 +506,7 @@ impl OverlapSender {
             return Some(OverlapMessage::Announce {
                 set_size: self.w.len(),
                 terms: self.terms,
+                key: Some(self.key.public()),
             });
         }
         // V first: it is ready-made, and R cannot finish without it.
@@ -490,7 +528,7 @@ impl OverlapSender {
 
     pub fn receive(&mut self, msg: OverlapMessage) -> Result<(), ProtocolError> {
         match (msg, self.peer_size) {
-            (OverlapMessage::Announce { set_size, terms }, None) => {
+            (OverlapMessage::Announce { set_size, terms, .. }, None) => {
                 check_announce(set_size, &terms, &self.terms, &self.limits)?;
                 self.peer_size = Some(set_size);
                 self.v.reserve(capacity_for(set_size));
@@ -509,10 +547,12 @@ impl OverlapSender {
                     bad,
                 })?;
                 self.v.extend_from_slice(&masked);
+                self.u.extend_from_slice(&points);
                 Ok(())
             }
             (OverlapMessage::End { list: List::U, count }, Some(peer)) if !self.u_closed => {
                 check_end(List::U.step(), count, self.v.len(), peer)?;
+                self.v_aligned = self.v.clone();
                 // The shuffle hides which of R's points became which of V's.
                 shuffle::shuffle(&mut self.v);
                 self.u_closed = true;
@@ -527,6 +567,20 @@ impl OverlapSender {
 
     pub fn is_done(&self) -> bool {
         self.announced && self.w.closed && self.v_closed
+    }
+
+    /// Proves `V° = s*U` (V before the shuffle) for this party's own
+    /// transcript. Call once, when done.
+    pub fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
+        let u = std::mem::take(&mut self.u);
+        let aligned = std::mem::take(&mut self.v_aligned);
+        Ok(vec![Attestation::make(
+            &self.key,
+            &self.terms,
+            attest::SENDER_STEP,
+            (List::U, &u),
+            aligned,
+        )?])
     }
 
     pub fn progress(&self) -> Progress {
@@ -556,6 +610,10 @@ impl Party for OverlapReceiver {
         OverlapReceiver::progress(self)
     }
 
+    fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
+        OverlapReceiver::attest(self)
+    }
+
     fn finish(self: Box<Self>) -> Result<Outcome, ProtocolError> {
         (*self).finish().map(Outcome::Overlap)
     }
@@ -576,6 +634,10 @@ impl Party for OverlapSender {
 
     fn progress(&self) -> Progress {
         OverlapSender::progress(self)
+    }
+
+    fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
+        OverlapSender::attest(self)
     }
 
     fn finish(self: Box<Self>) -> Result<Outcome, ProtocolError> {

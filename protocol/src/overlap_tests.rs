@@ -73,6 +73,7 @@ fn receiver_expecting_w(peer: u64) -> OverlapReceiver {
     r.receive(OverlapMessage::Announce {
         set_size: peer,
         terms: T,
+        key: None,
     })
     .expect("announce");
     r
@@ -131,6 +132,7 @@ fn counts_and_sizes_are_enforced() {
         .receive(OverlapMessage::Announce {
             set_size: u64::MAX,
             terms: T,
+            key: None,
         })
         .expect_err("huge");
     assert!(matches!(err, ProtocolError::PeerSetTooLarge { .. }));
@@ -163,6 +165,7 @@ fn out_of_order_messages_are_refused() {
         .receive(OverlapMessage::Announce {
             set_size: 0,
             terms: T,
+            key: None,
         })
         .expect("announce");
     let err = fresh
@@ -202,6 +205,7 @@ fn duplicate_points_in_v_are_refused() {
     r.receive(OverlapMessage::Announce {
         set_size: 0,
         terms: T,
+        key: None,
     })
     .expect("announce");
     r.receive(OverlapMessage::End {

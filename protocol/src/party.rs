@@ -2,7 +2,8 @@
 //! same way: feed it the peer's messages, send what it produces, report progress.
 
 use crate::{
-    activation::ActivationOutcome, breakdown::LaneOutcome, error::ProtocolError, overlap::OverlapOutcome,
+    activation::ActivationOutcome,
+    attest::Attestation, breakdown::LaneOutcome, error::ProtocolError, overlap::OverlapOutcome,
     wire::ProtocolMessage,
 };
 
@@ -40,6 +41,12 @@ pub trait Party: Send {
     /// Everything sent and received.
     fn is_done(&self) -> bool;
     fn progress(&self) -> Progress;
+    /// Proofs of this party's masking for its own transcript, once `is_done`
+    /// and before `finish` (see [`crate::attest`]). Protocols whose masking is
+    /// not attested return none.
+    fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
+        Ok(Vec::new())
+    }
     /// The result, once `is_done`.
     fn finish(self: Box<Self>) -> Result<Outcome, ProtocolError>;
 }

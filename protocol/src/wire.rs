@@ -15,7 +15,7 @@ use crate::{
     overlap::{List, MAX_CHUNK_POINTS, OverlapMessage},
 };
 
-fn list_to_wire(list: List) -> MaskedList {
+pub(crate) fn list_to_wire(list: List) -> MaskedList {
     match list {
         List::U => MaskedList::U,
         List::V => MaskedList::V,
@@ -24,7 +24,7 @@ fn list_to_wire(list: List) -> MaskedList {
     }
 }
 
-fn list_from_wire(value: i32) -> Result<List, ProtocolError> {
+pub(crate) fn list_from_wire(value: i32) -> Result<List, ProtocolError> {
     match MaskedList::try_from(value) {
         Ok(MaskedList::U) => Ok(List::U),
         Ok(MaskedList::V) => Ok(List::V),
@@ -39,9 +39,10 @@ fn list_from_wire(value: i32) -> Result<List, ProtocolError> {
 impl From<OverlapMessage> for ProtocolMessage {
     fn from(msg: OverlapMessage) -> Self {
         let kind = match msg {
-            OverlapMessage::Announce { set_size, terms } => protocol_message::Kind::Announce(Announce {
+            OverlapMessage::Announce { set_size, terms, key } => protocol_message::Kind::Announce(Announce {
                 set_size,
                 terms: terms.to_vec(),
+                session_key: key.map(|k| k.to_vec()).unwrap_or_default(),
             }),
             OverlapMessage::Points { list, points } => protocol_message::Kind::Points(PointChunk {
                 list: list_to_wire(list).into(),
@@ -66,6 +67,7 @@ impl TryFrom<ProtocolMessage> for OverlapMessage {
         match msg.kind {
             Some(protocol_message::Kind::Announce(a)) => Ok(OverlapMessage::Announce {
                 set_size: a.set_size,
+                key: session_key_of(&a.session_key)?,
                 terms: terms_of(a.terms)?,
             }),
             Some(protocol_message::Kind::Points(chunk)) => {
@@ -80,7 +82,7 @@ impl TryFrom<ProtocolMessage> for OverlapMessage {
                 what: "an empty protocol message",
             }),
             Some(_) => Err(ProtocolError::Malformed {
-                what: "a breakdown message in an overlap session",
+                what: "a message of another protocol in an overlap session",
             }),
         }
     }
@@ -103,6 +105,20 @@ fn parse_points(chunk: &PointChunk) -> Result<(List, Vec<PointBytes>), ProtocolE
     Ok((list, points))
 }
 
+/// An announced session key: absent, or a valid non-identity point.
+fn session_key_of(bytes: &[u8]) -> Result<Option<PointBytes>, ProtocolError> {
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    let key: PointBytes = bytes.try_into().map_err(|_| ProtocolError::Malformed {
+        what: "an announcement whose session key is not 32 bytes",
+    })?;
+    crate::group::decode_point(&key, 0).map_err(|_| ProtocolError::Malformed {
+        what: "an announcement whose session key is not a valid point",
+    })?;
+    Ok(Some(key))
+}
+
 fn terms_of(bytes: Vec<u8>) -> Result<[u8; 32], ProtocolError> {
     bytes.try_into().map_err(|_| ProtocolError::Malformed {
         what: "an announcement whose terms digest is not 32 bytes",
@@ -117,6 +133,7 @@ pub fn lane_message(lane: u32, msg: BreakdownMessage) -> ProtocolMessage {
         BreakdownMessage::Announce { set_size, terms } => Kind::Announce(Announce {
             set_size,
             terms: terms.to_vec(),
+            session_key: Vec::new(),
         }),
         BreakdownMessage::KeyOffer { slots, offer } => Kind::KeyOffer(KeyOffer {
             slots: slots32(slots),
@@ -185,6 +202,11 @@ pub fn parse_lane_message(msg: ProtocolMessage) -> Result<(u32, BreakdownMessage
                 });
             }
         },
+        Some(Kind::Closing(_) | Kind::Cosign(_)) => {
+            return Err(ProtocolError::Malformed {
+                what: "a closing message before the protocol finished",
+            });
+        }
         None => {
             return Err(ProtocolError::Malformed {
                 what: "an empty protocol message",

@@ -1,0 +1,52 @@
+//! Transcript files: length-delimited `TranscriptRecord`s (transcript.proto).
+
+use prost::Message;
+
+use crate::wire::{TranscriptRecord, transcript_record::Record};
+
+/// Why a transcript file cannot be read at all.
+#[derive(Debug, thiserror::Error)]
+#[error("record {index} (at byte {offset}) {what}")]
+pub struct FileError {
+    pub index: usize,
+    pub offset: usize,
+    pub what: String,
+}
+
+pub fn encode_record(record: &TranscriptRecord) -> Vec<u8> {
+    record.encode_length_delimited_to_vec()
+}
+
+/// Splits a whole file into its records.
+pub fn parse_file(mut bytes: &[u8]) -> Result<Vec<TranscriptRecord>, FileError> {
+    let total = bytes.len();
+    let mut records = Vec::new();
+    while !bytes.is_empty() {
+        let offset = total - bytes.len();
+        let record =
+            TranscriptRecord::decode_length_delimited(&mut bytes).map_err(|e| FileError {
+                index: records.len(),
+                offset,
+                what: format!("is not a transcript record ({e}); the file is truncated or not a transcript"),
+            })?;
+        records.push(record);
+    }
+    Ok(records)
+}
+
+/// The record as the node shares it through the coordinator: attestations
+/// are withheld (their aligned lists would tell the peer which of its
+/// identifiers matched) and so is the receiver's exact count.
+pub fn shared_copy(record: &TranscriptRecord) -> Option<TranscriptRecord> {
+    match &record.record {
+        Some(Record::Attestation(_)) => None,
+        Some(Record::Release(release)) => {
+            let mut release = release.clone();
+            release.exact_count = None;
+            Some(TranscriptRecord {
+                record: Some(Record::Release(release)),
+            })
+        }
+        _ => Some(record.clone()),
+    }
+}

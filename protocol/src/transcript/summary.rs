@@ -1,0 +1,205 @@
+//! What both nodes put in the session summary, computed alike on both sides
+//! and again by the auditor: step labels, the result commitment, the query's
+//! kind and description, and the disclosure manifest.
+
+use sha2::{Digest, Sha256};
+
+use crate::wire::{
+    CipherList, Disclosure, Filter, MaskedList, ProtocolMessage, QuerySpec, filter::Test,
+    protocol_message::Kind, query_spec::Query,
+};
+
+const RESULT_TAG: &[u8] = b"JOINTLY-V1-RESULT";
+pub(crate) const SUMMARY_TAG: &[u8] = b"JOINTLY-V1-SUMMARY";
+
+/// The step label an envelope carries for a message: derived from the
+/// message itself, so the auditor can check that labels tell the truth.
+pub fn step_of(msg: &ProtocolMessage) -> String {
+    let list = |l: i32| match MaskedList::try_from(l) {
+        Ok(MaskedList::U) => "O.1",
+        Ok(MaskedList::V) => "O.2",
+        Ok(MaskedList::W) => "O.3",
+        Ok(MaskedList::Z) => "A.Z",
+        _ => "unknown list",
+    };
+    let step = match &msg.kind {
+        Some(Kind::Announce(_)) => "announce",
+        Some(Kind::Points(p)) => list(p.list),
+        Some(Kind::ListEnd(e)) => list(e.list),
+        Some(Kind::KeyOffer(_)) => "B.keys",
+        Some(Kind::Batches(_)) => "B.1",
+        Some(Kind::Ciphers(c)) => match CipherList::try_from(c.list) {
+            Ok(CipherList::Payloads) => "B.2",
+            Ok(CipherList::Release) => "B.4",
+            _ => "unknown ciphers",
+        },
+        Some(Kind::Closing(_)) => "close",
+        Some(Kind::Cosign(_)) => "cosign",
+        None => "empty",
+    };
+    if msg.lane == 0 {
+        step.to_string()
+    } else {
+        format!("{step} (lane {})", msg.lane)
+    }
+}
+
+/// Binds a node's report to the coordinator without showing it to the peer:
+/// the salt stops anyone from confirming a guessed count.
+pub fn result_commitment(salt: &[u8], report: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(RESULT_TAG);
+    h.update((salt.len() as u64).to_be_bytes());
+    h.update(salt);
+    h.update(report);
+    h.finalize().into()
+}
+
+pub(crate) fn spec_sha256(spec: &QuerySpec) -> [u8; 32] {
+    use prost::Message;
+    Sha256::digest(spec.encode_to_vec()).into()
+}
+
+pub fn query_kind(spec: &QuerySpec) -> &'static str {
+    match spec.query {
+        Some(Query::Overlap(_)) => "overlap",
+        Some(Query::Breakdown(_)) => "breakdown",
+        Some(Query::Segment(_)) => "segment",
+        None => "unknown",
+    }
+}
+
+fn filters(side: &str, list: &[Filter]) -> Vec<String> {
+    list.iter()
+        .map(|f| {
+            let test = match &f.test {
+                Some(Test::Equals(v)) => format!("= {v:?}"),
+                Some(Test::OneOf(set)) => format!("in {:?}", set.values),
+                Some(Test::Range(r)) => match (r.min, r.max) {
+                    (Some(a), Some(b)) => format!("between {a} and {b}"),
+                    (Some(a), None) => format!(">= {a}"),
+                    (None, Some(b)) => format!("<= {b}"),
+                    (None, None) => "any value".into(),
+                },
+                None => "(no test)".into(),
+            };
+            format!("{side}.{} {test}", f.column)
+        })
+        .collect()
+}
+
+/// The question in one line, as the auditor reads it.
+pub fn describe_query(spec: &QuerySpec) -> String {
+    let refer = |d: &Option<crate::wire::DatasetRef>| {
+        d.as_ref()
+            .map(|d| format!("{}:{}", d.node, d.dataset))
+            .unwrap_or_else(|| "?".into())
+    };
+    let mut text = match &spec.query {
+        Some(Query::Overlap(q)) => format!("overlap of {} with {}", refer(&q.left), refer(&q.right)),
+        Some(Query::Segment(q)) => {
+            let mut t = format!("segment of {} with {}", refer(&q.left), refer(&q.right));
+            let f = [filters("left", &q.left_filters), filters("right", &q.right_filters)].concat();
+            if !f.is_empty() {
+                t += &format!(" where {}", f.join(" and "));
+            }
+            if !q.activate.is_empty() {
+                t += &format!(", members activated for '{}'", q.activate);
+            }
+            t
+        }
+        Some(Query::Breakdown(q)) => {
+            let mut t = format!("breakdown of {} with {}", refer(&q.left), refer(&q.right));
+            let groups: Vec<String> = q
+                .left_group_by
+                .iter()
+                .map(|c| format!("left.{c}"))
+                .chain(q.right_group_by.iter().map(|c| format!("right.{c}")))
+                .collect();
+            if !groups.is_empty() {
+                t += &format!(" by {}", groups.join(", "));
+            }
+            let measures: Vec<String> = q
+                .measures
+                .iter()
+                .map(|m| {
+                    let side = if m.side == crate::wire::Side::Right as i32 { "right" } else { "left" };
+                    format!("sum({side}.{})", m.column)
+                })
+                .collect();
+            if !measures.is_empty() {
+                t += &format!(", measuring {}", measures.join(", "));
+            }
+            let f = [filters("left", &q.left_filters), filters("right", &q.right_filters)].concat();
+            if !f.is_empty() {
+                t += &format!(" where {}", f.join(" and "));
+            }
+            t
+        }
+        None => "an unknown query".into(),
+    };
+    match &spec.privacy {
+        Some(p) if p.exact => text += "; exact (no noise)",
+        Some(p) => text += &format!("; epsilon {}", p.epsilon),
+        None => text += "; no privacy terms",
+    }
+    text
+}
+
+/// Who learns what in a session, from the query and the announced sizes. Both
+/// nodes derive it alike and co-sign it; the auditor derives it again.
+pub(crate) fn disclosures(
+    spec: &QuerySpec,
+    (receiver, receiver_size): (&str, u64),
+    (sender, sender_size): (&str, u64),
+) -> Vec<Disclosure> {
+    let release = match &spec.privacy {
+        Some(p) if !p.exact => format!("noised (epsilon {}) and thresholded", p.epsilon),
+        _ => "exact, thresholded".to_string(),
+    };
+    let d = |party: &str, learns: String| Disclosure {
+        party: party.to_string(),
+        learns,
+    };
+    match &spec.query {
+        Some(Query::Overlap(_)) => vec![
+            d(receiver, format!("the exact intersection size, and the sender's set size ({sender_size})")),
+            d(sender, format!("the receiver's set size ({receiver_size})")),
+            d("coordinator", format!(
+                "both set sizes ({receiver_size}, {sender_size}), the receiver's count with its noise share and the sender's noise share"
+            )),
+            d("planner", format!("the intersection size, {release}")),
+        ],
+        Some(Query::Segment(q)) => {
+            let mut v = vec![
+                d(receiver, format!("the exact segment size, and the sender's filtered set size ({sender_size})")),
+                d(sender, format!("the receiver's filtered set size ({receiver_size})")),
+            ];
+            if q.activate.is_empty() {
+                v.push(d(sender, "nothing about the segment (no activation)".into()));
+            } else {
+                v.push(d(sender, "the exact segment size (the activation count step)".into()));
+                v.push(d(
+                    &q.activate,
+                    "the identifiers of its own customers in the segment (its members file)".into(),
+                ));
+            }
+            v.push(d("coordinator", format!("both set sizes ({receiver_size}, {sender_size}) and the noised segment size")));
+            v.push(d("planner", format!("the segment size, {release}")));
+            v
+        }
+        Some(Query::Breakdown(_)) => vec![
+            d(receiver, format!(
+                "the sender's set size ({sender_size}); cell values only encrypted under both nodes' keys"
+            )),
+            d(sender, format!(
+                "the receiver's set size ({receiver_size}) and its batch sizes, padded to size buckets; cell values only encrypted"
+            )),
+            d("coordinator", format!(
+                "both set sizes ({receiver_size}, {sender_size}) and every cell with both noise shares added (it decrypts)"
+            )),
+            d("planner", format!("the cells' counts, sums and means, {release}")),
+        ],
+        None => Vec::new(),
+    }
+}
