@@ -13,15 +13,19 @@ use jointly_node::{
     identity::{Identity, attach_message},
     transport::connect,
 };
+use ed25519_dalek::SigningKey;
 use jointly_protocol::{
+    envelope::ChainWriter,
     hash::HashToGroup,
+    transcript::step_of,
     terms::job_terms,
     wire::{
         Announce, DatasetInfo, Hello, JobDecision, Join, MaskedList, NodeMessage, NodeTerms, PointChunk,
-        Proof, ProtocolMessage, SessionFrame, coordinator_message::Body as FromCoordinator,
+        Envelope, Proof, ProtocolMessage, Sealed, SessionFrame, coordinator_message::Body as FromCoordinator,
         node_message::Body as ToCoordinator, protocol_message::Kind, session_frame::Body,
     },
 };
+use prost::Message;
 use support::*;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -33,6 +37,7 @@ enum Misbehaviour {
     OversizedChunk,
     FrameAboveTransportLimit,
     TruncatedStream,
+    ForgedEnvelope,
 }
 
 fn valid_points(n: usize) -> Vec<u8> {
@@ -42,19 +47,45 @@ fn valid_points(n: usize) -> Vec<u8> {
         .collect()
 }
 
-fn frame(kind: Kind) -> SessionFrame {
+/// Seals a message as the hostile node: a valid envelope under `key` (the
+/// partner's real key, or a forger's).
+fn frame(chain: &mut ChainWriter, key: &SigningKey, kind: Kind) -> SessionFrame {
+    let msg = ProtocolMessage {
+        kind: Some(kind),
+        lane: 0,
+    };
+    let payload = msg.encode_to_vec();
+    let sealed = chain.seal(&step_of(&msg), &payload, key);
+    let h = &sealed.header;
     SessionFrame {
-        body: Some(Body::Message(ProtocolMessage {
-            kind: Some(kind),
-            lane: 0,
+        body: Some(Body::Sealed(Sealed {
+            envelope: Some(Envelope {
+                session_id: h.session_id.clone(),
+                seq: h.seq,
+                step: h.step.clone(),
+                from: h.from.clone(),
+                to: h.to.clone(),
+                payload_sha256: h.payload_sha256.to_vec(),
+                prev_hash: h.prev_hash.to_vec(),
+                signature: sealed.signature.to_vec(),
+            }),
+            payload,
         })),
     }
+}
+
+fn partner_signing_key(cluster: &Cluster) -> SigningKey {
+    let text = std::fs::read_to_string(cluster.deployment.dir.join("partner.key")).expect("partner key");
+    let mut secret = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut secret).expect("hex key");
+    SigningKey::from_bytes(&secret)
 }
 
 /// Attaches as "partner" with the partner's real key, accepts one job and
 /// misbehaves in its session. Returns the session's sender to keep it open.
 async fn hostile_partner(cluster: &Cluster, how: Misbehaviour) -> tokio::task::JoinHandle<()> {
     let id = Identity::load(&cluster.deployment.dir.join("partner.key")).expect("partner key");
+    let signing = partner_signing_key(cluster);
     let link = CoordinatorLink {
         url: cluster.url.clone(),
         ca_cert: None,
@@ -120,6 +151,11 @@ async fn hostile_partner(cluster: &Cluster, how: Misbehaviour) -> tokio::task::J
                 }
                 Some(FromCoordinator::Start(s)) => {
                     let (out, frames) = mpsc::channel(8);
+                    let mut chain = ChainWriter::new(&s.session_id, "partner", "bank");
+                    let key = match how {
+                        Misbehaviour::ForgedEnvelope => SigningKey::from_bytes(&[7; 32]),
+                        _ => signing.clone(),
+                    };
                     let join = Join {
                         session_id: s.session_id,
                         token: s.token,
@@ -139,19 +175,29 @@ async fn hostile_partner(cluster: &Cluster, how: Misbehaviour) -> tokio::task::J
                         Misbehaviour::OversizedChunk => (9000, valid_points(9000)),
                         Misbehaviour::FrameAboveTransportLimit => (40_000, valid_points(40_000)),
                         Misbehaviour::TruncatedStream => (100, valid_points(10)),
+                        Misbehaviour::ForgedEnvelope => (3, valid_points(3)),
                     };
                     let terms = terms.get(&s.job_id).copied().unwrap_or_default();
                     let _ = out
-                        .send(frame(Kind::Announce(Announce {
-                            set_size: announce,
-                            terms: terms.to_vec(),
-                        })))
+                        .send(frame(
+                            &mut chain,
+                            &key,
+                            Kind::Announce(Announce {
+                                set_size: announce,
+                                terms: terms.to_vec(),
+                                session_key: Vec::new(),
+                            }),
+                        ))
                         .await;
                     let _ = out
-                        .send(frame(Kind::Points(PointChunk {
-                            list: MaskedList::W.into(),
-                            points,
-                        })))
+                        .send(frame(
+                            &mut chain,
+                            &key,
+                            Kind::Points(PointChunk {
+                                list: MaskedList::W.into(),
+                                points,
+                            }),
+                        ))
                         .await;
                     if !matches!(how, Misbehaviour::TruncatedStream) {
                         senders.push(out);
@@ -181,6 +227,7 @@ async fn deviating_peer_gets_named_errors_and_the_node_keeps_serving() {
         (Misbehaviour::OversizedChunk, "above the limit"),
         (Misbehaviour::FrameAboveTransportLimit, "partner"),
         (Misbehaviour::TruncatedStream, "closed its session stream"),
+        (Misbehaviour::ForgedEnvelope, "does not verify under partner's registered key"),
     ];
     for (how, needle) in cases {
         let hostile = hostile_partner(&cluster, how).await;

@@ -18,6 +18,7 @@ use tracing::{info, warn};
 use crate::{
     jobs::JobEvent,
     state::{AttachedNode, Coordinator},
+    store::TranscriptEntry,
 };
 
 /// Domain tag of the attach proof; the node signs the same bytes.
@@ -195,7 +196,7 @@ async fn pump(
         match inbound.message().await {
             Ok(Some(
                 frame @ SessionFrame {
-                    body: Some(session_frame::Body::Message(_)),
+                    body: Some(session_frame::Body::Sealed(_)),
                 },
             )) => {
                 // Waits while the peer's buffer is full: back-pressure reaches
@@ -211,7 +212,7 @@ async fn pump(
                 let _ = peer.send(Err(Status::aborted(reason.clone()))).await;
                 return Some(reason);
             }
-            Ok(Some(_)) => return Some("sent a frame that is not a protocol message".into()),
+            Ok(Some(_)) => return Some("sent a frame that is not a sealed protocol message".into()),
             Ok(None) => {
                 // Queued after every frame already relayed: a peer that still
                 // needs frames learns the stream is over instead of waiting;
@@ -253,6 +254,17 @@ async fn control_loop(coord: &Coordinator, name: &str, inbound: &mut Streaming<N
                 },
             ),
             FromNode::Report(r) => {
+                if let Some(t) = r.transcript {
+                    let entry = TranscriptEntry {
+                        session_id: t.session_id,
+                        shared_sha256: t.shared_sha256,
+                        shared_bytes: t.shared_bytes,
+                        summary_sha256: t.summary_sha256,
+                    };
+                    if let Err(e) = coord.store.index_transcript(&r.job_id, name, entry).await {
+                        tracing::warn!(job = %r.job_id, node = %name, error = %e, "cannot index the transcript");
+                    }
+                }
                 let Some(outcome) = r.outcome else { continue };
                 (
                     r.job_id,
@@ -261,6 +273,10 @@ async fn control_loop(coord: &Coordinator, name: &str, inbound: &mut Streaming<N
                         outcome,
                     },
                 )
+            }
+            FromNode::Transcript(part) => {
+                coord.transcript_part(name, part).await;
+                continue;
             }
             FromNode::Hello(_) | FromNode::Proof(_) => continue,
         };

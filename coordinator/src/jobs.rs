@@ -376,11 +376,12 @@ async fn follow(
     inbox: &mut mpsc::Receiver<JobEvent>,
 ) -> Result<Reports, Failure> {
     let names = [&parties.receiver.0, &parties.sender.0];
-    for (node, token) in names.iter().zip(tokens) {
+    for (i, (node, token)) in names.iter().zip(tokens).enumerate() {
         let start = StartSession {
             job_id: job_id.to_string(),
             session_id: session_id.to_string(),
             token: token.to_vec(),
+            peer_key: coord.registered_key(names[1 - i]).unwrap_or_default(),
         };
         send(coord, node, Body::Start(start)).await?;
     }

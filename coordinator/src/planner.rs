@@ -9,8 +9,8 @@ use jointly_protocol::{
     ids::{IdKind, match_kind},
     wire::{
         DatasetInfo, DatasetRef, DatasetSummary, GetJobRequest, Job, ListJobsRequest, ListJobsResponse,
-        ListNodesRequest, ListNodesResponse, NodeStatus, QuerySpec, planner_server::Planner,
-        query_spec::Query,
+        CoordinatorMessage, FetchTranscriptRequest, ListNodesRequest, ListNodesResponse, NodeStatus, QuerySpec,
+        TranscriptChunk, TranscriptRequest, coordinator_message, planner_server::Planner, query_spec::Query,
     },
 };
 use tonic::{Request, Response, Status};
@@ -217,4 +217,93 @@ impl Planner for PlannerApi {
             .collect();
         Ok(Response::new(ListNodesResponse { nodes }))
     }
+
+    type FetchTranscriptStream =
+        std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<TranscriptChunk, Status>> + Send>>;
+
+    async fn fetch_transcript(
+        &self,
+        request: Request<FetchTranscriptRequest>,
+    ) -> Result<Response<Self::FetchTranscriptStream>, Status> {
+        let FetchTranscriptRequest { job_id, node } = request.into_inner();
+        let node = if node.is_empty() {
+            left_node(&self.coord.store.get(&job_id).await?.spec.unwrap_or_default())
+        } else {
+            node
+        };
+        let entry = self.coord.store.transcript(&job_id, &node).await?.ok_or_else(|| {
+            Status::not_found(format!(
+                "no transcript of job {job_id} from node '{node}' is indexed (the job may not have finished, or the node is not part of it)"
+            ))
+        })?;
+        let to_node = self.coord.node_channel(&node).ok_or_else(|| {
+            Status::failed_precondition(format!(
+                "node '{node}' keeps the transcript but is not attached; fetch again when it is"
+            ))
+        })?;
+        let (request_id, mut parts) = self.coord.open_fetch(&node);
+        let ask = CoordinatorMessage {
+            body: Some(coordinator_message::Body::FetchTranscript(TranscriptRequest {
+                request_id,
+                job_id: job_id.clone(),
+            })),
+        };
+        if to_node.send(Ok(ask)).await.is_err() {
+            self.coord.close_fetch(request_id);
+            return Err(Status::failed_precondition(format!("node '{node}' detached")));
+        }
+        info!(job = %job_id, node = %node, bytes = entry.shared_bytes, "transcript fetch");
+        let coord = Arc::clone(&self.coord);
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            use sha2::Digest;
+            let mut sha = sha2::Sha256::new();
+            let mut bytes = 0u64;
+            let stall = std::time::Duration::from_secs(coord.config.timeouts.stall_seconds.max(1));
+            let outcome = loop {
+                let part = match tokio::time::timeout(stall, parts.recv()).await {
+                    Ok(Some(p)) => p,
+                    Ok(None) => break Err(Status::unavailable(format!("node '{node}' stopped sending"))),
+                    Err(_) => break Err(Status::deadline_exceeded(format!("node '{node}' stalled while sending the transcript"))),
+                };
+                if !part.error.is_empty() {
+                    break Err(Status::not_found(part.error));
+                }
+                sha.update(&part.data);
+                bytes += part.data.len() as u64;
+                if bytes > entry.shared_bytes {
+                    break Err(Status::data_loss(format!("node '{node}' sent more than the indexed transcript")));
+                }
+                if !part.data.is_empty() && tx.send(Ok(TranscriptChunk { data: part.data })).await.is_err() {
+                    break Ok(());
+                }
+                if part.last {
+                    let digest: [u8; 32] = sha.finalize().into();
+                    break if digest.as_slice() == entry.shared_sha256.as_slice() && bytes == entry.shared_bytes {
+                        Ok(())
+                    } else {
+                        Err(Status::data_loss(format!(
+                            "the transcript node '{node}' sent differs from the one it indexed when the job ended"
+                        )))
+                    };
+                }
+            };
+            coord.close_fetch(request_id);
+            if let Err(status) = outcome {
+                let _ = tx.send(Err(status)).await;
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+}
+
+/// The node of a query's left dataset.
+fn left_node(spec: &QuerySpec) -> String {
+    let left = match &spec.query {
+        Some(Query::Overlap(q)) => q.left.as_ref(),
+        Some(Query::Breakdown(q)) => q.left.as_ref(),
+        Some(Query::Segment(q)) => q.left.as_ref(),
+        None => None,
+    };
+    left.map(|d| d.node.clone()).unwrap_or_default()
 }

@@ -7,7 +7,7 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
-use jointly_protocol::wire::{CoordinatorMessage, DatasetInfo, SessionFrame};
+use jointly_protocol::wire::{CoordinatorMessage, DatasetInfo, SessionFrame, TranscriptPart};
 use tokio::sync::mpsc;
 use tonic::Status;
 
@@ -56,6 +56,9 @@ pub struct Coordinator {
     nodes: Mutex<HashMap<String, AttachedNode>>,
     jobs: Mutex<HashMap<String, ActiveJob>>,
     sessions: Mutex<HashMap<String, SessionSlot>>,
+    /// Transcript fetches in flight, by request id: the node asked and where
+    /// its parts go.
+    fetches: Mutex<HashMap<u64, (String, mpsc::Sender<TranscriptPart>)>>,
     next_connection: std::sync::atomic::AtomicU64,
 }
 
@@ -74,6 +77,7 @@ impl Coordinator {
             nodes: Mutex::default(),
             jobs: Mutex::default(),
             sessions: Mutex::default(),
+            fetches: Mutex::default(),
             next_connection: Default::default(),
         })
     }
@@ -101,6 +105,39 @@ impl Coordinator {
             .filter(|j| j.nodes.iter().any(|n| n == name))
             .map(|j| j.events.clone())
             .collect()
+    }
+
+    /// The registered Ed25519 key of a node: the key its envelopes must
+    /// verify under.
+    pub fn registered_key(&self, name: &str) -> Option<Vec<u8>> {
+        let node = self.config.nodes.iter().find(|n| n.name == name)?;
+        node.key().ok().map(|k| k.to_bytes().to_vec())
+    }
+
+    /// Opens a transcript fetch: the node's parts will arrive on the receiver.
+    pub fn open_fetch(&self, node: &str) -> (u64, mpsc::Receiver<TranscriptPart>) {
+        let id = self
+            .next_connection
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(4);
+        lock(&self.fetches).insert(id, (node.to_string(), tx));
+        (id, rx)
+    }
+
+    pub fn close_fetch(&self, id: u64) {
+        lock(&self.fetches).remove(&id);
+    }
+
+    /// Routes a transcript part to the fetch that asked for it, if `node` is
+    /// the node that fetch asked.
+    pub async fn transcript_part(&self, node: &str, part: TranscriptPart) {
+        let tx = lock(&self.fetches)
+            .get(&part.request_id)
+            .filter(|(n, _)| n == node)
+            .map(|(_, tx)| tx.clone());
+        if let Some(tx) = tx {
+            let _ = tx.send(part).await;
+        }
     }
 
     pub fn node_channel(&self, name: &str) -> Option<ToNode> {

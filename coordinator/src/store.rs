@@ -28,7 +28,26 @@ CREATE TABLE IF NOT EXISTS jobs (
     result BLOB
 );
 CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs (created_ms DESC);
+CREATE TABLE IF NOT EXISTS transcripts (
+    job_id TEXT NOT NULL,
+    node TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    shared_sha256 BLOB NOT NULL,
+    shared_bytes INTEGER NOT NULL,
+    summary_sha256 BLOB NOT NULL,
+    indexed_ms INTEGER NOT NULL,
+    PRIMARY KEY (job_id, node)
+);
 ";
+
+/// Where a node keeps a job's transcript, as the coordinator indexes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TranscriptEntry {
+    pub session_id: String,
+    pub shared_sha256: Vec<u8>,
+    pub shared_bytes: u64,
+    pub summary_sha256: Vec<u8>,
+}
 
 #[derive(Clone)]
 pub struct Store {
@@ -179,6 +198,49 @@ impl Store {
         })
         .await
         .map(drop)
+    }
+
+    pub async fn index_transcript(&self, job_id: &str, node: &str, entry: TranscriptEntry) -> Result<(), CoordinatorError> {
+        let (job_id, node) = (job_id.to_string(), node.to_string());
+        self.call(move |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO transcripts
+                 (job_id, node, session_id, shared_sha256, shared_bytes, summary_sha256, indexed_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    job_id,
+                    node,
+                    entry.session_id,
+                    entry.shared_sha256,
+                    entry.shared_bytes as i64,
+                    entry.summary_sha256,
+                    now_ms()
+                ],
+            )
+        })
+        .await
+        .map(drop)
+    }
+
+    pub async fn transcript(&self, job_id: &str, node: &str) -> Result<Option<TranscriptEntry>, CoordinatorError> {
+        let (job_id, node) = (job_id.to_string(), node.to_string());
+        self.call(move |c| {
+            c.query_row(
+                "SELECT session_id, shared_sha256, shared_bytes, summary_sha256 FROM transcripts
+                 WHERE job_id = ?1 AND node = ?2",
+                params![job_id, node],
+                |r| {
+                    Ok(TranscriptEntry {
+                        session_id: r.get(0)?,
+                        shared_sha256: r.get(1)?,
+                        shared_bytes: r.get::<_, i64>(2)? as u64,
+                        summary_sha256: r.get(3)?,
+                    })
+                },
+            )
+            .optional()
+        })
+        .await
     }
 
     pub async fn get(&self, id: &str) -> Result<Job, CoordinatorError> {

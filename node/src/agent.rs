@@ -14,14 +14,17 @@ use jointly_protocol::{
     ids::Normalizer,
     overlap::Limits,
     party::Outcome,
+    transcript::{Recorder, Seat, SessionInfo},
     wire::{
         BreakdownRelease, ColumnInfo, Completed, DatasetInfo, Hello, JobDecision, JobOffer, Join,
         LaneRelease, NodeMessage, OverlapResult, Proof, QueryResult, ReleasedCount, SessionFrame,
-        SessionProgress, SessionReport, StartSession, coordinator_message::Body as FromCoordinator,
+        Role, SessionProgress, SessionReport, StartSession, TranscriptIndex, TranscriptPart, TranscriptRequest,
+        coordinator_message::Body as FromCoordinator,
         node_message::Body as ToCoordinator, query_result, session_frame,
         session_report::Outcome as ReportOutcome,
     },
 };
+use prost::Message;
 use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{info, warn};
@@ -33,7 +36,8 @@ use crate::{
     identity::{Identity, attach_message},
     ledger::{Ledger, Refusal},
     policy::{Accepted, Activation, Work, decide},
-    session::{OUTBOUND_FRAMES, SessionFailure, drive},
+    session::{Closing, Finished, OUTBOUND_FRAMES, SessionFailure, Transcript, drive},
+    transcripts::{self, TranscriptFiles},
     transport::{GatewayClient, connect},
     work::{self, Selection},
 };
@@ -303,6 +307,9 @@ impl Node {
                     }
                     self.release_budget(&cancel.job_id);
                 }
+                FromCoordinator::FetchTranscript(request) => {
+                    tokio::spawn(Arc::clone(self).serve_transcript(control.clone(), request));
+                }
                 FromCoordinator::Challenge(_) | FromCoordinator::Welcome(_) => {}
             }
         };
@@ -330,18 +337,50 @@ impl Node {
         start: StartSession,
     ) {
         let job_id = offer.job_id.clone();
+        let session_id = start.session_id.clone();
         info!(node = %self.config.name, job = %job_id, role = ?accepted.role, dataset = %accepted.dataset, "session starting");
         let began = std::time::Instant::now();
-        let finished = self.run_session(client, &control, &offer, &accepted, start).await;
-        let outcome = match finished.map(|(o, sel)| self.release(&offer.job_id, &accepted, o, &sel)) {
-            Ok(Ok(outcome)) => {
-                info!(node = %self.config.name, job = %job_id, seconds = began.elapsed().as_secs_f64(), "session finished");
-                outcome
+        let mut transcript = None;
+        let outcome = match self.run_session(client, &control, &offer, &accepted, start).await {
+            Ok((finished, selection)) => {
+                let exact_count = match &finished.outcome {
+                    Outcome::Overlap(o) => Some(o.intersection),
+                    _ => None,
+                };
+                match self.release(&offer.job_id, &accepted, finished.outcome, &selection) {
+                    Ok(outcome) => {
+                        let closing = Closing {
+                            policy_checks: accepted.checks.clone(),
+                            report: SessionReport {
+                                job_id: job_id.clone(),
+                                outcome: Some(outcome.clone()),
+                                transcript: None,
+                            }
+                            .encode_to_vec(),
+                            exact_count,
+                            epsilon: accepted.noise.charge.epsilon,
+                        };
+                        match finished.link.close(closing, finished.attestations).await {
+                            Ok(written) => {
+                                info!(node = %self.config.name, job = %job_id, seconds = began.elapsed().as_secs_f64(), transcript = %written.path.display(), "session finished");
+                                transcript = Some(TranscriptIndex {
+                                    session_id,
+                                    shared_sha256: written.shared_sha256.to_vec(),
+                                    shared_bytes: written.shared_bytes,
+                                    summary_sha256: written.summary_sha256.to_vec(),
+                                });
+                                outcome
+                            }
+                            // The budget stays committed: the result may already be
+                            // known to the peer's side of the release.
+                            Err(failure) => self.failed(&job_id, &failure.to_string(), false),
+                        }
+                    }
+                    Err(message) => self.failed(&job_id, &message, true),
+                }
             }
-            Ok(Err(message)) | Err(SessionFailure::Local(message) | SessionFailure::Remote(message)) => {
-                warn!(node = %self.config.name, job = %job_id, error = %message, "session failed");
-                self.release_budget(&job_id);
-                ReportOutcome::Error(format!("node '{}': {message}", self.config.name))
+            Err(SessionFailure::Local(message) | SessionFailure::Remote(message)) => {
+                self.failed(&job_id, &message, true)
             }
         };
         let _ = control
@@ -349,9 +388,65 @@ impl Node {
                 body: Some(ToCoordinator::Report(SessionReport {
                     job_id,
                     outcome: Some(outcome),
+                    transcript,
                 })),
             })
             .await;
+    }
+
+    fn failed(&self, job_id: &str, message: &str, release_budget: bool) -> ReportOutcome {
+        warn!(node = %self.config.name, job = %job_id, error = %message, "session failed");
+        if release_budget {
+            self.release_budget(job_id);
+        }
+        ReportOutcome::Error(format!("node '{}': {message}", self.config.name))
+    }
+
+    /// Serves an auditor's fetch: the shared copy of a job's transcript, in
+    /// parts on the control stream.
+    async fn serve_transcript(self: Arc<Self>, control: mpsc::Sender<NodeMessage>, request: TranscriptRequest) {
+        let part = |data: Vec<u8>, last: bool, error: String| NodeMessage {
+            body: Some(ToCoordinator::Transcript(TranscriptPart {
+                request_id: request.request_id,
+                data,
+                last,
+                error,
+            })),
+        };
+        if let Err(e) = transcripts::check_job_id(&request.job_id) {
+            let _ = control.send(part(Vec::new(), true, e)).await;
+            return;
+        }
+        let path = transcripts::shared_path(&self.config.data_dir, &request.job_id);
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) => {
+                let error = format!(
+                    "node '{}' has no transcript of job {} ({e})",
+                    self.config.name, request.job_id
+                );
+                let _ = control.send(part(Vec::new(), true, error)).await;
+                return;
+            }
+        };
+        use tokio::io::AsyncReadExt;
+        let mut reader = tokio::io::BufReader::new(file);
+        loop {
+            let mut data = Vec::with_capacity(TRANSCRIPT_PART);
+            match (&mut reader).take(TRANSCRIPT_PART as u64).read_to_end(&mut data).await {
+                Ok(n) => {
+                    let last = n < TRANSCRIPT_PART;
+                    if control.send(part(data, last, String::new())).await.is_err() || last {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let error = format!("node '{}' cannot read {}: {e}", self.config.name, path.display());
+                    let _ = control.send(part(Vec::new(), true, error)).await;
+                    return;
+                }
+            }
+        }
     }
 
     /// Turns a finished protocol into what this node releases: the receiver's
@@ -447,7 +542,7 @@ impl Node {
         offer: &JobOffer,
         accepted: &Accepted,
         start: StartSession,
-    ) -> Result<(Outcome, Selection), SessionFailure> {
+    ) -> Result<(Finished, Selection), SessionFailure> {
         if !self.datasets.contains_key(&accepted.dataset) {
             return Err(SessionFailure::Local(format!(
                 "dataset '{}' is gone",
@@ -468,6 +563,7 @@ impl Node {
         .map_err(|e| SessionFailure::Local(format!("internal error: {e}")))?
         .map_err(SessionFailure::Local)?;
 
+        let transcript = self.transcript(offer, accepted, &start)?;
         let (out, frames) = mpsc::channel::<SessionFrame>(OUTBOUND_FRAMES);
         let join = SessionFrame {
             body: Some(session_frame::Body::Join(Join {
@@ -490,7 +586,7 @@ impl Node {
             .into_inner();
         let job_id = offer.job_id.clone();
         let control = control.clone();
-        drive(party, out, inbound, Duration::from_millis(500), move |p| {
+        drive(party, transcript, out, inbound, Duration::from_millis(500), move |p| {
             // Progress is advisory: drop it rather than wait when the control
             // stream is busy.
             let _ = control.try_send(NodeMessage {
@@ -502,9 +598,49 @@ impl Node {
             });
         })
         .await
-        .map(|outcome| (outcome, selection))
+        .map(|finished| (finished, selection))
+    }
+
+    /// The session's transcript recorder and files. The peer's key is the one
+    /// the coordinator's registry holds, unless this node pins its own.
+    fn transcript(
+        &self,
+        offer: &JobOffer,
+        accepted: &Accepted,
+        start: &StartSession,
+    ) -> Result<Transcript, SessionFailure> {
+        let local = SessionFailure::Local;
+        let peer_key = <[u8; 32]>::try_from(start.peer_key.as_slice())
+            .ok()
+            .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
+            .ok_or_else(|| local(format!("the coordinator gave no valid identity key for peer '{}'", offer.peer_node)))?;
+        if let Some(pinned) = self.config.policy.partner_keys.get(&offer.peer_node)
+            && pinned.as_slice() != peer_key.as_bytes()
+        {
+            return Err(local(format!(
+                "the coordinator's key for peer '{}' differs from the one pinned in policy.partner_keys; refusing the session",
+                offer.peer_node
+            )));
+        }
+        let info = SessionInfo {
+            job_id: offer.job_id.clone(),
+            session_id: start.session_id.clone(),
+            node: self.config.name.clone(),
+            peer: offer.peer_node.clone(),
+            seat: if accepted.role == Role::Receiver { Seat::Receiver } else { Seat::Sender },
+            spec: offer.spec.clone().unwrap_or_default(),
+            terms: accepted.terms,
+        };
+        let files = TranscriptFiles::create(&self.config.data_dir, &offer.job_id).map_err(local)?;
+        Ok(Transcript {
+            recorder: Recorder::new(info, self.identity.signing_key(), peer_key),
+            files,
+        })
     }
 }
+
+/// Bytes per transcript part sent to the coordinator.
+const TRANSCRIPT_PART: usize = 1 << 20;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding this lock leaves a plain map behind; keep going.

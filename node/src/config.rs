@@ -3,7 +3,10 @@
 //! a typo never silently falls back to a default. Relative paths are resolved
 //! against the directory of the configuration file.
 
-use std::path::{Path, PathBuf};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
 use jointly_protocol::{
     accounting::{check_delta, check_epsilon},
@@ -85,6 +88,27 @@ pub struct Policy {
     /// data. Empty: none. Each must also be in `partners`.
     #[serde(default)]
     pub allow_activation: Vec<String>,
+    /// Partners' Ed25519 identity keys (64 hex characters each), pinned: a
+    /// session whose peer key from the coordinator differs is refused, so a
+    /// coordinator cannot stand in for a partner. Partners not listed are
+    /// trusted under the key the coordinator registered.
+    #[serde(default, deserialize_with = "hex_keys")]
+    pub partner_keys: BTreeMap<String, [u8; 32]>,
+}
+
+fn hex_keys<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, [u8; 32]>, D::Error> {
+    let text: BTreeMap<String, String> = serde::Deserialize::deserialize(d)?;
+    text.into_iter()
+        .map(|(partner, hex_key)| {
+            let mut key = [0u8; 32];
+            hex::decode_to_slice(hex_key.trim(), &mut key).map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "policy.partner_keys.{partner}: expected 64 hex characters (the key `jointly-node keygen` printed)"
+                ))
+            })?;
+            Ok((partner, key))
+        })
+        .collect()
 }
 
 impl Default for Policy {
@@ -98,6 +122,7 @@ impl Default for Policy {
             budgets: Vec::new(),
             min_activation: default_min_activation(),
             allow_activation: Vec::new(),
+            partner_keys: BTreeMap::new(),
         }
     }
 }

@@ -99,6 +99,12 @@ impl Identity {
         self.key.verifying_key()
     }
 
+    /// A copy of the key for one session's transcript recorder (zeroized when
+    /// the recorder is dropped).
+    pub(crate) fn signing_key(&self) -> SigningKey {
+        self.key.clone()
+    }
+
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {
         self.key.sign(message).to_bytes()
     }

@@ -15,6 +15,7 @@ pub mod period;
 pub mod policy;
 pub mod privacy;
 pub mod session;
+pub mod transcripts;
 pub mod transport;
 pub mod work;
 

@@ -27,6 +27,8 @@ pub struct Accepted {
     /// The digest both parties must agree on before exchanging anything.
     pub terms: Terms,
     pub work: Work,
+    /// The checks this node made, in plain language, for the transcript.
+    pub checks: Vec<String>,
 }
 
 /// The protocol a job runs on this node, with this node's part of the query.
@@ -199,6 +201,7 @@ pub fn decide(
             noise_scales: &scales,
         },
     )?;
+    let checks = checks_made(policy, offer, &dataset.name, hash_kind, &noise, &work);
     Ok(Accepted {
         role,
         dataset: dataset.name.clone(),
@@ -206,7 +209,71 @@ pub fn decide(
         noise,
         terms,
         work,
+        checks,
     })
+}
+
+/// What `decide` checked before accepting, as the transcript's summary states it.
+fn checks_made(
+    policy: &Policy,
+    offer: &JobOffer,
+    dataset: &str,
+    hash_kind: IdKind,
+    noise: &crate::privacy::NoisePlan,
+    work: &Work,
+) -> Vec<String> {
+    let peer = &offer.peer_node;
+    let mut checks = vec![
+        format!("partner '{peer}' is listed in policy.partners"),
+        format!("dataset '{dataset}' matches the peer's identifiers as {hash_kind}"),
+    ];
+    if noise.exact {
+        checks.push("an exact result is allowed by policy.allow_exact".into());
+    } else {
+        checks.push(format!(
+            "epsilon {} is within policy.max_epsilon = {}; this node's noise share has sigma {:.3}",
+            noise.epsilon,
+            policy.max_epsilon,
+            noise.sigma()
+        ));
+    }
+    checks.push(format!(
+        "budget for dataset '{dataset}' with '{peer}' in period {}: this job charged epsilon {} (reserved, committed at release)",
+        noise.charge.period, noise.charge.epsilon
+    ));
+    checks.push(format!(
+        "released values below policy.min_aggregation = {} are withheld",
+        noise.min_aggregation
+    ));
+    match work {
+        Work::Overlap => {}
+        Work::Segment { filters, activation } => {
+            if !filters.is_empty() {
+                checks.push(format!("{} filter column(s) allowed for use \"filter\"", filters.len()));
+            }
+            match activation {
+                Activation::None => checks.push("no activation: the segment is sized only".into()),
+                Activation::Receive { min_activation } => checks.push(format!(
+                    "this node receives its own members only if there are at least policy.min_activation = {min_activation}"
+                )),
+                Activation::Allow { min_activation } => checks.push(format!(
+                    "'{peer}' may receive its members (policy.allow_activation), at least policy.min_activation = {min_activation}"
+                )),
+            }
+        }
+        Work::Breakdown {
+            group_by,
+            measures,
+            filters,
+            ..
+        } => checks.push(format!(
+            "columns allowed for their use: group by [{}], measures [{}], {} filter(s)",
+            group_by.join(", "),
+            measures.join(", "),
+            filters.len()
+        )),
+    }
+    checks
 }
 
 /// Who may receive a segment's members, by this node's policy.

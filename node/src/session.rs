@@ -1,15 +1,24 @@
 //! Drives one protocol party over a session stream: feeds it the peer's frames,
 //! sends what it produces when the stream has room (back-pressure), and runs its
 //! point arithmetic on blocking threads so the async runtime stays responsive.
+//!
+//! Every frame goes through the session's transcript recorder: what this node
+//! sends is sealed in a signed envelope, what it receives is checked against
+//! the peer's registered key before a byte of it is decoded, and both are
+//! appended to the transcript files as they pass.
 
 use std::time::{Duration, Instant};
 
 use jointly_protocol::{
+    attest::Attestation,
     party::{Outcome, Party, Progress},
-    wire::{Abort, SessionFrame, session_frame::Body},
+    transcript::Recorder,
+    wire::{Abort, ProtocolMessage, SessionFrame, protocol_message::Kind, session_frame::Body},
 };
 use tokio::sync::mpsc;
 use tonic::Streaming;
+
+use crate::transcripts::{TranscriptFiles, Written};
 
 /// Frames this node may have in flight towards the coordinator per session.
 pub const OUTBOUND_FRAMES: usize = 4;
@@ -38,30 +47,128 @@ async fn cpu<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Resul
         .map_err(|e| SessionFailure::Local(format!("internal error in protocol computation: {e}")))
 }
 
-/// Runs `party` to completion. `report` is called with progress at most every
-/// `every`. On a local protocol error an `Abort` naming the step is sent so the
-/// coordinator and the peer learn why.
+/// The session's transcript: the recorder and the files it feeds.
+pub struct Transcript {
+    pub recorder: Recorder,
+    pub files: TranscriptFiles,
+}
+
+impl Transcript {
+    fn flush(&mut self) -> Result<(), String> {
+        self.files.write(self.recorder.drain())
+    }
+
+    fn seal(&mut self, msg: &ProtocolMessage) -> Result<SessionFrame, String> {
+        let sealed = self.recorder.seal(msg);
+        self.flush()?;
+        Ok(SessionFrame {
+            body: Some(Body::Sealed(sealed)),
+        })
+    }
+}
+
+/// A party whose protocol is done, with the session still open for closing.
+pub struct Finished {
+    pub outcome: Outcome,
+    pub attestations: Vec<Attestation>,
+    pub link: Link,
+}
+
+/// The open session after the protocol: its streams and its transcript.
+pub struct Link {
+    out: mpsc::Sender<SessionFrame>,
+    inbound: Streaming<SessionFrame>,
+    transcript: Box<Transcript>,
+}
+
+/// What the closing exchange needs from the node.
+pub struct Closing {
+    pub policy_checks: Vec<String>,
+    /// The encoded report outcome this node hands the coordinator.
+    pub report: Vec<u8>,
+    pub exact_count: Option<u64>,
+    pub epsilon: f64,
+}
+
+enum Inbound {
+    Sealed(jointly_protocol::wire::Sealed),
+}
+
+/// Reads the next frame; anything but a sealed message ends the session.
+async fn next_frame(
+    out: &mpsc::Sender<SessionFrame>,
+    inbound: &mut Streaming<SessionFrame>,
+) -> Result<Inbound, SessionFailure> {
+    match inbound.message().await {
+        Ok(Some(SessionFrame {
+            body: Some(Body::Sealed(s)),
+        })) => Ok(Inbound::Sealed(s)),
+        Ok(Some(SessionFrame {
+            body: Some(Body::Abort(a)),
+        })) => Err(SessionFailure::Remote(format!("the session was aborted: {}", a.reason))),
+        Ok(Some(_)) => {
+            let failure = "the coordinator relayed a frame that is not a sealed protocol message".to_string();
+            abort(out, &failure).await;
+            Err(SessionFailure::Local(failure))
+        }
+        Ok(None) => Err(SessionFailure::Remote(
+            "the session stream closed before the session finished".into(),
+        )),
+        Err(status) => Err(SessionFailure::Remote(format!(
+            "the session stream failed: {}",
+            status.message()
+        ))),
+    }
+}
+
+fn is_closing(msg: &ProtocolMessage) -> bool {
+    matches!(msg.kind, Some(Kind::Closing(_) | Kind::Cosign(_)))
+}
+
+/// Runs `party` until its side of the protocol is done. `report` is called
+/// with progress at most every `every`. On a local protocol error an `Abort`
+/// naming the step is sent so the coordinator and the peer learn why.
 pub async fn drive(
     party: Box<dyn Party>,
+    transcript: Transcript,
     out: mpsc::Sender<SessionFrame>,
     mut inbound: Streaming<SessionFrame>,
     every: Duration,
     mut report: impl FnMut(Progress) + Send,
-) -> Result<Outcome, SessionFailure> {
-    let mut party = Some(party);
+) -> Result<Finished, SessionFailure> {
+    let mut side = Some((party, Box::new(transcript)));
     let mut may_transmit = true;
     let mut last_report = Instant::now();
     loop {
-        let Some(current) = party.take() else {
+        let Some((mut current, transcript)) = side.take() else {
             return Err(SessionFailure::Local("internal error: party lost".into()));
         };
         if current.is_done() {
             report(current.progress());
-            let outcome = cpu(move || current.finish())
-                .await?
-                .map_err(|e| SessionFailure::Local(e.to_string()))?;
-            close(out, inbound).await;
-            return Ok(outcome);
+            let (done, transcript) = cpu(move || {
+                let done = current
+                    .attest()
+                    .and_then(|attestations| current.finish().map(|outcome| (outcome, attestations)));
+                (done, transcript)
+            })
+            .await?;
+            let (outcome, attestations) = match done {
+                Ok(d) => d,
+                Err(e) => {
+                    let failure = e.to_string();
+                    abort(&out, &failure).await;
+                    return Err(SessionFailure::Local(failure));
+                }
+            };
+            return Ok(Finished {
+                outcome,
+                attestations,
+                link: Link {
+                    out,
+                    inbound,
+                    transcript,
+                },
+            });
         }
         if last_report.elapsed() >= every {
             report(current.progress());
@@ -71,53 +178,49 @@ pub async fn drive(
             // The peer's frames first: handling them frees the coordinator's
             // buffers and may unblock what this party sends next.
             biased;
-            frame = inbound.message() => {
-                let message = match frame {
-                    Ok(Some(SessionFrame { body: Some(Body::Message(m)) })) => m,
-                    Ok(Some(SessionFrame { body: Some(Body::Abort(a)) })) => {
-                        return Err(SessionFailure::Remote(format!("the session was aborted: {}", a.reason)));
-                    }
-                    Ok(Some(_)) => {
-                        let failure = "the coordinator relayed a frame that is not a protocol message".to_string();
-                        abort(&out, &failure).await;
-                        return Err(SessionFailure::Local(failure));
-                    }
-                    Ok(None) => {
-                        return Err(SessionFailure::Remote("the session stream closed before the protocol finished".into()));
-                    }
-                    Err(status) => {
-                        return Err(SessionFailure::Remote(format!("the session stream failed: {}", status.message())));
-                    }
-                };
+            frame = next_frame(&out, &mut inbound) => {
+                let Inbound::Sealed(sealed) = frame?;
                 let (back, result) = cpu(move || {
-                    let mut p = current;
-                    let r = p.handle(message);
-                    (p, r)
+                    let (mut p, mut t) = (current, transcript);
+                    let r = t
+                        .recorder
+                        .open(sealed)
+                        .map_err(|e| format!("a message from the peer failed its transcript check: {e}"))
+                        .and_then(|m| {
+                            // A peer that finished first may already close;
+                            // the recorder keeps its closing for later.
+                            if is_closing(&m) { Ok(()) } else { p.handle(m).map_err(|e| e.to_string()) }
+                        })
+                        .and_then(|()| t.flush());
+                    ((p, t), r)
                 })
                 .await?;
-                if let Err(e) = result {
-                    let failure = e.to_string();
+                if let Err(failure) = result {
                     abort(&out, &failure).await;
                     return Err(SessionFailure::Local(failure));
                 }
-                party = Some(back);
+                side = Some(back);
                 may_transmit = true;
             }
             permit = out.reserve(), if may_transmit => {
                 let Ok(permit) = permit else {
                     return Err(SessionFailure::Remote("the session stream closed while sending".into()));
                 };
-                let (back, message) = cpu(move || {
-                    let mut p = current;
-                    let m = p.poll_transmit();
-                    (p, m)
+                let (back, frame) = cpu(move || {
+                    let (mut p, mut t) = (current, transcript);
+                    let frame = p.poll_transmit().map(|m| t.seal(&m));
+                    ((p, t), frame)
                 })
                 .await?;
-                match message {
-                    Some(m) => permit.send(SessionFrame { body: Some(Body::Message(m)) }),
+                match frame {
+                    Some(Ok(frame)) => permit.send(frame),
+                    Some(Err(failure)) => {
+                        abort(&out, &failure).await;
+                        return Err(SessionFailure::Local(failure));
+                    }
                     None => may_transmit = false,
                 }
-                party = Some(back);
+                side = Some(back);
             }
             // Neither branch can fire only when the peer stream is gone, which
             // the first branch reports; this guards against a silent hang.
@@ -126,10 +229,93 @@ pub async fn drive(
     }
 }
 
+impl Link {
+    /// The closing exchange (PROTOCOLS.md, Transcripts): this node's closing,
+    /// the peer's, then both co-signatures over the summary. Completes the
+    /// transcript files and ends the session stream.
+    pub async fn close(self, closing: Closing, attestations: Vec<Attestation>) -> Result<Written, SessionFailure> {
+        let Link {
+            out,
+            mut inbound,
+            transcript,
+        } = self;
+        let (frame, mut transcript) = cpu(move || {
+            let mut t = transcript;
+            let msg = t.recorder.closing(
+                closing.policy_checks,
+                closing.report,
+                closing.exact_count,
+                &attestations,
+                closing.epsilon,
+            );
+            (t.seal(&msg), t)
+        })
+        .await?;
+        send(&out, frame.map_err(SessionFailure::Local)?).await?;
+        while !transcript.recorder.peer_closed() {
+            receive_closing(&out, &mut inbound, &mut transcript).await?;
+        }
+        let cosign = transcript
+            .recorder
+            .cosign()
+            .map_err(|e| SessionFailure::Local(e.to_string()))?;
+        send(&out, transcript.seal(&cosign).map_err(SessionFailure::Local)?).await?;
+        while !transcript.recorder.peer_cosigned() {
+            receive_closing(&out, &mut inbound, &mut transcript).await?;
+        }
+        let summary = match transcript.recorder.finish() {
+            Ok(digest) => digest,
+            Err(e) => {
+                let failure = e.to_string();
+                abort(&out, &failure).await;
+                return Err(SessionFailure::Local(failure));
+            }
+        };
+        transcript.flush().map_err(SessionFailure::Local)?;
+        let Transcript { files, .. } = *transcript;
+        let written = cpu(move || files.complete(summary))
+            .await?
+            .map_err(SessionFailure::Local)?;
+        finish_stream(out, inbound).await;
+        Ok(written)
+    }
+}
+
+async fn send(out: &mpsc::Sender<SessionFrame>, frame: SessionFrame) -> Result<(), SessionFailure> {
+    out.send(frame)
+        .await
+        .map_err(|_| SessionFailure::Remote("the session stream closed while closing".into()))
+}
+
+async fn receive_closing(
+    out: &mpsc::Sender<SessionFrame>,
+    inbound: &mut Streaming<SessionFrame>,
+    transcript: &mut Transcript,
+) -> Result<(), SessionFailure> {
+    let Inbound::Sealed(sealed) = next_frame(out, inbound).await?;
+    let result = transcript
+        .recorder
+        .open(sealed)
+        .map_err(|e| format!("a message from the peer failed its transcript check: {e}"))
+        .and_then(|m| {
+            if is_closing(&m) {
+                Ok(())
+            } else {
+                Err("the peer sent a protocol message after the protocol finished".to_string())
+            }
+        })
+        .and_then(|()| transcript.flush());
+    if let Err(failure) = result {
+        abort(out, &failure).await;
+        return Err(SessionFailure::Local(failure));
+    }
+    Ok(())
+}
+
 /// Ends this side of the stream and waits for the coordinator to end the other.
 /// Dropping the call at once would reset the HTTP/2 stream and could discard
 /// the last frames still queued for the peer.
-async fn close(out: mpsc::Sender<SessionFrame>, mut inbound: Streaming<SessionFrame>) {
+async fn finish_stream(out: mpsc::Sender<SessionFrame>, mut inbound: Streaming<SessionFrame>) {
     drop(out);
     let drain = async { while let Ok(Some(_)) = inbound.message().await {} };
     // The peer finishes within moments of this side; past that, give up waiting.
