@@ -29,10 +29,17 @@ use jointly_protocol::{
     wire::{JobState, ListNodesRequest, query_result},
 };
 
+mod audit;
 mod breakdown;
 
 #[derive(Subcommand)]
 pub enum BenchKind {
+    /// A recorded overlap of N x N rows in process, then `audit verify` of
+    /// each node's transcript file.
+    Audit {
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
+    },
     /// Breakdown of two sets of N rows each (half shared): 10 x 10 groups,
     /// two measures; encryption against its floor, the protocol in process,
     /// and the decryption of every cell with the cached table.
@@ -58,6 +65,9 @@ pub enum BenchKind {
 
 pub async fn run(kind: BenchKind) -> anyhow::Result<()> {
     let (rows, in_process_only, dir) = match kind {
+        BenchKind::Audit { rows } => {
+            return tokio::task::spawn_blocking(move || audit::run(rows)).await?;
+        }
         BenchKind::Breakdown { rows, table } => {
             let table = table.unwrap_or_else(breakdown::default_table_path);
             return tokio::task::spawn_blocking(move || breakdown::run(rows, &table)).await?;

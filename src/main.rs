@@ -1,6 +1,7 @@
 //! `jointly`: the planner's and auditor's command line: queries, jobs, results,
 //! synthetic data, the demo and the benchmark.
 
+mod audit;
 mod bench;
 mod filters;
 mod output;
@@ -113,10 +114,32 @@ enum Command {
         #[arg(long, default_value_t = 6_000)]
         overlap: usize,
     },
+    /// Compliance: fetch and verify signed session transcripts.
+    Audit {
+        #[command(subcommand)]
+        what: AuditCommand,
+    },
     /// Measure throughput and memory.
     Bench {
         #[command(subcommand)]
         what: bench::BenchKind,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check a transcript file alone: envelopes, chains, the co-signed summary,
+    /// the result commitment and the masking proofs. Exits non-zero on any failure.
+    Verify { file: PathBuf },
+    /// Fetch one node's shared transcript of a job through the coordinator.
+    Fetch {
+        job: String,
+        /// The node whose copy to fetch (default: the query's left node).
+        #[arg(long)]
+        node: Option<String>,
+        /// Where to write it (default: JOB.jtx in the current directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -461,6 +484,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 bail!("the demo's private answer differs from the plaintext answer");
             }
         }
+        Command::Audit { what } => match what {
+            AuditCommand::Verify { file } => audit::verify_file(&file, cli.json)?,
+            AuditCommand::Fetch { job, node, out } => {
+                let out = out.unwrap_or_else(|| PathBuf::from(format!("{job}.jtx")));
+                let client = connect().await.map_err(|e| anyhow::anyhow!(e))?;
+                let bytes = audit::fetch(client, &job, node, &out).await?;
+                println!(
+                    "wrote {} ({bytes} bytes); check it with `jointly audit verify {}`",
+                    out.display(),
+                    out.display()
+                );
+            }
+        },
         Command::Bench { what } => bench::run(what).await?,
     }
     Ok(())

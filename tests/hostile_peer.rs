@@ -4,6 +4,7 @@
 
 mod support;
 
+use ed25519_dalek::SigningKey;
 use jointly_examples::{
     cluster::{Cluster, exact, overlap_spec},
     deploy::PolicySpec,
@@ -13,16 +14,16 @@ use jointly_node::{
     identity::{Identity, attach_message},
     transport::connect,
 };
-use ed25519_dalek::SigningKey;
 use jointly_protocol::{
     envelope::ChainWriter,
     hash::HashToGroup,
-    transcript::step_of,
     terms::job_terms,
+    transcript::step_of,
     wire::{
-        Announce, DatasetInfo, Hello, JobDecision, Join, MaskedList, NodeMessage, NodeTerms, PointChunk,
-        Envelope, Proof, ProtocolMessage, Sealed, SessionFrame, coordinator_message::Body as FromCoordinator,
-        node_message::Body as ToCoordinator, protocol_message::Kind, session_frame::Body,
+        Announce, DatasetInfo, Envelope, Hello, JobDecision, Join, MaskedList, NodeMessage, NodeTerms,
+        PointChunk, Proof, ProtocolMessage, Sealed, SessionFrame,
+        coordinator_message::Body as FromCoordinator, node_message::Body as ToCoordinator,
+        protocol_message::Kind, session_frame::Body,
     },
 };
 use prost::Message;
@@ -227,7 +228,10 @@ async fn deviating_peer_gets_named_errors_and_the_node_keeps_serving() {
         (Misbehaviour::OversizedChunk, "above the limit"),
         (Misbehaviour::FrameAboveTransportLimit, "partner"),
         (Misbehaviour::TruncatedStream, "closed its session stream"),
-        (Misbehaviour::ForgedEnvelope, "does not verify under partner's registered key"),
+        (
+            Misbehaviour::ForgedEnvelope,
+            "does not verify under partner's registered key",
+        ),
     ];
     for (how, needle) in cases {
         let hostile = hostile_partner(&cluster, how).await;

@@ -8,8 +8,8 @@ use jointly_protocol::{
     breakdown_plan::Side,
     ids::{IdKind, match_kind},
     wire::{
-        DatasetInfo, DatasetRef, DatasetSummary, GetJobRequest, Job, ListJobsRequest, ListJobsResponse,
-        CoordinatorMessage, FetchTranscriptRequest, ListNodesRequest, ListNodesResponse, NodeStatus, QuerySpec,
+        CoordinatorMessage, DatasetInfo, DatasetRef, DatasetSummary, FetchTranscriptRequest, GetJobRequest,
+        Job, ListJobsRequest, ListJobsResponse, ListNodesRequest, ListNodesResponse, NodeStatus, QuerySpec,
         TranscriptChunk, TranscriptRequest, coordinator_message, planner_server::Planner, query_spec::Query,
     },
 };
@@ -264,7 +264,11 @@ impl Planner for PlannerApi {
                 let part = match tokio::time::timeout(stall, parts.recv()).await {
                     Ok(Some(p)) => p,
                     Ok(None) => break Err(Status::unavailable(format!("node '{node}' stopped sending"))),
-                    Err(_) => break Err(Status::deadline_exceeded(format!("node '{node}' stalled while sending the transcript"))),
+                    Err(_) => {
+                        break Err(Status::deadline_exceeded(format!(
+                            "node '{node}' stalled while sending the transcript"
+                        )));
+                    }
                 };
                 if !part.error.is_empty() {
                     break Err(Status::not_found(part.error));
@@ -272,14 +276,18 @@ impl Planner for PlannerApi {
                 sha.update(&part.data);
                 bytes += part.data.len() as u64;
                 if bytes > entry.shared_bytes {
-                    break Err(Status::data_loss(format!("node '{node}' sent more than the indexed transcript")));
+                    break Err(Status::data_loss(format!(
+                        "node '{node}' sent more than the indexed transcript"
+                    )));
                 }
                 if !part.data.is_empty() && tx.send(Ok(TranscriptChunk { data: part.data })).await.is_err() {
                     break Ok(());
                 }
                 if part.last {
                     let digest: [u8; 32] = sha.finalize().into();
-                    break if digest.as_slice() == entry.shared_sha256.as_slice() && bytes == entry.shared_bytes {
+                    break if digest.as_slice() == entry.shared_sha256.as_slice()
+                        && bytes == entry.shared_bytes
+                    {
                         Ok(())
                     } else {
                         Err(Status::data_loss(format!(
@@ -293,7 +301,9 @@ impl Planner for PlannerApi {
                 let _ = tx.send(Err(status)).await;
             }
         });
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 }
 

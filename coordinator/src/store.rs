@@ -200,7 +200,12 @@ impl Store {
         .map(drop)
     }
 
-    pub async fn index_transcript(&self, job_id: &str, node: &str, entry: TranscriptEntry) -> Result<(), CoordinatorError> {
+    pub async fn index_transcript(
+        &self,
+        job_id: &str,
+        node: &str,
+        entry: TranscriptEntry,
+    ) -> Result<(), CoordinatorError> {
         let (job_id, node) = (job_id.to_string(), node.to_string());
         self.call(move |c| {
             c.execute(
@@ -222,7 +227,11 @@ impl Store {
         .map(drop)
     }
 
-    pub async fn transcript(&self, job_id: &str, node: &str) -> Result<Option<TranscriptEntry>, CoordinatorError> {
+    pub async fn transcript(
+        &self,
+        job_id: &str,
+        node: &str,
+    ) -> Result<Option<TranscriptEntry>, CoordinatorError> {
         let (job_id, node) = (job_id.to_string(), node.to_string());
         self.call(move |c| {
             c.query_row(

@@ -17,11 +17,10 @@ use jointly_protocol::{
     transcript::{Recorder, Seat, SessionInfo},
     wire::{
         BreakdownRelease, ColumnInfo, Completed, DatasetInfo, Hello, JobDecision, JobOffer, Join,
-        LaneRelease, NodeMessage, OverlapResult, Proof, QueryResult, ReleasedCount, SessionFrame,
-        Role, SessionProgress, SessionReport, StartSession, TranscriptIndex, TranscriptPart, TranscriptRequest,
-        coordinator_message::Body as FromCoordinator,
-        node_message::Body as ToCoordinator, query_result, session_frame,
-        session_report::Outcome as ReportOutcome,
+        LaneRelease, NodeMessage, OverlapResult, Proof, QueryResult, ReleasedCount, Role, SessionFrame,
+        SessionProgress, SessionReport, StartSession, TranscriptIndex, TranscriptPart, TranscriptRequest,
+        coordinator_message::Body as FromCoordinator, node_message::Body as ToCoordinator, query_result,
+        session_frame, session_report::Outcome as ReportOutcome,
     },
 };
 use prost::Message;
@@ -404,7 +403,11 @@ impl Node {
 
     /// Serves an auditor's fetch: the shared copy of a job's transcript, in
     /// parts on the control stream.
-    async fn serve_transcript(self: Arc<Self>, control: mpsc::Sender<NodeMessage>, request: TranscriptRequest) {
+    async fn serve_transcript(
+        self: Arc<Self>,
+        control: mpsc::Sender<NodeMessage>,
+        request: TranscriptRequest,
+    ) {
         let part = |data: Vec<u8>, last: bool, error: String| NodeMessage {
             body: Some(ToCoordinator::Transcript(TranscriptPart {
                 request_id: request.request_id,
@@ -433,7 +436,11 @@ impl Node {
         let mut reader = tokio::io::BufReader::new(file);
         loop {
             let mut data = Vec::with_capacity(TRANSCRIPT_PART);
-            match (&mut reader).take(TRANSCRIPT_PART as u64).read_to_end(&mut data).await {
+            match (&mut reader)
+                .take(TRANSCRIPT_PART as u64)
+                .read_to_end(&mut data)
+                .await
+            {
                 Ok(n) => {
                     let last = n < TRANSCRIPT_PART;
                     if control.send(part(data, last, String::new())).await.is_err() || last {
@@ -586,17 +593,24 @@ impl Node {
             .into_inner();
         let job_id = offer.job_id.clone();
         let control = control.clone();
-        drive(party, transcript, out, inbound, Duration::from_millis(500), move |p| {
-            // Progress is advisory: drop it rather than wait when the control
-            // stream is busy.
-            let _ = control.try_send(NodeMessage {
-                body: Some(ToCoordinator::Progress(SessionProgress {
-                    job_id: job_id.clone(),
-                    done: p.done,
-                    total: p.total,
-                })),
-            });
-        })
+        drive(
+            party,
+            transcript,
+            out,
+            inbound,
+            Duration::from_millis(500),
+            move |p| {
+                // Progress is advisory: drop it rather than wait when the control
+                // stream is busy.
+                let _ = control.try_send(NodeMessage {
+                    body: Some(ToCoordinator::Progress(SessionProgress {
+                        job_id: job_id.clone(),
+                        done: p.done,
+                        total: p.total,
+                    })),
+                });
+            },
+        )
         .await
         .map(|finished| (finished, selection))
     }
@@ -613,7 +627,12 @@ impl Node {
         let peer_key = <[u8; 32]>::try_from(start.peer_key.as_slice())
             .ok()
             .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
-            .ok_or_else(|| local(format!("the coordinator gave no valid identity key for peer '{}'", offer.peer_node)))?;
+            .ok_or_else(|| {
+                local(format!(
+                    "the coordinator gave no valid identity key for peer '{}'",
+                    offer.peer_node
+                ))
+            })?;
         if let Some(pinned) = self.config.policy.partner_keys.get(&offer.peer_node)
             && pinned.as_slice() != peer_key.as_bytes()
         {
@@ -627,7 +646,11 @@ impl Node {
             session_id: start.session_id.clone(),
             node: self.config.name.clone(),
             peer: offer.peer_node.clone(),
-            seat: if accepted.role == Role::Receiver { Seat::Receiver } else { Seat::Sender },
+            seat: if accepted.role == Role::Receiver {
+                Seat::Receiver
+            } else {
+                Seat::Sender
+            },
             spec: offer.spec.clone().unwrap_or_default(),
             terms: accepted.terms,
         };

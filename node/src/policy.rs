@@ -249,7 +249,10 @@ fn checks_made(
         Work::Overlap => {}
         Work::Segment { filters, activation } => {
             if !filters.is_empty() {
-                checks.push(format!("{} filter column(s) allowed for use \"filter\"", filters.len()));
+                checks.push(format!(
+                    "{} filter column(s) allowed for use \"filter\"",
+                    filters.len()
+                ));
             }
             match activation {
                 Activation::None => checks.push("no activation: the segment is sized only".into()),

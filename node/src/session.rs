@@ -105,7 +105,10 @@ async fn next_frame(
         })) => Ok(Inbound::Sealed(s)),
         Ok(Some(SessionFrame {
             body: Some(Body::Abort(a)),
-        })) => Err(SessionFailure::Remote(format!("the session was aborted: {}", a.reason))),
+        })) => Err(SessionFailure::Remote(format!(
+            "the session was aborted: {}",
+            a.reason
+        ))),
         Ok(Some(_)) => {
             let failure = "the coordinator relayed a frame that is not a sealed protocol message".to_string();
             abort(out, &failure).await;
@@ -233,7 +236,11 @@ impl Link {
     /// The closing exchange (PROTOCOLS.md, Transcripts): this node's closing,
     /// the peer's, then both co-signatures over the summary. Completes the
     /// transcript files and ends the session stream.
-    pub async fn close(self, closing: Closing, attestations: Vec<Attestation>) -> Result<Written, SessionFailure> {
+    pub async fn close(
+        self,
+        closing: Closing,
+        attestations: Vec<Attestation>,
+    ) -> Result<Written, SessionFailure> {
         let Link {
             out,
             mut inbound,

@@ -34,7 +34,10 @@ pub fn check_job_id(job_id: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err("the coordinator sent a job id that is not a safe file name (letters, digits, '-' and '_' only)".into())
+        Err(
+            "the coordinator sent a job id that is not a safe file name (letters, digits, '-' and '_' only)"
+                .into(),
+        )
     }
 }
 
@@ -104,7 +107,8 @@ impl TranscriptFiles {
     }
 
     pub fn write(&mut self, records: Vec<TranscriptRecord>) -> Result<(), String> {
-        let fail = |e: std::io::Error| format!("cannot write the transcript {}: {e}", self.full_path.display());
+        let fail =
+            |e: std::io::Error| format!("cannot write the transcript {}: {e}", self.full_path.display());
         for r in records {
             let bytes = encode_record(&r);
             self.full.write_all(&bytes).map_err(fail)?;
@@ -120,7 +124,8 @@ impl TranscriptFiles {
 
     /// Flushes both files to disk and gives them their final names.
     pub fn complete(self, summary_sha256: [u8; 32]) -> Result<Written, String> {
-        let fail = |e: std::io::Error| format!("cannot finish the transcript {}: {e}", self.full_path.display());
+        let fail =
+            |e: std::io::Error| format!("cannot finish the transcript {}: {e}", self.full_path.display());
         for (writer, path) in [(self.full, &self.full_path), (self.shared, &self.shared_path)] {
             let file = writer.into_inner().map_err(|e| fail(e.into_error()))?;
             file.sync_all().map_err(fail)?;

@@ -79,7 +79,12 @@ impl Attestation {
     /// The digest a party lists in its `Closing`, so the co-signed summary
     /// binds the attestations its own file holds.
     pub fn digest(&self) -> [u8; 32] {
-        digest(self.step, self.inputs.name(), self.outputs.as_flattened(), &self.proof.to_bytes())
+        digest(
+            self.step,
+            self.inputs.name(),
+            self.outputs.as_flattened(),
+            &self.proof.to_bytes(),
+        )
     }
 }
 

@@ -191,7 +191,11 @@ impl ChainReader {
         self.check(sealed, |h| h == &hash)
     }
 
-    fn check(&mut self, sealed: &Sealed, payload_matches: impl Fn(&[u8; 32]) -> bool) -> Result<(), EnvelopeError> {
+    fn check(
+        &mut self,
+        sealed: &Sealed,
+        payload_matches: impl Fn(&[u8; 32]) -> bool,
+    ) -> Result<(), EnvelopeError> {
         let h = &sealed.header;
         let (seq, step) = (h.seq, h.step.clone());
         // The signature first: until it verifies, nothing in the header can be

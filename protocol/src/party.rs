@@ -2,9 +2,8 @@
 //! same way: feed it the peer's messages, send what it produces, report progress.
 
 use crate::{
-    activation::ActivationOutcome,
-    attest::Attestation, breakdown::LaneOutcome, error::ProtocolError, overlap::OverlapOutcome,
-    wire::ProtocolMessage,
+    activation::ActivationOutcome, attest::Attestation, breakdown::LaneOutcome, error::ProtocolError,
+    overlap::OverlapOutcome, wire::ProtocolMessage,
 };
 
 /// Work done and total, in protocol-specific units (points processed).

@@ -23,12 +23,11 @@ pub fn parse_file(mut bytes: &[u8]) -> Result<Vec<TranscriptRecord>, FileError> 
     let mut records = Vec::new();
     while !bytes.is_empty() {
         let offset = total - bytes.len();
-        let record =
-            TranscriptRecord::decode_length_delimited(&mut bytes).map_err(|e| FileError {
-                index: records.len(),
-                offset,
-                what: format!("is not a transcript record ({e}); the file is truncated or not a transcript"),
-            })?;
+        let record = TranscriptRecord::decode_length_delimited(&mut bytes).map_err(|e| FileError {
+            index: records.len(),
+            offset,
+            what: format!("is not a transcript record ({e}); the file is truncated or not a transcript"),
+        })?;
         records.push(record);
     }
     Ok(records)

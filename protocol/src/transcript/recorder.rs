@@ -12,7 +12,7 @@ use crate::{
     envelope::{ChainReader, ChainWriter, EnvelopeError, Header, Sealed as SealedHeader},
     overlap::Terms,
     wire::{
-        self, ChainHead, CipherList, Closing, CosignedSummary, Cosign, Envelope, OwnRelease, ProtocolMessage,
+        self, ChainHead, CipherList, Closing, Cosign, CosignedSummary, Envelope, OwnRelease, ProtocolMessage,
         QuerySpec, SessionSummary, SummaryParty, TranscriptHead, TranscriptMessage, TranscriptRecord,
         protocol_message::Kind, transcript_record::Record,
     },
@@ -56,7 +56,9 @@ pub enum TranscriptError {
     Mislabelled { seq: u64, label: String, actual: String },
     #[error("the session summary cannot be built yet: {0}")]
     Incomplete(&'static str),
-    #[error("the peer's signature does not cover the summary this node built (the two sides saw different sessions)")]
+    #[error(
+        "the peer's signature does not cover the summary this node built (the two sides saw different sessions)"
+    )]
     SummaryMismatch,
 }
 
@@ -173,9 +175,7 @@ impl Recorder {
     }
 
     fn out_count(&self) -> u64 {
-        self.records
-            .len()
-            .saturating_sub(self.inbound.count() as usize) as u64
+        self.records.len().saturating_sub(self.inbound.count() as usize) as u64
     }
 
     /// Records to append to the file, in order, since the last call.
@@ -229,8 +229,12 @@ impl Recorder {
             seq,
             what: what.to_string(),
         };
-        let envelope = sealed.envelope.as_ref().ok_or_else(|| malformed("has no envelope"))?;
-        let header = from_wire(envelope).ok_or_else(|| malformed("has an envelope field of the wrong length"))?;
+        let envelope = sealed
+            .envelope
+            .as_ref()
+            .ok_or_else(|| malformed("has no envelope"))?;
+        let header =
+            from_wire(envelope).ok_or_else(|| malformed("has an envelope field of the wrong length"))?;
         self.inbound.open(&header, &sealed.payload)?;
         let msg = ProtocolMessage::decode(sealed.payload.as_slice())
             .map_err(|_| malformed("carries a payload that is not a protocol message"))?;

@@ -99,7 +99,11 @@ pub fn describe_query(spec: &QuerySpec) -> String {
         Some(Query::Overlap(q)) => format!("overlap of {} with {}", refer(&q.left), refer(&q.right)),
         Some(Query::Segment(q)) => {
             let mut t = format!("segment of {} with {}", refer(&q.left), refer(&q.right));
-            let f = [filters("left", &q.left_filters), filters("right", &q.right_filters)].concat();
+            let f = [
+                filters("left", &q.left_filters),
+                filters("right", &q.right_filters),
+            ]
+            .concat();
             if !f.is_empty() {
                 t += &format!(" where {}", f.join(" and "));
             }
@@ -123,14 +127,22 @@ pub fn describe_query(spec: &QuerySpec) -> String {
                 .measures
                 .iter()
                 .map(|m| {
-                    let side = if m.side == crate::wire::Side::Right as i32 { "right" } else { "left" };
+                    let side = if m.side == crate::wire::Side::Right as i32 {
+                        "right"
+                    } else {
+                        "left"
+                    };
                     format!("sum({side}.{})", m.column)
                 })
                 .collect();
             if !measures.is_empty() {
                 t += &format!(", measuring {}", measures.join(", "));
             }
-            let f = [filters("left", &q.left_filters), filters("right", &q.right_filters)].concat();
+            let f = [
+                filters("left", &q.left_filters),
+                filters("right", &q.right_filters),
+            ]
+            .concat();
             if !f.is_empty() {
                 t += &format!(" where {}", f.join(" and "));
             }
@@ -163,41 +175,68 @@ pub(crate) fn disclosures(
     };
     match &spec.query {
         Some(Query::Overlap(_)) => vec![
-            d(receiver, format!("the exact intersection size, and the sender's set size ({sender_size})")),
+            d(
+                receiver,
+                format!("the exact intersection size, and the sender's set size ({sender_size})"),
+            ),
             d(sender, format!("the receiver's set size ({receiver_size})")),
-            d("coordinator", format!(
-                "both set sizes ({receiver_size}, {sender_size}), the receiver's count with its noise share and the sender's noise share"
-            )),
+            d(
+                "coordinator",
+                format!(
+                    "both set sizes ({receiver_size}, {sender_size}), the receiver's count with its noise share and the sender's noise share"
+                ),
+            ),
             d("planner", format!("the intersection size, {release}")),
         ],
         Some(Query::Segment(q)) => {
             let mut v = vec![
-                d(receiver, format!("the exact segment size, and the sender's filtered set size ({sender_size})")),
-                d(sender, format!("the receiver's filtered set size ({receiver_size})")),
+                d(
+                    receiver,
+                    format!("the exact segment size, and the sender's filtered set size ({sender_size})"),
+                ),
+                d(
+                    sender,
+                    format!("the receiver's filtered set size ({receiver_size})"),
+                ),
             ];
             if q.activate.is_empty() {
                 v.push(d(sender, "nothing about the segment (no activation)".into()));
             } else {
-                v.push(d(sender, "the exact segment size (the activation count step)".into()));
+                v.push(d(
+                    sender,
+                    "the exact segment size (the activation count step)".into(),
+                ));
                 v.push(d(
                     &q.activate,
                     "the identifiers of its own customers in the segment (its members file)".into(),
                 ));
             }
-            v.push(d("coordinator", format!("both set sizes ({receiver_size}, {sender_size}) and the noised segment size")));
+            v.push(d(
+                "coordinator",
+                format!("both set sizes ({receiver_size}, {sender_size}) and the noised segment size"),
+            ));
             v.push(d("planner", format!("the segment size, {release}")));
             v
         }
         Some(Query::Breakdown(_)) => vec![
-            d(receiver, format!(
-                "the sender's set size ({sender_size}); cell values only encrypted under both nodes' keys"
-            )),
-            d(sender, format!(
-                "the receiver's set size ({receiver_size}) and its batch sizes, padded to size buckets; cell values only encrypted"
-            )),
-            d("coordinator", format!(
-                "both set sizes ({receiver_size}, {sender_size}) and every cell with both noise shares added (it decrypts)"
-            )),
+            d(
+                receiver,
+                format!(
+                    "the sender's set size ({sender_size}); cell values only encrypted under both nodes' keys"
+                ),
+            ),
+            d(
+                sender,
+                format!(
+                    "the receiver's set size ({receiver_size}) and its batch sizes, padded to size buckets; cell values only encrypted"
+                ),
+            ),
+            d(
+                "coordinator",
+                format!(
+                    "both set sizes ({receiver_size}, {sender_size}) and every cell with both noise shares added (it decrypts)"
+                ),
+            ),
             d("planner", format!("the cells' counts, sums and means, {release}")),
         ],
         None => Vec::new(),

@@ -62,7 +62,11 @@ fn session(id: &str) -> (Vec<TranscriptRecord>, Vec<TranscriptRecord>) {
         ..Limits::default()
     };
     let (bank, shop) = (key(1), key(2));
-    let r = Recorder::new(info(id, "bank", "shop", Seat::Receiver), bank.clone(), shop.verifying_key());
+    let r = Recorder::new(
+        info(id, "bank", "shop", Seat::Receiver),
+        bank.clone(),
+        shop.verifying_key(),
+    );
     let s = Recorder::new(info(id, "shop", "bank", Seat::Sender), shop, bank.verifying_key());
     let (r, s) = run_recorded_pair(
         (Box::new(OverlapReceiver::new(ids(0..40), limits, TERMS)), r),
@@ -103,7 +107,11 @@ fn sealed(record: &mut TranscriptRecord) -> &mut wire::Sealed {
 fn step_of_record(record: &TranscriptRecord) -> (String, String, u64) {
     match &record.record {
         Some(Record::Message(m)) => {
-            let e = m.sealed.as_ref().and_then(|s| s.envelope.as_ref()).expect("envelope");
+            let e = m
+                .sealed
+                .as_ref()
+                .and_then(|s| s.envelope.as_ref())
+                .expect("envelope");
             (e.from.clone(), e.step.clone(), e.seq)
         }
         _ => panic!("not a message"),
@@ -117,17 +125,34 @@ fn honest_files_verify_with_their_proofs() {
         let report = verify(file);
         assert!(report.verified, "{keeper}: {:?}", failures(&report));
         assert_eq!(report.kept_by, keeper);
-        let proofs: Vec<_> = report.checks.iter().filter(|c| c.name == "masking proofs").collect();
+        let proofs: Vec<_> = report
+            .checks
+            .iter()
+            .filter(|c| c.name == "masking proofs")
+            .collect();
         assert_eq!(proofs.len(), 1, "{keeper}");
-        assert_eq!(proofs[0].status, CheckStatus::Passed, "{keeper}: {}", proofs[0].detail);
+        assert_eq!(
+            proofs[0].status,
+            CheckStatus::Passed,
+            "{keeper}: {}",
+            proofs[0].detail
+        );
         assert_eq!(report.parties.len(), 2);
         assert_eq!(report.parties[0].set_size, 40);
         assert_eq!(report.parties[1].set_size, 30);
         assert!(report.disclosures.iter().any(|d| d.party == "planner"));
     }
     let bank_report = verify(&bank);
-    let proof = bank_report.checks.iter().find(|c| c.name == "masking proofs").expect("proof check");
-    assert!(proof.detail.contains("= 15 is the count it released"), "{}", proof.detail);
+    let proof = bank_report
+        .checks
+        .iter()
+        .find(|c| c.name == "masking proofs")
+        .expect("proof check");
+    assert!(
+        proof.detail.contains("= 15 is the count it released"),
+        "{}",
+        proof.detail
+    );
 }
 
 #[test]
@@ -140,9 +165,16 @@ fn file_round_trip_and_shared_copy() {
     assert!(shared.len() < bank.len());
     let report = verify(&shared);
     assert!(report.verified, "{:?}", failures(&report));
-    let proof = report.checks.iter().find(|c| c.name == "masking proofs").expect("proof check");
+    let proof = report
+        .checks
+        .iter()
+        .find(|c| c.name == "masking proofs")
+        .expect("proof check");
     assert_eq!(proof.status, CheckStatus::NotChecked);
-    assert!(parse_file(&bytes[..bytes.len() - 3]).is_err(), "a truncated file is refused");
+    assert!(
+        parse_file(&bytes[..bytes.len() - 3]).is_err(),
+        "a truncated file is refused"
+    );
 }
 
 #[test]
@@ -167,11 +199,20 @@ fn a_flipped_byte_in_any_message_is_named() {
             assert!(!report.verified, "{target} of record {i} ({step}) went unnoticed");
             let named = format!("record {i}: message {seq}");
             assert!(
-                failed.iter().any(|f| f.contains(&named) && f.contains(&format!("chain {from}"))),
+                failed
+                    .iter()
+                    .any(|f| f.contains(&named) && f.contains(&format!("chain {from}"))),
                 "{target} of record {i}: {failed:?}"
             );
-            let cause = if target == "payload" { "payload was changed" } else { "signature does not verify" };
-            assert!(failed.iter().any(|f| f.contains(cause)), "{target} of record {i}: {failed:?}");
+            let cause = if target == "payload" {
+                "payload was changed"
+            } else {
+                "signature does not verify"
+            };
+            assert!(
+                failed.iter().any(|f| f.contains(cause)),
+                "{target} of record {i}: {failed:?}"
+            );
         }
     }
 }
@@ -209,7 +250,10 @@ fn two_reordered_messages_are_named() {
     let failed = failures(&verify(&file));
     let (_, step, seq) = step_of_record(&shop[pair[1]]);
     assert!(
-        failed.iter().any(|f| f.contains(&format!("message {seq} ({step}): expected message {} next", seq - 1))),
+        failed.iter().any(|f| f.contains(&format!(
+            "message {seq} ({step}): expected message {} next",
+            seq - 1
+        ))),
         "{failed:?}"
     );
 }
@@ -224,10 +268,18 @@ fn a_swapped_identity_key_is_named() {
     }
     let failed = failures(&verify(&file));
     assert!(
-        failed.iter().any(|f| f.contains("chain shop -> bank") && f.contains("does not verify under shop's registered key")),
+        failed
+            .iter()
+            .any(|f| f.contains("chain shop -> bank")
+                && f.contains("does not verify under shop's registered key")),
         "{failed:?}"
     );
-    assert!(failed.iter().any(|f| f.contains("sender's signature does not verify")), "{failed:?}");
+    assert!(
+        failed
+            .iter()
+            .any(|f| f.contains("sender's signature does not verify")),
+        "{failed:?}"
+    );
 }
 
 #[test]
@@ -244,7 +296,9 @@ fn a_masked_list_from_another_session_is_named() {
     file[i] = other[i].clone();
     let failed = failures(&verify(&file));
     assert!(
-        failed.iter().any(|f| f.contains(&format!("record {i}")) && f.contains("replayed from another session")),
+        failed
+            .iter()
+            .any(|f| f.contains(&format!("record {i}")) && f.contains("replayed from another session")),
         "{failed:?}"
     );
 }
@@ -264,7 +318,12 @@ fn tampered_proofs_and_counts_are_named() {
         a.outputs[40] ^= 1;
     }
     let failed = failures(&verify(&file));
-    assert!(failed.iter().any(|f| f.contains("masking proofs") && f.contains("not among the proofs")), "{failed:?}");
+    assert!(
+        failed
+            .iter()
+            .any(|f| f.contains("masking proofs") && f.contains("not among the proofs")),
+        "{failed:?}"
+    );
     // The receiver's recorded exact count disagrees with the recount.
     let mut file = bank.clone();
     for r in &mut file {
@@ -273,7 +332,10 @@ fn tampered_proofs_and_counts_are_named() {
         }
     }
     let failed = failures(&verify(&file));
-    assert!(failed.iter().any(|f| f.contains("recorded an exact count of 16")), "{failed:?}");
+    assert!(
+        failed.iter().any(|f| f.contains("recorded an exact count of 16")),
+        "{failed:?}"
+    );
     // The stored report differs from the committed one.
     let mut file = bank.clone();
     for r in &mut file {
@@ -282,7 +344,10 @@ fn tampered_proofs_and_counts_are_named() {
         }
     }
     let failed = failures(&verify(&file));
-    assert!(failed.iter().any(|f| f.starts_with("result commitment")), "{failed:?}");
+    assert!(
+        failed.iter().any(|f| f.starts_with("result commitment")),
+        "{failed:?}"
+    );
 }
 
 #[test]
@@ -296,7 +361,10 @@ fn a_changed_summary_is_named() {
         panic!("summary last");
     }
     let failed = failures(&verify(&file));
-    assert!(failed.iter().any(|f| f.contains("co-signed summary")), "{failed:?}");
+    assert!(
+        failed.iter().any(|f| f.contains("co-signed summary")),
+        "{failed:?}"
+    );
 }
 
 #[test]

@@ -135,8 +135,14 @@ impl Direction {
     /// messages cannot be trusted to follow a broken chain).
     fn accept(&mut self, index: usize, m: &wire::TranscriptMessage) -> Result<(), String> {
         let at = |e: String| format!("record {index}: {e}");
-        let sealed = m.sealed.as_ref().ok_or_else(|| at("a message without its envelope".into()))?;
-        let envelope = sealed.envelope.as_ref().ok_or_else(|| at("a message without its envelope".into()))?;
+        let sealed = m
+            .sealed
+            .as_ref()
+            .ok_or_else(|| at("a message without its envelope".into()))?;
+        let envelope = sealed
+            .envelope
+            .as_ref()
+            .ok_or_else(|| at("a message without its envelope".into()))?;
         let header = from_wire(envelope).ok_or_else(|| at("an envelope field of the wrong length".into()))?;
         let (seq, label) = (header.header.seq, header.header.step.clone());
         if m.payload_elided {
@@ -144,12 +150,19 @@ impl Direction {
             self.elided += 1;
             return Ok(());
         }
-        self.reader.open(&header, &sealed.payload).map_err(|e| at(e.to_string()))?;
-        let msg = ProtocolMessage::decode(sealed.payload.as_slice())
-            .map_err(|_| at(format!("message {seq} ({label}): the payload is not a protocol message")))?;
+        self.reader
+            .open(&header, &sealed.payload)
+            .map_err(|e| at(e.to_string()))?;
+        let msg = ProtocolMessage::decode(sealed.payload.as_slice()).map_err(|_| {
+            at(format!(
+                "message {seq} ({label}): the payload is not a protocol message"
+            ))
+        })?;
         let actual = step_of(&msg);
         if actual != label {
-            return Err(at(format!("message {seq} is labelled '{label}' but carries '{actual}'")));
+            return Err(at(format!(
+                "message {seq} is labelled '{label}' but carries '{actual}'"
+            )));
         }
         if elide(&msg) {
             return Ok(());
@@ -178,7 +191,9 @@ impl Direction {
             }
             Some(Kind::Cosign(c)) => {
                 if self.closing.is_none() {
-                    return Err(at(format!("message {seq}: a co-signature before this side's closing")));
+                    return Err(at(format!(
+                        "message {seq}: a co-signature before this side's closing"
+                    )));
                 }
                 self.cosign = Some(c.signature);
                 self.after_cosign = true;
@@ -206,7 +221,14 @@ pub fn verify(records: &[TranscriptRecord]) -> AuditReport {
     let head = match records.first().and_then(|r| r.record.as_ref()) {
         Some(Record::Head(h)) if h.format == super::FORMAT => h.clone(),
         Some(Record::Head(h)) => {
-            report.fail("file", format!("transcript format {} is not known to this tool (expects {})", h.format, super::FORMAT));
+            report.fail(
+                "file",
+                format!(
+                    "transcript format {} is not known to this tool (expects {})",
+                    h.format,
+                    super::FORMAT
+                ),
+            );
             return report.finish();
         }
         _ => {
@@ -225,7 +247,10 @@ pub fn verify(records: &[TranscriptRecord]) -> AuditReport {
         return report.finish();
     };
     let (Some(node_key), Some(peer_key)) = (key_of(&head.node_key), key_of(&head.peer_key)) else {
-        report.fail("identity keys", "the head's identity keys are not valid Ed25519 keys");
+        report.fail(
+            "identity keys",
+            "the head's identity keys are not valid Ed25519 keys",
+        );
         return report.finish();
     };
     let keeper_is_receiver = match head.role.as_str() {
@@ -251,7 +276,9 @@ pub fn verify(records: &[TranscriptRecord]) -> AuditReport {
         match &rec.record {
             Some(Record::Message(m)) => {
                 let envelope = m.sealed.as_ref().and_then(|s| s.envelope.as_ref());
-                let (from, to) = envelope.map(|e| (e.from.as_str(), e.to.as_str())).unwrap_or(("?", "?"));
+                let (from, to) = envelope
+                    .map(|e| (e.from.as_str(), e.to.as_str()))
+                    .unwrap_or(("?", "?"));
                 let direction = if (from, to) == (r_name.as_str(), s_name.as_str()) {
                     &mut r2s
                 } else if (from, to) == (s_name.as_str(), r_name.as_str()) {
@@ -269,7 +296,10 @@ pub fn verify(records: &[TranscriptRecord]) -> AuditReport {
                 if let Err(e) = direction.accept(index, m) {
                     direction.failed = true;
                     let name = format!("chain {}", direction.name);
-                    report.fail(&name, format!("{e}; later messages of this direction were not checked"));
+                    report.fail(
+                        &name,
+                        format!("{e}; later messages of this direction were not checked"),
+                    );
                 }
             }
             Some(Record::Attestation(a)) => attestations.push((index, a.clone())),
@@ -284,7 +314,10 @@ pub fn verify(records: &[TranscriptRecord]) -> AuditReport {
             continue;
         }
         let elided = if d.elided > 0 {
-            format!(" ({} ciphertext payloads not kept; their envelopes verified)", d.elided)
+            format!(
+                " ({} ciphertext payloads not kept; their envelopes verified)",
+                d.elided
+            )
         } else {
             String::new()
         };
@@ -320,7 +353,15 @@ pub fn verify(records: &[TranscriptRecord]) -> AuditReport {
         }
     }
 
-    let summary = check_summary(&mut report, &head, &spec, &terms, (&r2s, r_key), (&s2r, s_key), &summaries);
+    let summary = check_summary(
+        &mut report,
+        &head,
+        &spec,
+        &terms,
+        (&r2s, r_key),
+        (&s2r, s_key),
+        &summaries,
+    );
     if let Some(summary) = &summary {
         fill_parties(&mut report, summary, (&r2s, &s2r));
     }
@@ -381,7 +422,10 @@ fn check_summary(
 ) -> Option<SessionSummary> {
     const NAME: &str = "co-signed summary";
     let [cosigned] = summaries else {
-        report.fail(NAME, format!("the file holds {} summaries, expected one", summaries.len()));
+        report.fail(
+            NAME,
+            format!("the file holds {} summaries, expected one", summaries.len()),
+        );
         return None;
     };
     let Ok(summary) = SessionSummary::decode(cosigned.summary.as_slice()) else {
@@ -394,15 +438,27 @@ fn check_summary(
         ("sender", s_key, &cosigned.sender_signature),
     ] {
         if !signed(&key, &cosigned.summary, sig) {
-            report.fail(NAME, format!("the {who}'s signature does not verify under its registered identity key"));
+            report.fail(
+                NAME,
+                format!("the {who}'s signature does not verify under its registered identity key"),
+            );
             ok = false;
         }
     }
     // The co-signatures also travel in the chains; they must be the ones stored.
-    if r2s.cosign.as_ref().is_some_and(|s| s != &cosigned.receiver_signature)
-        || s2r.cosign.as_ref().is_some_and(|s| s != &cosigned.sender_signature)
+    if r2s
+        .cosign
+        .as_ref()
+        .is_some_and(|s| s != &cosigned.receiver_signature)
+        || s2r
+            .cosign
+            .as_ref()
+            .is_some_and(|s| s != &cosigned.sender_signature)
     {
-        report.fail(NAME, "a co-signature in the chain differs from the one stored with the summary");
+        report.fail(
+            NAME,
+            "a co-signature in the chain differs from the one stored with the summary",
+        );
         ok = false;
     }
     let party = |d: &Direction, node: &str, key: &VerifyingKey| {
@@ -432,7 +488,13 @@ fn check_summary(
     );
     if expected != summary {
         ok = false;
-        report.fail(NAME, format!("the signed summary disagrees with the transcript: {}", difference(&expected, &summary)));
+        report.fail(
+            NAME,
+            format!(
+                "the signed summary disagrees with the transcript: {}",
+                difference(&expected, &summary)
+            ),
+        );
     }
     if ok {
         report.pass(
@@ -456,10 +518,22 @@ fn difference(expected: &SessionSummary, got: &SessionSummary) -> String {
         ("session id", expected.session_id == got.session_id),
         ("query spec hash", expected.spec_sha256 == got.spec_sha256),
         ("terms digest", expected.terms == got.terms),
-        ("receiver's part (keys, size or closing)", expected.receiver == got.receiver),
-        ("sender's part (keys, size or closing)", expected.sender == got.sender),
-        ("receiver -> sender chain head", expected.receiver_to_sender == got.receiver_to_sender),
-        ("sender -> receiver chain head", expected.sender_to_receiver == got.sender_to_receiver),
+        (
+            "receiver's part (keys, size or closing)",
+            expected.receiver == got.receiver,
+        ),
+        (
+            "sender's part (keys, size or closing)",
+            expected.sender == got.sender,
+        ),
+        (
+            "receiver -> sender chain head",
+            expected.receiver_to_sender == got.receiver_to_sender,
+        ),
+        (
+            "sender -> receiver chain head",
+            expected.sender_to_receiver == got.sender_to_receiver,
+        ),
         ("disclosure manifest", expected.disclosures == got.disclosures),
     ];
     fields
@@ -477,18 +551,33 @@ fn check_release(
 ) -> Option<OwnRelease> {
     const NAME: &str = "result commitment";
     let [release] = releases else {
-        report.fail(NAME, format!("the file holds {} releases of node '{node}', expected one", releases.len()));
+        report.fail(
+            NAME,
+            format!(
+                "the file holds {} releases of node '{node}', expected one",
+                releases.len()
+            ),
+        );
         return None;
     };
     let Some((closing, _)) = &keeper.closing else {
-        report.fail(NAME, format!("node '{node}' never closed, so its release is not committed"));
+        report.fail(
+            NAME,
+            format!("node '{node}' never closed, so its release is not committed"),
+        );
         return None;
     };
     if result_commitment(&release.salt, &release.report).as_slice() == closing.result_commitment.as_slice() {
-        report.pass(NAME, format!("what node '{node}' reported to the coordinator is what it committed to in its closing"));
+        report.pass(
+            NAME,
+            format!("what node '{node}' reported to the coordinator is what it committed to in its closing"),
+        );
         Some(release.clone())
     } else {
-        report.fail(NAME, format!("node '{node}''s stored report differs from the one it committed to in its closing"));
+        report.fail(
+            NAME,
+            format!("node '{node}''s stored report differs from the one it committed to in its closing"),
+        );
         None
     }
 }
@@ -522,7 +611,10 @@ fn check_attestations(
                 ),
             );
         } else if overlap && keeper.closing.is_some() {
-            report.fail(NAME, format!("node '{node}' committed to no masking proof in an overlap"));
+            report.fail(
+                NAME,
+                format!("node '{node}' committed to no masking proof in an overlap"),
+            );
         } else {
             report.add(
                 NAME,
@@ -532,9 +624,16 @@ fn check_attestations(
         }
         return;
     }
-    let key = keeper.announce.as_ref().map(|(_, k, _)| k.clone()).unwrap_or_default();
+    let key = keeper
+        .announce
+        .as_ref()
+        .map(|(_, k, _)| k.clone())
+        .unwrap_or_default();
     let Ok(key) = PointBytes::try_from(key.as_slice()) else {
-        report.fail(NAME, format!("node '{node}' announced no session key, so its proofs refer to nothing"));
+        report.fail(
+            NAME,
+            format!("node '{node}' announced no session key, so its proofs refer to nothing"),
+        );
         return;
     };
     let [u, _, _] = &r2s.lists;
@@ -544,12 +643,17 @@ fn check_attestations(
         let at = format!("record {index} (step {})", a.step);
         let digest = attest::digest(
             &a.step,
-            crate::wire::list_from_wire(a.inputs).map(|l| l.name()).unwrap_or("?"),
+            crate::wire::list_from_wire(a.inputs)
+                .map(|l| l.name())
+                .unwrap_or("?"),
             &a.outputs,
             &a.proof,
         );
         if !listed.iter().any(|l| l.as_slice() == digest) || !seen.insert(digest) {
-            report.fail(NAME, format!("{at}: not among the proofs node '{node}' committed to in its closing"));
+            report.fail(
+                NAME,
+                format!("{at}: not among the proofs node '{node}' committed to in its closing"),
+            );
             continue;
         }
         let (Some(outputs), Ok(proof)) = (split_points(&a.outputs), Proof::from_bytes(&a.proof)) else {
@@ -566,24 +670,30 @@ fn check_attestations(
                     )
                 })
                 .map_err(|e| e.to_string()),
-            (attest::RECEIVER_STEP, true) => match dleq::verify_aligned(&context, &key, w, &outputs, &proof) {
-                Err(e) => Err(e.to_string()),
-                Ok(()) => {
-                    let matched = recount(v, &outputs);
-                    let proved = format!(
-                        "{at}: r*W is the receiver's committed key times W ({} points)",
-                        w.len()
-                    );
-                    match release.and_then(|r| r.exact_count) {
-                        Some(count) if count != matched => Err(format!(
-                            "the chain gives |V ∩ r*W| = {matched}, but node '{node}' recorded an exact count of {count}"
-                        )),
-                        Some(_) => Ok(format!("{proved}, and |V ∩ r*W| = {matched} is the count it released before noise")),
-                        None => Ok(format!("{proved}; |V ∩ r*W| = {matched}")),
+            (attest::RECEIVER_STEP, true) => {
+                match dleq::verify_aligned(&context, &key, w, &outputs, &proof) {
+                    Err(e) => Err(e.to_string()),
+                    Ok(()) => {
+                        let matched = recount(v, &outputs);
+                        let proved = format!(
+                            "{at}: r*W is the receiver's committed key times W ({} points)",
+                            w.len()
+                        );
+                        match release.and_then(|r| r.exact_count) {
+                            Some(count) if count != matched => Err(format!(
+                                "the chain gives |V ∩ r*W| = {matched}, but node '{node}' recorded an exact count of {count}"
+                            )),
+                            Some(_) => Ok(format!(
+                                "{proved}, and |V ∩ r*W| = {matched} is the count it released before noise"
+                            )),
+                            None => Ok(format!("{proved}; |V ∩ r*W| = {matched}")),
+                        }
                     }
                 }
-            },
-            (step, _) => Err(format!("step '{step}' is not a step node '{node}' masks in its role")),
+            }
+            (step, _) => Err(format!(
+                "step '{step}' is not a step node '{node}' masks in its role"
+            )),
         };
         match result {
             Ok(text) => report.pass(NAME, text),
@@ -593,7 +703,11 @@ fn check_attestations(
     if seen.len() < listed.len() {
         report.fail(
             NAME,
-            format!("node '{node}' committed to {} proofs but the file holds {}", listed.len(), seen.len()),
+            format!(
+                "node '{node}' committed to {} proofs but the file holds {}",
+                listed.len(),
+                seen.len()
+            ),
         );
     }
 }
