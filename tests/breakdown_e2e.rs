@@ -217,6 +217,11 @@ async fn breakdowns_equal_the_plaintext_join_cell_for_cell() {
             .await
             .expect("job");
         assert_cells(&breakdown_of(&job), &want);
+        // Sealed, chained and co-signed; breakdown masking is not attested yet.
+        assert_eq!(
+            transcripts_verify(dir.path(), &job.job_id),
+            ["not_checked", "not_checked"]
+        );
     }
     cluster.shutdown().await;
 }
@@ -368,12 +373,15 @@ async fn segments_are_sized_and_activated_only_with_consent() {
     assert!(want.size > 0, "the generated data has members in this segment");
     let job = cluster.run(spec(Query::Segment(q), exact())).await.expect("job");
     assert_eq!(segment_size(&job), (want.size as i64, String::new()));
+    assert_eq!(transcripts_verify(dir.path(), &job.job_id), ["passed", "passed"]);
 
     // The bank receives its own members; the planner sees the size only.
     let q = segment("bank", bank_filters(), partner_filters());
     let job = cluster.run(spec(Query::Segment(q), exact())).await.expect("job");
     assert_eq!(segment_size(&job), (want.size as i64, "bank".to_string()));
     assert_eq!(members_file(&cluster, "bank", &job.job_id), want.left_members);
+    // Activation: the partner proves V = s*U, the bank r*W with Z its shuffle.
+    assert_eq!(transcripts_verify(dir.path(), &job.job_id), ["passed", "passed"]);
     // The partner may receive its members too (the bank's testing policy allows it).
     let q = segment("partner", bank_filters(), partner_filters());
     let job = cluster.run(spec(Query::Segment(q), exact())).await.expect("job");

@@ -141,8 +141,66 @@ pub async fn run(dir: &Path, options: &DemoOptions) -> anyhow::Result<bool> {
         println!("(composed under zCDP, so less than the sum); see `jointly-node budget`.");
     }
     let campaign_ok = crate::demo_campaign::run(&cluster, &data).await?;
+    let audit_ok = match rows.first() {
+        Some((_, job)) => audit(&cluster, &job.job_id).await?,
+        None => false,
+    };
     cluster.shutdown().await;
-    Ok(ok && campaign_ok)
+    Ok(ok && campaign_ok && audit_ok)
+}
+
+/// The compliance view of the first job: the partner's shared copy fetched
+/// through the coordinator, and the bank's own copy with its masking proof.
+async fn audit(cluster: &Cluster, job_id: &str) -> anyhow::Result<bool> {
+    use jointly_protocol::transcript::{CheckStatus, parse_file, verify};
+    println!();
+    println!(
+        "audit      the transcripts of the exact overlap job {job_id}, checked with no secret and no data:"
+    );
+    let mut planner = cluster.planner().await?;
+    let mut stream = planner
+        .fetch_transcript(jointly_protocol::wire::FetchTranscriptRequest {
+            job_id: job_id.to_string(),
+            node: "partner".into(),
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("fetching the transcript: {}", s.message()))?
+        .into_inner();
+    let mut fetched = Vec::new();
+    while let Some(chunk) = stream
+        .message()
+        .await
+        .map_err(|s| anyhow::anyhow!("fetching the transcript: {}", s.message()))?
+    {
+        fetched.extend_from_slice(&chunk.data);
+    }
+    let bank = jointly_node::NodeConfig::load(&cluster.deployment.bank_config)?;
+    let own = std::fs::read(jointly_node::transcripts::full_path(&bank.data_dir, job_id))?;
+    let mut ok = true;
+    for (label, bytes) in [
+        ("partner's shared copy, fetched through the coordinator", fetched),
+        ("bank's own copy, with its masking proof", own),
+    ] {
+        let report = verify(&parse_file(&bytes)?);
+        ok &= report.verified;
+        println!(
+            "  {label} ({} KiB): {}",
+            bytes.len() / 1024,
+            if report.verified { "VERIFIED" } else { "FAILED" }
+        );
+        for c in &report.checks {
+            let mark = match c.status {
+                CheckStatus::Passed => "ok",
+                CheckStatus::Failed => "FAIL",
+                CheckStatus::NotChecked => "n/a",
+            };
+            println!("    {mark:<4} {}: {}", c.name, c.detail);
+        }
+    }
+    println!(
+        "  (`jointly audit fetch JOB` and `jointly audit verify FILE` do the same from the command line)"
+    );
+    Ok(ok)
 }
 
 fn overlap_count(job: &Job) -> Option<(ReleasedCount, Release)> {

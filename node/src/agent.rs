@@ -344,6 +344,7 @@ impl Node {
             Ok((finished, selection)) => {
                 let exact_count = match &finished.outcome {
                     Outcome::Overlap(o) => Some(o.intersection),
+                    Outcome::Activation(a) => Some(a.members.len() as u64),
                     _ => None,
                 };
                 match self.release(&offer.job_id, &accepted, finished.outcome, &selection) {

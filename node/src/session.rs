@@ -13,7 +13,7 @@ use jointly_protocol::{
     attest::Attestation,
     party::{Outcome, Party, Progress},
     transcript::Recorder,
-    wire::{Abort, ProtocolMessage, SessionFrame, protocol_message::Kind, session_frame::Body},
+    wire::{Abort, ProtocolMessage, Sealed, SessionFrame, protocol_message::Kind, session_frame::Body},
 };
 use tokio::sync::mpsc;
 use tonic::Streaming;
@@ -90,19 +90,15 @@ pub struct Closing {
     pub epsilon: f64,
 }
 
-enum Inbound {
-    Sealed(jointly_protocol::wire::Sealed),
-}
-
 /// Reads the next frame; anything but a sealed message ends the session.
 async fn next_frame(
     out: &mpsc::Sender<SessionFrame>,
     inbound: &mut Streaming<SessionFrame>,
-) -> Result<Inbound, SessionFailure> {
+) -> Result<Sealed, SessionFailure> {
     match inbound.message().await {
         Ok(Some(SessionFrame {
             body: Some(Body::Sealed(s)),
-        })) => Ok(Inbound::Sealed(s)),
+        })) => Ok(s),
         Ok(Some(SessionFrame {
             body: Some(Body::Abort(a)),
         })) => Err(SessionFailure::Remote(format!(
@@ -182,7 +178,7 @@ pub async fn drive(
             // buffers and may unblock what this party sends next.
             biased;
             frame = next_frame(&out, &mut inbound) => {
-                let Inbound::Sealed(sealed) = frame?;
+                let sealed = frame?;
                 let (back, result) = cpu(move || {
                     let (mut p, mut t) = (current, transcript);
                     let r = t
@@ -299,7 +295,7 @@ async fn receive_closing(
     inbound: &mut Streaming<SessionFrame>,
     transcript: &mut Transcript,
 ) -> Result<(), SessionFailure> {
-    let Inbound::Sealed(sealed) = next_frame(out, inbound).await?;
+    let sealed = next_frame(out, inbound).await?;
     let result = transcript
         .recorder
         .open(sealed)

@@ -19,6 +19,7 @@
 use std::sync::Arc;
 
 use crate::{
+    attest::{self, Attestation},
     error::ProtocolError,
     group::{PointBytes, SessionKey, decode_and_mask, validate_points},
     hash::{HashToGroup, ID_DST},
@@ -67,6 +68,8 @@ pub struct ActivationReceiver {
     u: MaskedStream,
     peer_size: Option<u64>,
     rw: Vec<PointBytes>,
+    /// W as received, for the attestation of `rw` (A.Z).
+    w: Vec<PointBytes>,
     w_closed: bool,
     z: Vec<PointBytes>,
     z_next: usize,
@@ -94,6 +97,7 @@ impl ActivationReceiver {
             u: MaskedStream::new(ids),
             peer_size: None,
             rw: Vec::new(),
+            w: Vec::new(),
             w_closed: false,
             z: Vec::new(),
             z_next: 0,
@@ -154,6 +158,7 @@ impl ActivationReceiver {
                     bad,
                 })?;
                 self.rw.extend_from_slice(&masked);
+                self.w.extend_from_slice(&points);
                 Ok(())
             }
             (OverlapMessage::End { list: List::W, count }, Some(peer)) if !self.w_closed => {
@@ -249,6 +254,8 @@ pub struct ActivationSender {
     w: MaskedStream,
     peer_size: Option<u64>,
     v: Vec<PointBytes>,
+    /// U as received, for the attestation of V (A.V).
+    u: Vec<PointBytes>,
     u_closed: bool,
     z: Vec<PointBytes>,
     z_closed: bool,
@@ -277,6 +284,7 @@ impl ActivationSender {
             w: MaskedStream::new(ids),
             peer_size: None,
             v: Vec::new(),
+            u: Vec::new(),
             u_closed: false,
             z: Vec::new(),
             z_closed: false,
@@ -339,6 +347,7 @@ impl ActivationSender {
                 })?;
                 // In R's order: that is what lets R find its members.
                 self.v.extend_from_slice(&masked);
+                self.u.extend_from_slice(&points);
                 Ok(())
             }
             (OverlapMessage::End { list: List::U, count }, Some(peer)) if !self.u_closed => {
@@ -427,6 +436,17 @@ impl Party for ActivationReceiver {
         ActivationReceiver::progress(self)
     }
 
+    fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
+        let w = std::mem::take(&mut self.w);
+        Ok(vec![Attestation::make(
+            &self.key,
+            &self.terms,
+            attest::ACTIVATION_RECEIVER_STEP,
+            (List::W, &w),
+            self.rw.clone(),
+        )?])
+    }
+
     fn finish(self: Box<Self>) -> Result<Outcome, ProtocolError> {
         (*self).finish().map(Outcome::Activation)
     }
@@ -447,6 +467,17 @@ impl Party for ActivationSender {
 
     fn progress(&self) -> Progress {
         ActivationSender::progress(self)
+    }
+
+    fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
+        let u = std::mem::take(&mut self.u);
+        Ok(vec![Attestation::make(
+            &self.key,
+            &self.terms,
+            attest::ACTIVATION_SENDER_STEP,
+            (List::U, &u),
+            self.v.clone(),
+        )?])
     }
 
     fn finish(self: Box<Self>) -> Result<Outcome, ProtocolError> {

@@ -8,6 +8,9 @@
 //!   the chain is a permutation of `V°`.
 //! - R, step O.4: `r*W` in W's order. An auditor checks the proof against W
 //!   from the chain and recounts `|V ∩ r*W|`.
+//! - Segment activation, S, step A.V: V = s*U as sent, in U's order.
+//! - Segment activation, R, step A.Z: `r*W` in W's order, of which Z in the
+//!   chain must be a permutation; the auditor recounts the members `|V ∩ r*W|`.
 
 use sha2::{Digest, Sha256};
 
@@ -25,6 +28,10 @@ const DIGEST_TAG: &[u8] = b"JOINTLY-V1-ATTESTATION";
 pub const SENDER_STEP: &str = "O.2";
 /// The receiver's masking of W (O.4).
 pub const RECEIVER_STEP: &str = "O.4";
+/// Activation, S: V = s*U, sent in U's order.
+pub const ACTIVATION_SENDER_STEP: &str = "A.V";
+/// Activation, R: Z before its shuffle, r*W in W's order.
+pub const ACTIVATION_RECEIVER_STEP: &str = "A.Z";
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct Attestation {

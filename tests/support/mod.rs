@@ -120,3 +120,31 @@ pub fn released(
         other => panic!("no overlap result: {other:?}"),
     }
 }
+
+/// Both nodes' full transcripts of a job verify; returns the status of each
+/// node's masking-proof check ("passed" or "not_checked").
+pub fn transcripts_verify(dir: &Path, job_id: &str) -> Vec<String> {
+    use jointly_protocol::transcript::{parse_file, verify};
+    ["bank", "partner"]
+        .iter()
+        .map(|node| {
+            let path = dir.join(format!("{node}-data/transcripts/{job_id}.jtx"));
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let report = verify(&parse_file(&bytes).expect("a transcript file"));
+            assert!(
+                report.verified,
+                "{node}'s transcript of {job_id}: {:?}",
+                report.checks
+            );
+            let proofs = report
+                .checks
+                .iter()
+                .find(|c| c.name == "masking proofs")
+                .expect("a masking-proof check");
+            serde_json::to_value(proofs.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        })
+        .collect()
+}

@@ -47,6 +47,7 @@ pub fn run_recorded_pair(
     let s_out = s.finish().map_err(|e| fail("sender", e))?;
     let exact = match &r_out {
         Outcome::Overlap(o) => Some(o.intersection),
+        Outcome::Activation(a) => Some(a.members.len() as u64),
         _ => None,
     };
     let report = exact.unwrap_or(0).to_be_bytes().to_vec();

@@ -378,3 +378,74 @@ fn garbage_is_refused_without_panicking() {
         }
     }
 }
+
+#[test]
+fn segment_activation_files_verify_with_their_proofs() {
+    use crate::activation::{ActivationReceiver, ActivationSender};
+    let limits = Limits {
+        chunk_points: 5,
+        ..Limits::default()
+    };
+    let segment = QuerySpec {
+        query: Some(wire::query_spec::Query::Segment(wire::SegmentQuery {
+            left: Some(wire::DatasetRef {
+                node: "bank".into(),
+                dataset: "customers".into(),
+            }),
+            right: Some(wire::DatasetRef {
+                node: "shop".into(),
+                dataset: "members".into(),
+            }),
+            activate: "bank".into(),
+            ..Default::default()
+        })),
+        privacy: spec().privacy,
+    };
+    let with = |mut i: SessionInfo| {
+        i.spec = segment.clone();
+        i
+    };
+    let (bank, shop) = (key(1), key(2));
+    let r = Recorder::new(
+        with(info("s-9", "bank", "shop", Seat::Receiver)),
+        bank.clone(),
+        shop.verifying_key(),
+    );
+    let s = Recorder::new(
+        with(info("s-9", "shop", "bank", Seat::Sender)),
+        shop,
+        bank.verifying_key(),
+    );
+    let (r, s) = run_recorded_pair(
+        (Box::new(ActivationReceiver::new(ids(0..30), limits, TERMS)), r),
+        (Box::new(ActivationSender::new(ids(10..50), limits, TERMS, 5)), s),
+    )
+    .expect("honest activation");
+    match &r.outcome {
+        Outcome::Activation(a) => assert_eq!(a.members.len(), 20),
+        other => panic!("{other:?}"),
+    }
+    for (file, keeper, step) in [(&r.records, "bank", "A.Z"), (&s.records, "shop", "A.V")] {
+        let report = verify(file);
+        assert!(report.verified, "{keeper}: {:?}", failures(&report));
+        let proof = report
+            .checks
+            .iter()
+            .find(|c| c.name == "masking proofs")
+            .expect("proof check");
+        assert_eq!(proof.status, CheckStatus::Passed, "{keeper}");
+        assert!(proof.detail.contains(step), "{}", proof.detail);
+    }
+    // The members count the bank recorded must be the recount.
+    let mut file = r.records.clone();
+    for rec in &mut file {
+        if let Some(Record::Release(release)) = &mut rec.record {
+            release.exact_count = Some(19);
+        }
+    }
+    assert!(
+        failures(&verify(&file))
+            .iter()
+            .any(|f| f.contains("exact count of 19"))
+    );
+}

@@ -103,8 +103,8 @@ struct Direction {
     closing: Option<(Closing, ChainHead)>,
     cosign: Option<Vec<u8>>,
     after_cosign: bool,
-    /// Overlap lists by name, concatenated in chain order.
-    lists: [Vec<PointBytes>; 3],
+    /// Lists U, V, W, Z, concatenated in chain order.
+    lists: [Vec<PointBytes>; 4],
 }
 
 fn list_slot(list: i32) -> Option<usize> {
@@ -112,6 +112,7 @@ fn list_slot(list: i32) -> Option<usize> {
         Ok(MaskedList::U) => Some(0),
         Ok(MaskedList::V) => Some(1),
         Ok(MaskedList::W) => Some(2),
+        Ok(MaskedList::Z) => Some(3),
         _ => None,
     }
 }
@@ -599,7 +600,7 @@ fn check_attestations(
         .as_ref()
         .map(|(c, _)| c.attestations.iter().collect())
         .unwrap_or_default();
-    let overlap = report.query_kind == "overlap";
+    let attested_kind = matches!(report.query_kind.as_str(), "overlap" | "segment");
     if attestations.is_empty() {
         if !listed.is_empty() {
             report.add(
@@ -610,10 +611,13 @@ fn check_attestations(
                     listed.len()
                 ),
             );
-        } else if overlap && keeper.closing.is_some() {
+        } else if attested_kind && keeper.closing.is_some() {
             report.fail(
                 NAME,
-                format!("node '{node}' committed to no masking proof in an overlap"),
+                format!(
+                    "node '{node}' committed to no masking proof in a {} session",
+                    report.query_kind
+                ),
             );
         } else {
             report.add(
@@ -636,8 +640,8 @@ fn check_attestations(
         );
         return;
     };
-    let [u, _, _] = &r2s.lists;
-    let [_, v, w] = &s2r.lists;
+    let [u, _, _, z] = &r2s.lists;
+    let [_, v, w, _] = &s2r.lists;
     let mut seen = HashSet::new();
     for (index, a) in attestations {
         let at = format!("record {index} (step {})", a.step);
@@ -670,8 +674,28 @@ fn check_attestations(
                     )
                 })
                 .map_err(|e| e.to_string()),
-            (attest::RECEIVER_STEP, true) => {
-                match dleq::verify_aligned(&context, &key, w, &outputs, &proof) {
+            (attest::ACTIVATION_SENDER_STEP, false) => dleq::verify_aligned(
+                &context, &key, u, &outputs, &proof,
+            )
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                if outputs == *v {
+                    Ok(format!(
+                        "{at}: V, sent in U's order, is the sender's committed key times U ({} points)",
+                        u.len()
+                    ))
+                } else {
+                    Err("the proven list is not the V the chain carries".to_string())
+                }
+            }),
+            (step @ (attest::RECEIVER_STEP | attest::ACTIVATION_RECEIVER_STEP), true) => {
+                let checked = if step == attest::RECEIVER_STEP {
+                    dleq::verify_aligned(&context, &key, w, &outputs, &proof)
+                } else {
+                    // Z in the chain is r*W shuffled.
+                    dleq::verify_shuffled(&context, &key, w, &outputs, z, &proof)
+                };
+                match checked {
                     Err(e) => Err(e.to_string()),
                     Ok(()) => {
                         let matched = recount(v, &outputs);
