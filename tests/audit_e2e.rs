@@ -28,9 +28,10 @@ fn jointly(args: &[&str]) -> std::process::Output {
 async fn transcripts_are_kept_fetched_and_verified() {
     let dir = tempdir();
     let spec = DatagenSpec {
-        bank_rows: 900,
-        partner_rows: 700,
-        overlap: 300,
+        // Large enough that the shared copy travels in several parts.
+        bank_rows: 8000,
+        partner_rows: 6000,
+        overlap: 3000,
         seed: 5,
         messy: true,
         format: DataFormat::Csv,
@@ -105,7 +106,7 @@ async fn transcripts_are_kept_fetched_and_verified() {
             .iter()
             .any(|c| c.name == "masking proofs" && c.status == CheckStatus::NotChecked)
     );
-    assert!(records.len() > 3);
+    assert!(fetched.len() > 512 << 10, "the fetch spans several parts");
 
     // An unknown job is named.
     let missing = planner

@@ -18,12 +18,11 @@ use jointly_protocol::{
     envelope::ChainWriter,
     hash::HashToGroup,
     terms::job_terms,
-    transcript::step_of,
+    transcript::{envelope_to_wire, step_of},
     wire::{
-        Announce, DatasetInfo, Envelope, Hello, JobDecision, Join, MaskedList, NodeMessage, NodeTerms,
-        PointChunk, Proof, ProtocolMessage, Sealed, SessionFrame,
-        coordinator_message::Body as FromCoordinator, node_message::Body as ToCoordinator,
-        protocol_message::Kind, session_frame::Body,
+        Announce, DatasetInfo, Hello, JobDecision, Join, MaskedList, NodeMessage, NodeTerms, PointChunk,
+        Proof, ProtocolMessage, Sealed, SessionFrame, coordinator_message::Body as FromCoordinator,
+        node_message::Body as ToCoordinator, protocol_message::Kind, session_frame::Body,
     },
 };
 use prost::Message;
@@ -57,19 +56,9 @@ fn frame(chain: &mut ChainWriter, key: &SigningKey, kind: Kind) -> SessionFrame 
     };
     let payload = msg.encode_to_vec();
     let sealed = chain.seal(&step_of(&msg), &payload, key);
-    let h = &sealed.header;
     SessionFrame {
         body: Some(Body::Sealed(Sealed {
-            envelope: Some(Envelope {
-                session_id: h.session_id.clone(),
-                seq: h.seq,
-                step: h.step.clone(),
-                from: h.from.clone(),
-                to: h.to.clone(),
-                payload_sha256: h.payload_sha256.to_vec(),
-                prev_hash: h.prev_hash.to_vec(),
-                signature: sealed.signature.to_vec(),
-            }),
+            envelope: Some(envelope_to_wire(&sealed)),
             payload,
         })),
     }

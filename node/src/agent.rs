@@ -663,8 +663,9 @@ impl Node {
     }
 }
 
-/// Bytes per transcript part sent to the coordinator.
-const TRANSCRIPT_PART: usize = 1 << 20;
+/// Bytes per transcript part sent to the coordinator: well inside the
+/// transport's frame limit (`MAX_FRAME_BYTES`) with the message around it.
+const TRANSCRIPT_PART: usize = 512 << 10;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding this lock leaves a plain map behind; keep going.

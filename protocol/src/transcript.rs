@@ -14,7 +14,7 @@ mod verify;
 
 pub use file::{FileError, encode_record, parse_file, shared_copy};
 pub use pair::{Recorded, run_recorded_pair};
-pub use recorder::{Recorder, Seat, SessionInfo, TranscriptError};
+pub use recorder::{Recorder, Seat, SessionInfo, TranscriptError, envelope_to_wire};
 pub use summary::{describe_query, query_kind, result_commitment, step_of};
 pub use verify::{AuditReport, Check, CheckStatus, PartyReport, verify};
 

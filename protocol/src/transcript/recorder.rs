@@ -105,7 +105,8 @@ fn record(r: Record) -> TranscriptRecord {
     TranscriptRecord { record: Some(r) }
 }
 
-fn to_wire(sealed: &SealedHeader) -> Envelope {
+/// An envelope as the wire carries it.
+pub fn envelope_to_wire(sealed: &SealedHeader) -> Envelope {
     let h = &sealed.header;
     Envelope {
         session_id: h.session_id.clone(),
@@ -204,7 +205,7 @@ impl Recorder {
             _ => {}
         }
         let sealed = wire::Sealed {
-            envelope: Some(to_wire(&header)),
+            envelope: Some(envelope_to_wire(&header)),
             payload,
         };
         self.records.push(record(Record::Message(TranscriptMessage {

@@ -88,6 +88,16 @@ fn filters(side: &str, list: &[Filter]) -> Vec<String> {
         .collect()
 }
 
+/// " where left.a = .. and right.b .." for the filters of both sides, or nothing.
+fn where_clause(left: &[Filter], right: &[Filter]) -> String {
+    let all = [filters("left", left), filters("right", right)].concat();
+    if all.is_empty() {
+        String::new()
+    } else {
+        format!(" where {}", all.join(" and "))
+    }
+}
+
 /// The question in one line, as the auditor reads it.
 pub fn describe_query(spec: &QuerySpec) -> String {
     let refer = |d: &Option<crate::wire::DatasetRef>| {
@@ -99,14 +109,7 @@ pub fn describe_query(spec: &QuerySpec) -> String {
         Some(Query::Overlap(q)) => format!("overlap of {} with {}", refer(&q.left), refer(&q.right)),
         Some(Query::Segment(q)) => {
             let mut t = format!("segment of {} with {}", refer(&q.left), refer(&q.right));
-            let f = [
-                filters("left", &q.left_filters),
-                filters("right", &q.right_filters),
-            ]
-            .concat();
-            if !f.is_empty() {
-                t += &format!(" where {}", f.join(" and "));
-            }
+            t += &where_clause(&q.left_filters, &q.right_filters);
             if !q.activate.is_empty() {
                 t += &format!(", members activated for '{}'", q.activate);
             }
@@ -138,14 +141,7 @@ pub fn describe_query(spec: &QuerySpec) -> String {
             if !measures.is_empty() {
                 t += &format!(", measuring {}", measures.join(", "));
             }
-            let f = [
-                filters("left", &q.left_filters),
-                filters("right", &q.right_filters),
-            ]
-            .concat();
-            if !f.is_empty() {
-                t += &format!(" where {}", f.join(" and "));
-            }
+            t += &where_clause(&q.left_filters, &q.right_filters);
             t
         }
         None => "an unknown query".into(),
