@@ -247,6 +247,9 @@ impl Recorder {
                 actual,
             });
         }
+        if self.peer_closing.is_some() && !matches!(msg.kind, Some(Kind::Cosign(_))) {
+            return Err(malformed("follows the peer's closing, after which only its co-signature may come"));
+        }
         match &msg.kind {
             Some(Kind::Announce(a)) if self.peer.is_none() => {
                 self.peer = Some(Announced {

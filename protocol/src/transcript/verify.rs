@@ -168,6 +168,11 @@ impl Direction {
         if elide(&msg) {
             return Ok(());
         }
+        if self.closing.is_some() && !matches!(msg.kind, Some(Kind::Cosign(_))) {
+            return Err(at(format!(
+                "message {seq} ({label}) follows this side's closing, after which only its co-signature may come"
+            )));
+        }
         if self.after_cosign {
             return Err(at(format!("message {seq} ({label}) follows the co-signature")));
         }
