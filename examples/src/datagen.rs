@@ -77,7 +77,7 @@ const DOMAINS: [&str; 5] = [
     "example.net",
     "corp.example.org",
 ];
-const INVALID_PHONES: [&str; 8] = [
+pub(crate) const INVALID_PHONES: [&str; 8] = [
     "",
     "N/A",
     "12345",
@@ -106,7 +106,7 @@ const KIND_INVALID: u64 = 2;
 const LOW_MASK: u64 = (1 << KIND_SHIFT) - 1;
 
 /// The 11 national digits of person `i` (ASCII).
-fn national_digits(i: u64) -> [u8; 11] {
+pub(crate) fn national_digits(i: u64) -> [u8; 11] {
     let n = PREFIXES.len() as u64;
     let mut out = [0u8; 11];
     out[..3].copy_from_slice(PREFIXES[(i % n) as usize].as_bytes());
@@ -125,7 +125,7 @@ pub fn person_phone(i: u64) -> String {
     format!("+86{}", String::from_utf8_lossy(&d))
 }
 
-fn mix(mut z: u64) -> u64 {
+pub(crate) fn mix(mut z: u64) -> u64 {
     // splitmix64 finaliser
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -133,7 +133,7 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn weighted(weights: &[u32], r: u32) -> usize {
+pub(crate) fn weighted(weights: &[u32], r: u32) -> usize {
     let total: u32 = weights.iter().sum();
     let mut r = r % total;
     for (i, w) in weights.iter().enumerate() {
@@ -157,7 +157,7 @@ enum Cell {
     Money(f64),
 }
 
-struct Side {
+pub(crate) struct Side {
     file: &'static str,
     id_col: &'static str,
     phone_col: &'static str,
@@ -206,7 +206,7 @@ fn fill_partner(rng: &mut StdRng, out: &mut Vec<Cell>) {
     ]);
 }
 
-const BANK: Side = Side {
+pub(crate) const BANK: Side = Side {
     file: "bank",
     id_col: "customer_id",
     phone_col: "phone",
@@ -223,7 +223,7 @@ const BANK: Side = Side {
     fill: fill_bank,
 };
 
-const PARTNER: Side = Side {
+pub(crate) const PARTNER: Side = Side {
     file: "partner",
     id_col: "user_id",
     phone_col: "mobile",
@@ -240,6 +240,11 @@ const PARTNER: Side = Side {
 };
 
 impl Side {
+    /// The formatting variant (of [`write_phone`]) a person's phone usually has on this side.
+    pub(crate) fn phone_variant(&self, person: u64, seed: u64) -> usize {
+        weighted(&self.phone_weights, mix(person ^ self.salt ^ seed) as u32)
+    }
+
     fn schema(&self) -> Schema {
         let mut fields = vec![
             Field::new(self.id_col.into(), DataType::String),
@@ -251,7 +256,7 @@ impl Side {
     }
 }
 
-fn write_phone(out: &mut String, d: &[u8; 11], variant: usize) {
+pub(crate) fn write_phone(out: &mut String, d: &[u8; 11], variant: usize) {
     let s = |a: usize, b: usize| std::str::from_utf8(&d[a..b]).unwrap_or_default();
     let (p, m, e) = (s(0, 3), s(3, 7), s(7, 11));
     let _ = match variant {
@@ -550,7 +555,7 @@ fn write_side(
                 let variant = if !spec.messy {
                     1
                 } else {
-                    let primary = weighted(&side.phone_weights, mix(person ^ side.salt ^ spec.seed) as u32);
+                    let primary = side.phone_variant(person, spec.seed);
                     if kind == KIND_PERSON {
                         primary
                     } else {

@@ -414,7 +414,7 @@ fn numbers(text: &StringChunked) -> Vec<f64> {
 }
 
 /// Normalized identifiers, null where the raw value is rejected.
-fn normalize(raw: &StringChunked, kind: IdKind, name: &str) -> StringChunked {
+pub(crate) fn normalize(raw: &StringChunked, kind: IdKind, name: &str) -> StringChunked {
     let normalizer = Normalizer::default();
     let mut out = StringChunkedBuilder::new(name.into(), raw.len());
     for v in raw.iter() {
@@ -425,7 +425,7 @@ fn normalize(raw: &StringChunked, kind: IdKind, name: &str) -> StringChunked {
 
 /// The named columns of a file, each as its text form: CSV cells as written,
 /// Parquet values cast to String.
-fn read_text(path: &Path, columns: &[&str]) -> anyhow::Result<DataFrame> {
+pub(crate) fn read_text(path: &Path, columns: &[&str]) -> anyhow::Result<DataFrame> {
     let read = if path.extension().is_some_and(|e| e == "parquet") {
         let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         ParquetReader::new(file)

@@ -8,6 +8,7 @@
 pub mod accounting;
 pub mod activation;
 pub mod attest;
+pub mod attribution_model;
 pub mod breakdown;
 pub mod breakdown_plan;
 pub mod bsgs;
