@@ -248,7 +248,9 @@ impl Recorder {
             });
         }
         if self.peer_closing.is_some() && !matches!(msg.kind, Some(Kind::Cosign(_))) {
-            return Err(malformed("follows the peer's closing, after which only its co-signature may come"));
+            return Err(malformed(
+                "follows the peer's closing, after which only its co-signature may come",
+            ));
         }
         match &msg.kind {
             Some(Kind::Announce(a)) if self.peer.is_none() => {
