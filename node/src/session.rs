@@ -248,7 +248,7 @@ impl Link {
                 closing.policy_checks,
                 closing.report,
                 closing.exact_count,
-                &attestations,
+                attestations,
                 closing.epsilon,
             );
             (t.seal(&msg), t)

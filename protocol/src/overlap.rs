@@ -253,6 +253,24 @@ pub(crate) fn check_announce(
     Ok(())
 }
 
+/// Points in both sorted lists, by merging: the receiver's count, and the
+/// auditor's recount of it.
+pub(crate) fn count_common(a: &[PointBytes], b: &[PointBytes]) -> u64 {
+    let (mut i, mut j, mut count) = (0, 0, 0u64);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                count += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    count
+}
+
 /// Preallocation is bounded so a peer's announcement alone cannot reserve much.
 pub(crate) fn capacity_for(announced: u64) -> usize {
     announced.min(1 << 20) as usize
@@ -431,20 +449,8 @@ impl OverlapReceiver {
                 return Err(ProtocolError::DuplicatePoints { step: list.step() });
             }
         }
-        let (mut i, mut j, mut count) = (0, 0, 0u64);
-        while i < self.v.len() && j < self.rw.len() {
-            match self.v[i].cmp(&self.rw[j]) {
-                std::cmp::Ordering::Less => i += 1,
-                std::cmp::Ordering::Greater => j += 1,
-                std::cmp::Ordering::Equal => {
-                    count += 1;
-                    i += 1;
-                    j += 1;
-                }
-            }
-        }
         Ok(OverlapOutcome {
-            intersection: count,
+            intersection: count_common(&self.v, &self.rw),
             own_set_size: self.u.len(),
             peer_set_size: self.peer_size.unwrap_or(0),
         })

@@ -51,8 +51,8 @@ pub fn run_recorded_pair(
         _ => None,
     };
     let report = exact.unwrap_or(0).to_be_bytes().to_vec();
-    let r_close = r_rec.closing(vec!["in-process run".into()], report, exact, &r_att, 0.0);
-    let s_close = s_rec.closing(vec!["in-process run".into()], Vec::new(), None, &s_att, 0.0);
+    let r_close = r_rec.closing(vec!["in-process run".into()], report, exact, r_att, 0.0);
+    let s_close = s_rec.closing(vec!["in-process run".into()], Vec::new(), None, s_att, 0.0);
     let step = |from: &mut Recorder, to: &mut Recorder, m| -> Result<(), TranscriptError> {
         to.open(from.seal(&m)).map(|_| ())
     };

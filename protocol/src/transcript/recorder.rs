@@ -299,7 +299,7 @@ impl Recorder {
         policy_checks: Vec<String>,
         report: Vec<u8>,
         exact_count: Option<u64>,
-        attestations: &[Attestation],
+        attestations: Vec<Attestation>,
         epsilon: f64,
     ) -> ProtocolMessage {
         let mut salt = vec![0u8; 32];
@@ -311,7 +311,8 @@ impl Recorder {
             self.records.push(record(Record::Attestation(wire::Attestation {
                 step: a.step.to_string(),
                 inputs: crate::wire::list_to_wire(a.inputs) as i32,
-                outputs: a.outputs.as_flattened().to_vec(),
+                // Moved, not copied: a million-point list is 32 MiB.
+                outputs: a.outputs.into_flattened(),
                 proof: a.proof.to_bytes().to_vec(),
             })));
         }

@@ -746,17 +746,5 @@ fn recount(v: &[PointBytes], outputs: &[PointBytes]) -> u64 {
     use rayon::slice::ParallelSliceMut;
     let (mut a, mut b) = (v.to_vec(), outputs.to_vec());
     rayon::join(|| a.par_sort_unstable(), || b.par_sort_unstable());
-    let (mut i, mut j, mut count) = (0, 0, 0u64);
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                count += 1;
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    count
+    crate::overlap::count_common(&a, &b)
 }
