@@ -16,7 +16,7 @@ use std::{
 };
 
 use jointly_protocol::{
-    transcript::{encode_record, shared_copy},
+    transcript::{encode_record, has_private_part, shared_copy},
     wire::TranscriptRecord,
 };
 use sha2::{Digest, Sha256};
@@ -112,8 +112,14 @@ impl TranscriptFiles {
         for r in records {
             let bytes = encode_record(&r);
             self.full.write_all(&bytes).map_err(fail)?;
-            if let Some(shared) = shared_copy(&r) {
-                let bytes = encode_record(&shared);
+            // Masked lists make up nearly all of a transcript: they are
+            // encoded once and shared as they are.
+            let shared = if !has_private_part(&r) {
+                Some(bytes)
+            } else {
+                shared_copy(&r).map(|s| encode_record(&s))
+            };
+            if let Some(bytes) = shared {
                 self.shared.write_all(&bytes).map_err(fail)?;
                 self.shared_sha.update(&bytes);
                 self.shared_bytes += bytes.len() as u64;

@@ -155,6 +155,11 @@ impl ChainWriter {
         sealed
     }
 
+    /// Messages sealed so far.
+    pub fn count(&self) -> u64 {
+        self.next_seq
+    }
+
     /// The link of the last sealed message (the genesis link before any).
     pub fn head(&self) -> [u8; 32] {
         self.prev

@@ -12,7 +12,7 @@ mod recorder;
 mod summary;
 mod verify;
 
-pub use file::{FileError, encode_record, parse_file, shared_copy};
+pub use file::{FileError, encode_record, has_private_part, parse_file, shared_copy};
 pub use pair::{Recorded, run_recorded_pair};
 pub use recorder::{Recorder, Seat, SessionInfo, TranscriptError, envelope_to_wire};
 pub use summary::{describe_query, query_kind, result_commitment, step_of};

@@ -33,6 +33,12 @@ pub fn parse_file(mut bytes: &[u8]) -> Result<Vec<TranscriptRecord>, FileError> 
     Ok(records)
 }
 
+/// Whether the shared copy of `record` differs from it (withheld or
+/// trimmed); every other record is shared byte for byte.
+pub fn has_private_part(record: &TranscriptRecord) -> bool {
+    matches!(record.record, Some(Record::Attestation(_) | Record::Release(_)))
+}
+
 /// The record as the node shares it through the coordinator: attestations
 /// are withheld (their aligned lists would tell the peer which of its
 /// identifiers matched) and so is the receiver's exact count.

@@ -95,7 +95,7 @@ impl std::fmt::Debug for Recorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Recorder")
             .field("session", &self.info.session_id)
-            .field("sent", &self.out_count())
+            .field("sent", &self.out.count())
             .field("received", &self.inbound.count())
             .finish_non_exhaustive()
     }
@@ -173,10 +173,6 @@ impl Recorder {
             summary: None,
             records: vec![record(Record::Head(head))],
         }
-    }
-
-    fn out_count(&self) -> u64 {
-        self.records.len().saturating_sub(self.inbound.count() as usize) as u64
     }
 
     /// Records to append to the file, in order, since the last call.
