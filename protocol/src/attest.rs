@@ -18,6 +18,7 @@ use crate::{
     ProtocolError,
     dleq::{self, Proof},
     group::{PointBytes, SessionKey},
+    hinted,
     overlap::{List, Terms},
 };
 
@@ -40,6 +41,11 @@ pub struct Attestation {
     pub inputs: List,
     pub outputs: Vec<PointBytes>,
     pub proof: Proof,
+    /// Decoding hints for the input list and the outputs ([`crate::hinted`]):
+    /// stored so the auditor need not take two million square roots per
+    /// million points. Not in the digest: they claim nothing.
+    pub input_hints: Vec<u8>,
+    pub output_hints: Vec<u8>,
 }
 
 impl std::fmt::Debug for Attestation {
@@ -73,13 +79,23 @@ impl Attestation {
         outputs: Vec<PointBytes>,
     ) -> Result<Self, ProtocolError> {
         let context = context(terms, step, &key.public());
-        let proof = dleq::prove_aligned(key.scalar(), &context, inputs.1, &outputs, &mut rand::rng())
-            .map_err(|error| ProtocolError::Attestation { step, error })?;
+        let (input_hints, output_hints) = rayon::join(|| hinted::hints(inputs.1), || hinted::hints(&outputs));
+        let proof = dleq::prove_aligned_hinted(
+            key.scalar(),
+            &context,
+            inputs.1,
+            Some(&input_hints),
+            &outputs,
+            &mut rand::rng(),
+        )
+        .map_err(|error| ProtocolError::Attestation { step, error })?;
         Ok(Self {
             step,
             inputs: inputs.0,
             outputs,
             proof,
+            input_hints,
+            output_hints,
         })
     }
 

@@ -24,11 +24,13 @@
 //! The prover derives `t` from a hash of `k`, the seed and fresh randomness, so a
 //! weak or repeated random source alone does not leak `k`.
 //!
-//! Cost is dominated by strict decompression of the points (the verifier
-//! decodes both lists, the prover only the inputs); the multiscalar
-//! multiplications with 128-bit weights come to about a sixth of it, and
-//! hashing the lists and deriving the weights to a few percent. Chunks of
-//! points are processed in parallel.
+//! Without hints, cost is dominated by strict decompression of the points
+//! (the verifier decodes both lists, the prover only the inputs), an inverse
+//! square root each; the multiscalar multiplications with 128-bit weights come
+//! to about a sixth of it. With [`Hints`] (the `_hinted` functions) a point
+//! whose stored inverse square root checks is decoded with a few
+//! multiplications and summed by [`crate::hinted`], which halves a check; the
+//! verdict is the same either way. Chunks of points are processed in parallel.
 //!
 //! # Soundness (SHA-512 modelled as a random oracle)
 //!
@@ -110,7 +112,10 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha512};
 use zeroize::Zeroize;
 
-use crate::group::{BadPoint, PointBytes, decode_point};
+use crate::{
+    group::{BadPoint, PointBytes, decode_point},
+    hinted::{self, HINT_LEN},
+};
 
 const SEED_TAG: &[u8] = b"JOINTLY-V1-DLEQ-SEED";
 const LIST_TAG: &[u8] = b"JOINTLY-V1-DLEQ-LIST";
@@ -123,12 +128,21 @@ const NONCE_TAG: &[u8] = b"JOINTLY-V1-DLEQ-NONCE";
 /// 64 bytes of SHA-512 output, 16 bytes per weight.
 const WEIGHTS_PER_BLOCK: usize = 4;
 
-/// Points per unit of parallel work. The multiscalar multiplication's window
-/// stops growing above 800 points, so splitting costs only the per-chunk
-/// bucket sums (about 2%), and chunks bound the memory of decoded points to
-/// about 15 MB per core instead of 320 bytes per point of both lists.
+/// Points per unit of parallel work. Splitting costs only the per-chunk bucket
+/// sums (a few percent at this size), and chunks bound the memory of decoded
+/// points to about 20 MB per core instead of 320 bytes per point of both lists.
 /// A multiple of `WEIGHTS_PER_BLOCK`, so chunks start on a block.
-const CHUNK: usize = 1 << 15;
+const CHUNK: usize = 1 << 16;
+
+/// Decoding hints ([`crate::hinted`]) for the two lists of a statement,
+/// `HINT_LEN` bytes per point, as the prover stores them. A hint speeds up the
+/// check of its point and decides nothing: a missing, short or wrong one
+/// only sends points to the ordinary decoding.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Hints<'a> {
+    pub inputs: Option<&'a [u8]>,
+    pub outputs: Option<&'a [u8]>,
+}
 
 /// Why a proof could not be made or was refused. Every refusal names what
 /// failed; none carries a secret.
@@ -222,13 +236,29 @@ pub fn prove_aligned<R: CryptoRng + ?Sized>(
     outputs: &[PointBytes],
     rng: &mut R,
 ) -> Result<Proof, DleqError> {
+    prove_aligned_hinted(secret, context, inputs, None, outputs, rng)
+}
+
+/// [`prove_aligned`], decoding the inputs with their hints where they check.
+pub fn prove_aligned_hinted<R: CryptoRng + ?Sized>(
+    secret: &Scalar,
+    context: &[u8],
+    inputs: &[PointBytes],
+    input_hints: Option<&[u8]>,
+    outputs: &[PointBytes],
+    rng: &mut R,
+) -> Result<Proof, DleqError> {
     check_lengths(inputs, outputs)?;
     if *secret == Scalar::ZERO {
         return Err(DleqError::ZeroKey);
     }
     let key = public_key(secret);
     let seed = statement_seed(context, &key, inputs, outputs);
-    let [m] = weighted_sums(&seed, [(inputs, DleqError::BadInput)], CHUNK)?;
+    let [m] = weighted_sums(
+        &seed,
+        [(inputs, usable(input_hints, inputs), DleqError::BadInput)],
+        CHUNK,
+    )?;
     let z = secret * m;
 
     let mut t = nonce(secret, &seed, rng);
@@ -249,12 +279,27 @@ pub fn verify_aligned(
     outputs: &[PointBytes],
     proof: &Proof,
 ) -> Result<(), DleqError> {
+    verify_aligned_hinted(context, key, inputs, outputs, Hints::default(), proof)
+}
+
+/// [`verify_aligned`], decoding points with their hints where they check.
+pub fn verify_aligned_hinted(
+    context: &[u8],
+    key: &PointBytes,
+    inputs: &[PointBytes],
+    outputs: &[PointBytes],
+    hints: Hints<'_>,
+    proof: &Proof,
+) -> Result<(), DleqError> {
     check_lengths(inputs, outputs)?;
     let k = decode_point(key, 0).map_err(DleqError::BadKey)?;
     let seed = statement_seed(context, key, inputs, outputs);
     let [m, z] = weighted_sums(
         &seed,
-        [(inputs, DleqError::BadInput), (outputs, DleqError::BadOutput)],
+        [
+            (inputs, usable(hints.inputs, inputs), DleqError::BadInput),
+            (outputs, usable(hints.outputs, outputs), DleqError::BadOutput),
+        ],
         CHUNK,
     )?;
     let Proof {
@@ -283,10 +328,37 @@ pub fn verify_shuffled(
     shuffled_outputs: &[PointBytes],
     proof: &Proof,
 ) -> Result<(), DleqError> {
+    verify_shuffled_hinted(
+        context,
+        key,
+        inputs,
+        aligned_outputs,
+        shuffled_outputs,
+        Hints::default(),
+        proof,
+    )
+}
+
+/// [`verify_shuffled`], decoding points with their hints where they check;
+/// `hints.outputs` are those of `aligned_outputs`.
+pub fn verify_shuffled_hinted(
+    context: &[u8],
+    key: &PointBytes,
+    inputs: &[PointBytes],
+    aligned_outputs: &[PointBytes],
+    shuffled_outputs: &[PointBytes],
+    hints: Hints<'_>,
+    proof: &Proof,
+) -> Result<(), DleqError> {
     if !same_multiset(aligned_outputs, shuffled_outputs) {
         return Err(DleqError::NotAPermutation);
     }
-    verify_aligned(context, key, inputs, aligned_outputs, proof)
+    verify_aligned_hinted(context, key, inputs, aligned_outputs, hints, proof)
+}
+
+/// Hints of the wrong length for their list are ignored whole.
+fn usable<'a>(hints: Option<&'a [u8]>, points: &[PointBytes]) -> Option<&'a [u8]> {
+    hints.filter(|h| h.len() == points.len() * HINT_LEN)
 }
 
 fn check_lengths(inputs: &[PointBytes], outputs: &[PointBytes]) -> Result<(), DleqError> {
@@ -345,7 +417,7 @@ fn statement_seed(
 /// Weights `first .. first + out.len()`; `first` must be a multiple of
 /// `WEIGHTS_PER_BLOCK`. 128 bits each: enough for `2^-128` soundness, and half
 /// the additions of full-size scalars in the multiscalar multiplication.
-fn weights_into(seed: &[u8; 64], first: usize, out: &mut [Scalar]) {
+fn weights_into(seed: &[u8; 64], first: usize, out: &mut [u128]) {
     debug_assert!(first.is_multiple_of(WEIGHTS_PER_BLOCK));
     let mut base = tagged(WEIGHT_TAG);
     base.update(seed);
@@ -357,38 +429,53 @@ fn weights_into(seed: &[u8; 64], first: usize, out: &mut [Scalar]) {
         for (w, bytes) in lanes.iter_mut().zip(block.chunks_exact(16)) {
             let mut le = [0u8; 16];
             le.copy_from_slice(bytes);
-            *w = Scalar::from(u128::from_le_bytes(le));
+            *w = u128::from_le_bytes(le);
         }
     }
 }
 
 type Rejection = fn(BadPoint) -> DleqError;
 
+/// A list to sum, its hints if usable, and the error its bad points get.
+type SumInput<'a> = (&'a [PointBytes], Option<&'a [u8]>, Rejection);
+
 /// `sum w_i * P_i` for each list, with the same weights; chunks of `chunk`
 /// points are decoded and multiplied in parallel.
 fn weighted_sums<const L: usize>(
     seed: &[u8; 64],
-    lists: [(&[PointBytes], Rejection); L],
+    lists: [SumInput<'_>; L],
     chunk: usize,
 ) -> Result<[RistrettoPoint; L], DleqError> {
     debug_assert!(chunk.is_multiple_of(WEIGHTS_PER_BLOCK) && chunk > 0);
-    let n = lists.first().map_or(0, |(l, _)| l.len());
-    debug_assert!(lists.iter().all(|(l, _)| l.len() == n));
+    let n = lists.first().map_or(0, |(l, _, _)| l.len());
+    debug_assert!(lists.iter().all(|(l, _, _)| l.len() == n));
     (0..n.div_ceil(chunk))
         .into_par_iter()
         .map(|c| {
             let start = c * chunk;
             let end = (start + chunk).min(n);
-            let mut weights = vec![Scalar::ZERO; end - start];
+            let mut weights = vec![0u128; end - start];
             weights_into(seed, start, &mut weights);
             let mut sums = [RistrettoPoint::identity(); L];
-            for (sum, (list, reject)) in sums.iter_mut().zip(&lists) {
-                let points = list[start..end]
-                    .iter()
-                    .enumerate()
-                    .map(|(j, p)| decode_point(p, start + j).map_err(reject))
-                    .collect::<Result<Vec<_>, _>>()?;
-                *sum = RistrettoPoint::vartime_multiscalar_mul(&weights, &points);
+            for (sum, (list, hints, reject)) in sums.iter_mut().zip(&lists) {
+                let points = &list[start..end];
+                *sum = match hints {
+                    Some(h) => {
+                        let h = &h[start * HINT_LEN..end * HINT_LEN];
+                        hinted_chunk_sum(&weights, points, h, start, *reject)?
+                    }
+                    None => {
+                        let decoded = points
+                            .iter()
+                            .enumerate()
+                            .map(|(j, p)| decode_point(p, start + j).map_err(reject))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        RistrettoPoint::vartime_multiscalar_mul(
+                            weights.iter().map(|w| Scalar::from(*w)),
+                            &decoded,
+                        )
+                    }
+                };
             }
             Ok(sums)
         })
@@ -396,6 +483,35 @@ fn weighted_sums<const L: usize>(
             || [RistrettoPoint::identity(); L],
             |a, b| Ok(std::array::from_fn(|i| a[i] + b[i])),
         )
+}
+
+/// One chunk's weighted sum: points whose hint checks go to the hinted sum,
+/// the rest to dalek's decoding, which refuses what is not a point.
+fn hinted_chunk_sum(
+    weights: &[u128],
+    points: &[PointBytes],
+    hints: &[u8],
+    start: usize,
+    reject: Rejection,
+) -> Result<RistrettoPoint, DleqError> {
+    let mut fast = (Vec::with_capacity(points.len()), Vec::with_capacity(points.len()));
+    let mut slow = (Vec::new(), Vec::new());
+    for (j, (p, h)) in points.iter().zip(hints.chunks_exact(HINT_LEN)).enumerate() {
+        match hinted::decode(p, h) {
+            Some(a) => {
+                fast.0.push(weights[j]);
+                fast.1.push(a);
+            }
+            None => {
+                slow.0.push(Scalar::from(weights[j]));
+                slow.1.push(decode_point(p, start + j).map_err(reject)?);
+            }
+        }
+    }
+    let fast = hinted::weighted_sum(&fast.0, &fast.1)
+        .to_dalek()
+        .ok_or(DleqError::Invalid)?;
+    Ok(fast + RistrettoPoint::vartime_multiscalar_mul(&slow.0, &slow.1))
 }
 
 /// Hedged nonce: the secret and the statement go in, so a broken random source

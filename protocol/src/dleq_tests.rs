@@ -394,7 +394,19 @@ fn bad_point_index_counts_across_chunks() {
     let case = Case::honest(41, 23);
     let mut inputs = case.inputs.clone();
     inputs[17] = [0u8; 32];
-    let got = weighted_sums(&[9; 64], [(&inputs[..], DleqError::BadInput as Rejection)], 4);
+    let got = weighted_sums(
+        &[9; 64],
+        [(&inputs[..], None, DleqError::BadInput as Rejection)],
+        4,
+    );
+    assert_eq!(got, Err(DleqError::BadInput(BadPoint::Identity { index: 17 })));
+    // With hints, the identity goes to the ordinary decoding and is named too.
+    let hints = crate::hinted::hints(&inputs);
+    let got = weighted_sums(
+        &[9; 64],
+        [(&inputs[..], Some(&hints[..]), DleqError::BadInput as Rejection)],
+        4,
+    );
     assert_eq!(got, Err(DleqError::BadInput(BadPoint::Identity { index: 17 })));
 }
 
@@ -402,36 +414,115 @@ fn bad_point_index_counts_across_chunks() {
 fn chunked_sums_equal_the_plain_sum() {
     let case = Case::honest(42, 37);
     let seed = [3u8; 64];
-    let mut weights = vec![Scalar::ZERO; 37];
+    let mut weights = vec![0u128; 37];
     weights_into(&seed, 0, &mut weights);
-    let plain: RistrettoPoint = weights.iter().zip(&case.points).map(|(w, p)| w * p).sum();
-    for chunk in [4, 8, 12, 36, 40, CHUNK] {
-        let [m] = weighted_sums(
-            &seed,
-            [(&case.inputs[..], DleqError::BadInput as Rejection)],
-            chunk,
-        )
-        .expect("valid points");
-        assert_eq!(m, plain, "chunk {chunk}");
+    let plain: RistrettoPoint = weights
+        .iter()
+        .zip(&case.points)
+        .map(|(w, p)| Scalar::from(*w) * p)
+        .sum();
+    let hints = crate::hinted::hints(&case.inputs);
+    // Some hints wrong: those points take the ordinary decoding, same sum.
+    let mut damaged = hints.clone();
+    for i in [0, 5, 36] {
+        damaged[i * HINT_LEN + 3] ^= 1;
     }
+    for chunk in [4, 8, 12, 36, 40, CHUNK] {
+        for h in [None, Some(&hints[..]), Some(&damaged[..])] {
+            let [m] = weighted_sums(
+                &seed,
+                [(&case.inputs[..], h, DleqError::BadInput as Rejection)],
+                chunk,
+            )
+            .expect("valid points");
+            assert_eq!(m, plain, "chunk {chunk}");
+        }
+    }
+}
+
+#[test]
+fn hints_speed_up_but_never_decide() {
+    let case = Case::honest(61, 300);
+    let inputs = crate::hinted::hints(&case.inputs);
+    let outputs = crate::hinted::hints(&case.outputs);
+    let hints = Hints {
+        inputs: Some(&inputs),
+        outputs: Some(&outputs),
+    };
+    let proof = prove_aligned_hinted(
+        &case.secret,
+        &case.context,
+        &case.inputs,
+        Some(&inputs),
+        &case.outputs,
+        &mut rand::rng(),
+    )
+    .expect("honest statement");
+    assert_eq!(
+        verify_aligned(&case.context, &case.key, &case.inputs, &case.outputs, &proof),
+        Ok(())
+    );
+    assert_eq!(
+        verify_aligned_hinted(
+            &case.context,
+            &case.key,
+            &case.inputs,
+            &case.outputs,
+            hints,
+            &proof
+        ),
+        Ok(())
+    );
+    // Hints of another list, or of the wrong length: still verifies.
+    let swapped = Hints {
+        inputs: Some(&outputs),
+        outputs: Some(&inputs[..32]),
+    };
+    assert_eq!(
+        verify_aligned_hinted(
+            &case.context,
+            &case.key,
+            &case.inputs,
+            &case.outputs,
+            swapped,
+            &proof
+        ),
+        Ok(())
+    );
+    // A changed output fails with its own hint recomputed to match.
+    let mut outputs_changed = case.outputs.clone();
+    outputs_changed[150] = case.outputs[151];
+    let rehinted = crate::hinted::hints(&outputs_changed);
+    let hints = Hints {
+        inputs: Some(&inputs),
+        outputs: Some(&rehinted),
+    };
+    assert_eq!(
+        verify_aligned_hinted(
+            &case.context,
+            &case.key,
+            &case.inputs,
+            &outputs_changed,
+            hints,
+            &proof
+        ),
+        Err(DleqError::Invalid)
+    );
 }
 
 #[test]
 fn weights_are_128_bit_and_positional() {
     let seed = [1u8; 64];
-    let mut all = vec![Scalar::ZERO; 20];
+    let mut all = vec![0u128; 20];
     weights_into(&seed, 0, &mut all);
-    for w in &all {
-        assert_eq!(&w.as_bytes()[16..], &[0u8; 16]);
-    }
-    let mut distinct = all.iter().map(|w| *w.as_bytes()).collect::<Vec<_>>();
+    let mut distinct = all.clone();
     distinct.sort_unstable();
     distinct.dedup();
     assert_eq!(distinct.len(), 20);
-    let mut tail = vec![Scalar::ZERO; 7];
+    let mut tail = vec![0u128; 7];
     weights_into(&seed, 12, &mut tail);
     assert_eq!(tail, all[12..19]);
-    let mut other = vec![Scalar::ZERO; 20];
+    let mut other = vec![0u128; 20];
     weights_into(&[2u8; 64], 0, &mut other);
     assert!(all.iter().zip(&other).all(|(a, b)| a != b));
 }
@@ -597,8 +688,9 @@ fn the_aligned_list_must_be_the_proven_one() {
 fn outputs_chosen_after_the_weights_are_rejected() {
     let case = Case::honest(70, 6);
     let seed = statement_seed(&case.context, &case.key, &case.inputs, &case.outputs);
-    let mut w = vec![Scalar::ZERO; 6];
+    let mut w = vec![0u128; 6];
     weights_into(&seed, 0, &mut w);
+    let w: Vec<Scalar> = w.into_iter().map(Scalar::from).collect();
     let d = RistrettoPoint::mul_base(&Scalar::from(5u8));
     let q = |b: &PointBytes| decode_point(b, 0).expect("valid");
     let mut outputs = case.outputs.clone();

@@ -310,6 +310,8 @@ impl Recorder {
                 // Moved, not copied: a million-point list is 32 MiB.
                 outputs: a.outputs.into_flattened(),
                 proof: a.proof.to_bytes().to_vec(),
+                input_hints: a.input_hints,
+                output_hints: a.output_hints,
             })));
         }
         self.records.push(record(Record::Release(OwnRelease {

@@ -350,6 +350,52 @@ fn tampered_proofs_and_counts_are_named() {
     );
 }
 
+/// Hints only speed the check up: damaged or missing ones leave the verdict,
+/// and with honest hints every point took the fast path (same verdict as the
+/// ordinary decoding, which the dleq tests pin).
+#[test]
+fn decoding_hints_never_change_the_verdict() {
+    let (bank, shop) = session("s-1");
+    for honest in [&bank, &shop] {
+        let mut damaged = honest.clone();
+        let mut stripped = honest.clone();
+        for (d, s) in damaged.iter_mut().zip(stripped.iter_mut()) {
+            if let (Some(Record::Attestation(d)), Some(Record::Attestation(s))) =
+                (&mut d.record, &mut s.record)
+            {
+                assert_eq!(d.input_hints.len(), d.outputs.len(), "one hint per point");
+                assert_eq!(d.output_hints.len(), d.outputs.len());
+                for i in (0..d.input_hints.len()).step_by(97) {
+                    d.input_hints[i] ^= 0x10;
+                    d.output_hints[i] ^= 0x01;
+                }
+                s.input_hints.clear();
+                s.output_hints.clear();
+            }
+        }
+        for file in [&damaged, &stripped] {
+            let report = verify(file);
+            assert!(report.verified, "{:?}", failures(&report));
+            assert!(
+                report
+                    .checks
+                    .iter()
+                    .any(|c| c.name == "masking proofs" && c.status == CheckStatus::Passed)
+            );
+        }
+    }
+    // A tampered output is still caught when its hint is recomputed to match.
+    let mut file = shop.clone();
+    for r in &mut file {
+        if let Some(Record::Attestation(a)) = &mut r.record {
+            let moved = a.outputs[64..96].to_vec();
+            a.outputs[32..64].copy_from_slice(&moved);
+            a.output_hints = crate::hinted::hints(&crate::group::split_points(&a.outputs).expect("points"));
+        }
+    }
+    assert!(!verify(&file).verified);
+}
+
 #[test]
 fn a_changed_summary_is_named() {
     let (bank, _) = session("s-1");

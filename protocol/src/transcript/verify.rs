@@ -670,17 +670,23 @@ fn check_attestations(
             continue;
         };
         let context = attest::context(terms, &a.step, &key);
+        let hints = dleq::Hints {
+            inputs: Some(&a.input_hints[..]).filter(|h| !h.is_empty()),
+            outputs: Some(&a.output_hints[..]).filter(|h| !h.is_empty()),
+        };
         let result: Result<String, String> = match (a.step.as_str(), keeper_is_receiver) {
-            (attest::SENDER_STEP, false) => dleq::verify_shuffled(&context, &key, u, &outputs, v, &proof)
-                .map(|()| {
-                    format!(
-                        "{at}: V is a permutation of the sender's committed key times U ({} points)",
-                        u.len()
-                    )
-                })
-                .map_err(|e| e.to_string()),
-            (attest::ACTIVATION_SENDER_STEP, false) => dleq::verify_aligned(
-                &context, &key, u, &outputs, &proof,
+            (attest::SENDER_STEP, false) => {
+                dleq::verify_shuffled_hinted(&context, &key, u, &outputs, v, hints, &proof)
+                    .map(|()| {
+                        format!(
+                            "{at}: V is a permutation of the sender's committed key times U ({} points)",
+                            u.len()
+                        )
+                    })
+                    .map_err(|e| e.to_string())
+            }
+            (attest::ACTIVATION_SENDER_STEP, false) => dleq::verify_aligned_hinted(
+                &context, &key, u, &outputs, hints, &proof,
             )
             .map_err(|e| e.to_string())
             .and_then(|()| {
@@ -695,10 +701,10 @@ fn check_attestations(
             }),
             (step @ (attest::RECEIVER_STEP | attest::ACTIVATION_RECEIVER_STEP), true) => {
                 let checked = if step == attest::RECEIVER_STEP {
-                    dleq::verify_aligned(&context, &key, w, &outputs, &proof)
+                    dleq::verify_aligned_hinted(&context, &key, w, &outputs, hints, &proof)
                 } else {
                     // Z in the chain is r*W shuffled.
-                    dleq::verify_shuffled(&context, &key, w, &outputs, z, &proof)
+                    dleq::verify_shuffled_hinted(&context, &key, w, &outputs, z, hints, &proof)
                 };
                 match checked {
                     Err(e) => Err(e.to_string()),
