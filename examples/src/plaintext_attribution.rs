@@ -464,7 +464,7 @@ fn conversion_elements(path: &Path, period: &Period, max_conversions: u32) -> Re
             rows.outside_period += 1;
             continue;
         };
-        let fen = value.and_then(value_fen);
+        let fen = value.and_then(jointly_protocol::fen::parse);
         rows.bad_values += u64::from(fen.is_none());
         let sum = windows.entry(id.to_owned()).or_default().entry(w).or_insert(0);
         *sum = sum.saturating_add(fen.unwrap_or(0));
@@ -485,37 +485,6 @@ fn conversion_elements(path: &Path, period: &Period, max_conversions: u32) -> Re
         rows,
         capped,
     })
-}
-
-/// A conversion value in fen: decimal text, optionally signed, rounded half
-/// up to the fen on its third decimal. None when it counts 0: missing,
-/// unparseable or negative.
-fn value_fen(text: &str) -> Option<u64> {
-    let t = text.trim();
-    let (negative, t) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    let (whole, fraction) = t.split_once('.').unwrap_or((t, ""));
-    let digits = |s: &str| s.bytes().all(|c| c.is_ascii_digit());
-    if (whole.is_empty() && fraction.is_empty()) || !digits(whole) || !digits(fraction) {
-        return None;
-    }
-    let fraction = fraction.as_bytes();
-    let digit = |i: usize| fraction.get(i).map_or(0, |c| u64::from(c - b'0'));
-    let yuan = whole.bytes().fold(0u64, |n, c| {
-        n.saturating_mul(10).saturating_add(u64::from(c - b'0'))
-    });
-    let fen = yuan
-        .saturating_mul(100)
-        .saturating_add(digit(0) * 10 + digit(1))
-        .saturating_add(u64::from(digit(2) >= 5));
-    // "-0.00" is zero, not a negative value.
-    if negative && fen > 0 {
-        return None;
-    }
-    Some(fen)
 }
 
 /// One exposure of a converting person, labels as declared indices.

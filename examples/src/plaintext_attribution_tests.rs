@@ -435,30 +435,6 @@ fn lift_without_control_converters_has_no_relative_lift() {
 }
 
 #[test]
-fn values_parse_to_fen() {
-    for (text, fen) in [
-        ("1250.00", Some(125_000)),
-        (" 7 ", Some(700)),
-        ("+0.5", Some(50)),
-        (".5", Some(50)),
-        ("5.", Some(500)),
-        ("0.004", Some(0)),
-        ("0.005", Some(1)),
-        ("2.675", Some(268)),
-        ("-0.00", Some(0)),
-        ("-5", None),
-        ("", None),
-        (".", None),
-        ("1e3", None),
-        ("1,250.00", None),
-        ("12a", None),
-        ("99999999999999999999999", Some(u64::MAX)),
-    ] {
-        assert_eq!(value_fen(text), fen, "{text:?}");
-    }
-}
-
-#[test]
 fn buckets_include_their_bound() {
     let b = ValueBuckets::default();
     for (fen, representative) in [

@@ -61,7 +61,7 @@ pub fn round_count(n: u64) -> u64 {
 
 /// Polars' messages may quote cell contents; keep the message, drop the quotes'
 /// contents, so no row value reaches a log or an error.
-fn redact(message: &str) -> String {
+pub(crate) fn redact(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut quote: Option<char> = None;
     for c in message.chars() {
@@ -91,34 +91,10 @@ pub fn load(config: &DatasetConfig, normalizer: &Normalizer) -> Result<LoadedDat
         path: config.path.clone(),
         message,
     };
-    if !config.path.is_file() {
-        return Err(fail(
-            "file not found; check `path` in this [[datasets]] entry of the node configuration".into(),
-        ));
-    }
-    let format = config.format()?;
-    let available = column_names(&config.path, format).map_err(|e| fail(redact(&e.to_string())))?;
-    let wanted =
-        std::iter::once(config.id_column.as_str()).chain(config.columns.iter().map(|c| c.name.as_str()));
-    for column in wanted {
-        if !available.iter().any(|a| a == column) {
-            return Err(NodeError::MissingColumn {
-                dataset: config.name.clone(),
-                path: config.path.clone(),
-                column: column.to_string(),
-                available: available.join(", "),
-            });
-        }
-    }
-    let mut table = read_columns(&config.path, format, &config.id_column, &config.columns)
-        .map_err(|e| fail(redact(&e.to_string())))?;
-    // Persons and rows are indexed in u32 (and polars' IdxSize).
-    if table.height() >= u32::MAX as usize {
-        return Err(fail(format!(
-            "the file has more than {} rows; split it into several datasets",
-            u32::MAX - 1
-        )));
-    }
+    let names: Vec<&str> = std::iter::once(config.id_column.as_str())
+        .chain(config.columns.iter().map(|c| c.name.as_str()))
+        .collect();
+    let mut table = open_table(&config.name, &config.path, config.format()?, &names)?;
     let id = id_text(&table, &config.id_column).map_err(|e| fail(redact(&e.to_string())))?;
     let (ids, report, attributes) = if config.columns.is_empty() {
         drop(table);
@@ -149,6 +125,49 @@ pub fn load(config: &DatasetConfig, normalizer: &Normalizer) -> Result<LoadedDat
     })
 }
 
+/// Reads `names` (the identifier column first) of a dataset's file, after
+/// checking the file and the columns exist; messages name the dataset, the
+/// file and the column, never a cell. A CSV is read as text throughout
+/// (numbers stay as written: a phone number must never pass through an
+/// integer); Parquet columns keep their stored types.
+pub(crate) fn open_table(
+    dataset: &str,
+    path: &Path,
+    format: FileFormat,
+    names: &[&str],
+) -> Result<DataFrame, NodeError> {
+    let fail = |message: String| NodeError::Dataset {
+        dataset: dataset.to_string(),
+        path: path.to_path_buf(),
+        message,
+    };
+    if !path.is_file() {
+        return Err(fail(
+            "file not found; check `path` in this dataset's entry of the node configuration".into(),
+        ));
+    }
+    let available = column_names(path, format).map_err(|e| fail(redact(&e.to_string())))?;
+    for column in names {
+        if !available.iter().any(|a| a == column) {
+            return Err(NodeError::MissingColumn {
+                dataset: dataset.to_string(),
+                path: path.to_path_buf(),
+                column: column.to_string(),
+                available: available.join(", "),
+            });
+        }
+    }
+    let table = read_columns(path, format, names).map_err(|e| fail(redact(&e.to_string())))?;
+    // Persons and rows are indexed in u32 (and polars' IdxSize).
+    if table.height() >= u32::MAX as usize {
+        return Err(fail(format!(
+            "the file has more than {} rows; split it into several datasets",
+            u32::MAX - 1
+        )));
+    }
+    Ok(table)
+}
+
 fn column_names(path: &Path, format: FileFormat) -> PolarsResult<Vec<String>> {
     match format {
         FileFormat::Csv => {
@@ -168,18 +187,7 @@ fn column_names(path: &Path, format: FileFormat) -> PolarsResult<Vec<String>> {
     }
 }
 
-/// The identifier column and the declared columns, in one read. A CSV is read
-/// as text throughout (numbers stay as written: a phone number must never
-/// pass through an integer); Parquet columns keep their stored types.
-fn read_columns(
-    path: &Path,
-    format: FileFormat,
-    id_column: &str,
-    columns: &[ColumnConfig],
-) -> PolarsResult<DataFrame> {
-    let names: Vec<&str> = std::iter::once(id_column)
-        .chain(columns.iter().map(|c| c.name.as_str()))
-        .collect();
+fn read_columns(path: &Path, format: FileFormat, names: &[&str]) -> PolarsResult<DataFrame> {
     match format {
         FileFormat::Csv => CsvReadOptions::default()
             .with_has_header(true)
@@ -196,8 +204,8 @@ fn read_columns(
     }
 }
 
-/// The identifier column as text, in one chunk for random access.
-fn id_text(table: &DataFrame, column: &str) -> PolarsResult<StringChunked> {
+/// A column as text, in one chunk for random access.
+pub(crate) fn id_text(table: &DataFrame, column: &str) -> PolarsResult<StringChunked> {
     let series = table.column(column)?.cast(&DataType::String)?;
     Ok(series.str()?.rechunk().into_owned())
 }

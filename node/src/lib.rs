@@ -8,6 +8,7 @@ pub mod budget;
 pub mod config;
 pub mod dataset;
 pub mod error;
+pub mod events;
 pub mod identity;
 pub mod ledger;
 pub mod members;

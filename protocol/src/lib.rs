@@ -8,6 +8,7 @@
 pub mod accounting;
 pub mod activation;
 pub mod attest;
+pub mod attribution;
 pub mod attribution_model;
 pub mod breakdown;
 pub mod breakdown_plan;
@@ -16,6 +17,7 @@ pub mod dleq;
 pub mod elgamal;
 pub mod envelope;
 pub mod error;
+pub mod fen;
 mod field25519;
 pub mod group;
 pub mod hash;
@@ -27,6 +29,7 @@ pub mod overlap;
 pub mod party;
 pub mod shuffle;
 pub mod terms;
+pub mod timestamp;
 pub mod transcript;
 pub mod wire;
 

@@ -1,0 +1,245 @@
+//! Event tables for attribution (`examples/ATTRIBUTION.md`): the partner's
+//! exposures and the bank's conversions, loaded with polars and grouped by
+//! person, the person being the normalized identifier exactly as for
+//! datasets.
+//!
+//! A row is dropped for the first of its faults (C6) and counted under it;
+//! nothing a row holds reaches a message. Timestamps follow the contract's
+//! strict RFC 3339 grammar (C2), amounts its fen rule (C3), and labels must be
+//! one of the declared channels and campaigns, exactly, after trimming (C7).
+
+use std::{collections::BTreeMap, path::Path, sync::Arc};
+
+use jointly_protocol::{
+    attribution::{Conversion, Touch},
+    fen,
+    idlist::IdList,
+    ids::{IdKind, Normalizer},
+    timestamp,
+};
+use polars::prelude::*;
+
+use crate::{
+    attributes::NO_PERSON,
+    config::FileFormat,
+    dataset::{id_text, normalize_all_with_positions, open_table, redact},
+    error::NodeError,
+};
+
+/// Where an event table is and how to read it.
+#[derive(Clone, Debug)]
+pub struct EventSource<'a> {
+    /// The dataset's name, for messages.
+    pub dataset: &'a str,
+    pub path: &'a Path,
+    pub format: FileFormat,
+    pub id_column: &'a str,
+    pub id_kind: IdKind,
+    pub ts_column: &'a str,
+}
+
+/// What loading an event table found, in counts only.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EventReport {
+    pub rows: u64,
+    /// Rows kept.
+    pub events: u64,
+    /// Distinct persons among the rows with a valid identifier.
+    pub persons: u64,
+    /// Rows dropped for their identifier, per reason code.
+    pub rejected_ids: BTreeMap<String, u64>,
+    /// Rows dropped for a timestamp outside the grammar.
+    pub invalid_ts: u64,
+    /// Exposure rows dropped for a channel or campaign not declared.
+    pub unknown_label: u64,
+    /// Conversion rows kept with value 0 because the value did not parse.
+    pub bad_values: u64,
+}
+
+/// A partner's exposures by person: `touches[p]` for person `p` of `ids`, in
+/// attribution order (time, then channel name, then campaign name).
+#[derive(Debug)]
+pub struct Exposures {
+    pub ids: Arc<IdList>,
+    pub touches: Vec<Vec<Touch>>,
+    pub report: EventReport,
+}
+
+/// A bank's conversion rows by person, in file order.
+#[derive(Debug)]
+pub struct Conversions {
+    pub ids: Arc<IdList>,
+    pub rows: Vec<Vec<Conversion>>,
+    pub report: EventReport,
+}
+
+/// Reads the columns, normalizes the identifiers, and hands each row with a
+/// valid identifier and timestamp to `keep(row, person, ts)`.
+fn load_rows<F>(
+    source: &EventSource<'_>,
+    other_columns: &[&str],
+    normalizer: &Normalizer,
+    mut keep: F,
+) -> Result<(Arc<IdList>, EventReport), NodeError>
+where
+    F: FnMut(&DataFrame, usize, usize, i64, &mut EventReport) -> Result<(), NodeError>,
+{
+    let fail = |message: String| NodeError::Dataset {
+        dataset: source.dataset.to_string(),
+        path: source.path.to_path_buf(),
+        message,
+    };
+    let names: Vec<&str> = [source.id_column, source.ts_column]
+        .into_iter()
+        .chain(other_columns.iter().copied())
+        .collect();
+    let table = open_table(source.dataset, source.path, source.format, &names)?;
+    let text = |column: &str| id_text(&table, column).map_err(|e| fail(redact(&e.to_string())));
+    let id = text(source.id_column)?;
+    let (ids, loaded, person_of_row) =
+        normalize_all_with_positions(id.len(), |i| id.get(i), source.id_kind, normalizer);
+    drop(id);
+    let ts = text(source.ts_column)?;
+    let mut report = EventReport {
+        rows: loaded.rows,
+        persons: loaded.distinct,
+        rejected_ids: loaded.rejected,
+        ..EventReport::default()
+    };
+    for (row, &person) in person_of_row.iter().enumerate() {
+        if person == NO_PERSON {
+            continue;
+        }
+        let Some(t) = ts.get(row).and_then(timestamp::parse) else {
+            report.invalid_ts += 1;
+            continue;
+        };
+        keep(&table, row, person as usize, t, &mut report)?;
+    }
+    Ok((Arc::new(ids), report))
+}
+
+/// Loads exposures. `channels` and `campaigns` are the declared lists, in
+/// report order; a touch holds indices into them.
+pub fn load_exposures(
+    source: &EventSource<'_>,
+    channel_column: &str,
+    campaign_column: &str,
+    channels: &[String],
+    campaigns: &[String],
+    normalizer: &Normalizer,
+) -> Result<Exposures, NodeError> {
+    let fail = |message: String| NodeError::Dataset {
+        dataset: source.dataset.to_string(),
+        path: source.path.to_path_buf(),
+        message,
+    };
+    let too_many = channels.len() > usize::from(u16::MAX) || campaigns.len() > usize::from(u16::MAX);
+    if too_many {
+        return Err(fail(
+            "too many channels or campaigns declared (at most 65535 each)".into(),
+        ));
+    }
+    let mut by_row: Vec<(u32, Touch)> = Vec::new();
+    let mut labels: Option<(StringChunked, StringChunked)> = None;
+    let (ids, mut report) = load_rows(
+        source,
+        &[channel_column, campaign_column],
+        normalizer,
+        |table, row, person, ts, report| {
+            if labels.is_none() {
+                let text = |c: &str| id_text(table, c).map_err(|e| fail(redact(&e.to_string())));
+                labels = Some((text(channel_column)?, text(campaign_column)?));
+            }
+            let Some((channel, campaign)) = labels.as_ref() else {
+                return Ok(());
+            };
+            let find = |list: &[String], cell: Option<&str>| {
+                let cell = cell.unwrap_or("").trim();
+                list.iter().position(|l| l == cell)
+            };
+            match (
+                find(channels, channel.get(row)),
+                find(campaigns, campaign.get(row)),
+            ) {
+                (Some(ch), Some(ca)) => by_row.push((
+                    person as u32,
+                    Touch {
+                        ts,
+                        channel: ch as u16,
+                        campaign: ca as u16,
+                    },
+                )),
+                _ => report.unknown_label += 1,
+            }
+            Ok(())
+        },
+    )?;
+    report.events = by_row.len() as u64;
+    // Ties in time go by label name as bytes, not by declaration order (C9).
+    let rank = |list: &[String]| {
+        let mut order: Vec<usize> = (0..list.len()).collect();
+        order.sort_by(|&a, &b| list[a].as_bytes().cmp(list[b].as_bytes()));
+        let mut rank = vec![0usize; list.len()];
+        for (r, i) in order.into_iter().enumerate() {
+            rank[i] = r;
+        }
+        rank
+    };
+    let (channel_rank, campaign_rank) = (rank(channels), rank(campaigns));
+    let mut touches = vec![Vec::new(); ids.len()];
+    for (person, touch) in by_row {
+        touches[person as usize].push(touch);
+    }
+    for list in &mut touches {
+        list.sort_by_key(|t| {
+            (
+                t.ts,
+                channel_rank[usize::from(t.channel)],
+                campaign_rank[usize::from(t.campaign)],
+            )
+        });
+    }
+    Ok(Exposures { ids, touches, report })
+}
+
+/// Loads conversions; a value that does not parse counts 0 and is counted.
+pub fn load_conversions(
+    source: &EventSource<'_>,
+    value_column: &str,
+    normalizer: &Normalizer,
+) -> Result<Conversions, NodeError> {
+    let fail = |message: String| NodeError::Dataset {
+        dataset: source.dataset.to_string(),
+        path: source.path.to_path_buf(),
+        message,
+    };
+    let mut by_row: Vec<(u32, Conversion)> = Vec::new();
+    let mut values: Option<StringChunked> = None;
+    let (ids, mut report) = load_rows(
+        source,
+        &[value_column],
+        normalizer,
+        |table, row, person, ts, report| {
+            if values.is_none() {
+                values = Some(id_text(table, value_column).map_err(|e| fail(redact(&e.to_string())))?);
+            }
+            let fen = values.as_ref().and_then(|v| v.get(row)).and_then(fen::parse);
+            report.bad_values += u64::from(fen.is_none());
+            by_row.push((
+                person as u32,
+                Conversion {
+                    ts,
+                    fen: fen.unwrap_or(0),
+                },
+            ));
+            Ok(())
+        },
+    )?;
+    report.events = by_row.len() as u64;
+    let mut rows = vec![Vec::new(); ids.len()];
+    for (person, conversion) in by_row {
+        rows[person as usize].push(conversion);
+    }
+    Ok(Conversions { ids, rows, report })
+}

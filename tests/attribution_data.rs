@@ -1,0 +1,231 @@
+//! Attribution from the generated campaign files to the combined table:
+//! the node's event loaders, the lanes of every window run between the bank
+//! and the partner in memory (through the wire encoding), the coordinator's
+//! opening of each lane, and the combination, against the polars reference
+//! (`jointly_examples::plaintext_attribution`) on the same messy files. Every
+//! model, per channel and per channel x campaign, daily and hourly windows.
+
+use jointly_examples::{
+    campaign_data::{CAMPAIGNS, CHANNELS, CampaignData, CampaignSpec, People, generate_campaign},
+    plaintext_attribution::{AttributionParams, AttributionTable, Period, attribution},
+};
+use jointly_node::{
+    config::FileFormat,
+    events::{EventSource, load_conversions, load_exposures},
+};
+use jointly_protocol::{
+    attribution::{Plan, Totals, ValueBuckets, combine, receiver_lanes, sender_lanes},
+    attribution_model::{Model, Window},
+    breakdown::{Breakdown, BreakdownReceiver, BreakdownSender, Lane, open_lane},
+    bsgs::BsgsTable,
+    ids::{IdKind, Normalizer},
+    overlap::Limits,
+    party::{Outcome, run_pair},
+};
+
+const TERMS: [u8; 32] = [3; 32];
+
+fn campaign(dir: &std::path::Path) -> CampaignData {
+    let spec = CampaignSpec {
+        people: People {
+            bank: 260,
+            partner: 300,
+            overlap: 180,
+        },
+        exposures: 1_500,
+        conversions: 320,
+        windows: 6,
+        seed: 11,
+        messy: true,
+    };
+    generate_campaign(&spec, dir).expect("generate the campaign")
+}
+
+fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_string()).collect()
+}
+
+/// The private computation: both sides load their own file, build their
+/// lanes, run them, and the lanes are opened and combined.
+fn private(data: &CampaignData, plan: &Plan, table: &BsgsTable) -> (Totals, u64) {
+    let normalizer = Normalizer::default();
+    let source = |dataset, path, ts_column| EventSource {
+        dataset,
+        path,
+        format: FileFormat::Csv,
+        id_column: "",
+        id_kind: IdKind::Phone,
+        ts_column,
+    };
+    let exposures = load_exposures(
+        &EventSource {
+            id_column: "mobile",
+            ..source("exposures", &data.exposures_path, "ts")
+        },
+        "channel",
+        "campaign",
+        &names(&CHANNELS),
+        &names(&CAMPAIGNS),
+        &normalizer,
+    )
+    .expect("partner loads its exposures");
+    let conversions = load_conversions(
+        &EventSource {
+            id_column: "phone",
+            ..source("conversions", &data.conversions_path, "ts")
+        },
+        "value",
+        &normalizer,
+    )
+    .expect("bank loads its conversions");
+    assert!(
+        exposures.report.rejected_ids.values().sum::<u64>() > 0,
+        "messy ids"
+    );
+    assert!(
+        exposures.report.invalid_ts + conversions.report.invalid_ts > 0,
+        "messy times"
+    );
+    let (bank_lanes, elements) =
+        receiver_lanes(plan, &conversions.ids, &conversions.rows).expect("bank lanes");
+    let partner_lanes = sender_lanes(plan, &exposures.ids, &exposures.touches).expect("partner lanes");
+    let shape = plan.lane_shape();
+    let zeros = vec![0; shape.released_values()];
+    let limits = Limits {
+        chunk_points: 64,
+        ..Limits::default()
+    };
+    let bank = Breakdown::new(
+        bank_lanes
+            .into_iter()
+            .enumerate()
+            .map(|(w, rows)| {
+                let lane =
+                    BreakdownReceiver::new(w as u32, shape, rows, zeros.clone(), limits.clone(), TERMS);
+                Lane::Receiver(Box::new(lane.expect("receiver lane")))
+            })
+            .collect(),
+    );
+    let partner = Breakdown::new(
+        partner_lanes
+            .into_iter()
+            .enumerate()
+            .map(|(w, rows)| {
+                let lane = BreakdownSender::new(w as u32, shape, rows, zeros.clone(), limits.clone(), TERMS);
+                Lane::Sender(Box::new(lane.expect("sender lane")))
+            })
+            .collect(),
+    );
+    let (Outcome::Breakdown(bank), Outcome::Breakdown(partner)) =
+        run_pair(Box::new(bank), Box::new(partner)).expect("an honest session")
+    else {
+        panic!("not breakdown outcomes")
+    };
+    let opened: Vec<Vec<i64>> = partner
+        .iter()
+        .zip(&bank)
+        .map(|(s, r)| open_lane(s, r, table, 1 << 40).expect("open a lane"))
+        .collect();
+    (combine(plan, &opened).expect("combine"), elements.elements)
+}
+
+fn plan(period: &Period, model: Model, by_campaign: bool) -> Plan {
+    let buckets = ValueBuckets::default();
+    Plan {
+        period_start: period.start,
+        period_end: period.end,
+        window: period.window,
+        lookback_days: 7,
+        model,
+        max_conversions: 3,
+        buckets,
+        channels: CHANNELS.len(),
+        campaigns: CAMPAIGNS.len(),
+        by_campaign,
+    }
+}
+
+fn assert_equal(got: &Totals, elements: u64, want: &AttributionTable, by_campaign: bool, what: &str) {
+    let (milli, value): (Vec<i64>, Vec<i64>) = if by_campaign {
+        want.by_channel_campaign
+            .iter()
+            .map(|c| (c.credit.milli_conversions as i64, c.credit.value as i64))
+            .unzip()
+    } else {
+        want.by_channel
+            .iter()
+            .map(|c| (c.credit.milli_conversions as i64, c.credit.value as i64))
+            .unzip()
+    };
+    assert_eq!(got.milli_conversions, milli, "{what}: milli-conversions");
+    assert_eq!(got.value, value, "{what}: value");
+    assert_eq!(elements, want.elements, "{what}: elements");
+    assert_eq!(got.attributed() as u64, want.attributed, "{what}: attributed");
+    assert_eq!(
+        elements - got.attributed() as u64,
+        want.unattributed,
+        "{what}: unattributed"
+    );
+}
+
+#[test]
+fn every_model_equals_the_reference_on_messy_files() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let data = campaign(dir.path());
+    let period = Period::days(data.truth.period_start, 6);
+    let table = BsgsTable::build(14).expect("table");
+    for model in [
+        Model::LastTouch,
+        Model::FirstTouch,
+        Model::Linear,
+        Model::TimeDecay { half_life_days: 7 },
+        Model::TimeDecay { half_life_days: 1 },
+        Model::PositionBased,
+    ] {
+        let want = attribution(
+            &data.exposures_path,
+            &data.conversions_path,
+            &AttributionParams::new(period, model),
+        )
+        .expect("reference");
+        assert!(
+            want.attributed > 0 && want.unattributed > 0 && want.capped > 0,
+            "{model}"
+        );
+        for by_campaign in [false, true] {
+            let (got, elements) = private(&data, &plan(&period, model, by_campaign), &table);
+            assert_equal(
+                &got,
+                elements,
+                &want,
+                by_campaign,
+                &format!("{model}, by campaign {by_campaign}"),
+            );
+        }
+    }
+}
+
+#[test]
+fn hourly_windows_equal_the_reference() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let data = campaign(dir.path());
+    // The third day, by the hour: exposures of the days before are in the
+    // lookback of every window.
+    let start = data.truth.period_start + 2 * 86_400;
+    let period = Period {
+        start,
+        end: start + 24 * 3_600,
+        window: Window::Hour,
+    };
+    let table = BsgsTable::build(14).expect("table");
+    let model = Model::Linear;
+    let want = attribution(
+        &data.exposures_path,
+        &data.conversions_path,
+        &AttributionParams::new(period, model),
+    )
+    .expect("reference");
+    assert!(want.elements > 0);
+    let (got, elements) = private(&data, &plan(&period, model, true), &table);
+    assert_equal(&got, elements, &want, true, "hourly linear");
+}
