@@ -100,8 +100,7 @@ fn private(data: &CampaignData, plan: &Plan, table: &BsgsTable) -> (Totals, u64)
             .into_iter()
             .enumerate()
             .map(|(w, rows)| {
-                let lane =
-                    BreakdownReceiver::new(w as u32, shape, rows, zeros.clone(), limits.clone(), TERMS);
+                let lane = BreakdownReceiver::new(w as u32, shape, rows, zeros.clone(), limits, TERMS);
                 Lane::Receiver(Box::new(lane.expect("receiver lane")))
             })
             .collect(),
@@ -111,7 +110,7 @@ fn private(data: &CampaignData, plan: &Plan, table: &BsgsTable) -> (Totals, u64)
             .into_iter()
             .enumerate()
             .map(|(w, rows)| {
-                let lane = BreakdownSender::new(w as u32, shape, rows, zeros.clone(), limits.clone(), TERMS);
+                let lane = BreakdownSender::new(w as u32, shape, rows, zeros.clone(), limits, TERMS);
                 Lane::Sender(Box::new(lane.expect("sender lane")))
             })
             .collect(),
