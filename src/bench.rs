@@ -29,11 +29,38 @@ use jointly_protocol::{
     wire::{JobState, ListNodesRequest, query_result},
 };
 
+mod attribution;
 mod audit;
 mod breakdown;
 
 #[derive(Subcommand)]
 pub enum BenchKind {
+    /// Attribution over generated campaign files: loading, lanes, the session
+    /// of every window in process (bytes counted), opening and combining.
+    Attribution {
+        #[arg(long, default_value_t = 100_000)]
+        partner: usize,
+        /// Bank customers (default: as many as partner persons; half shared).
+        #[arg(long)]
+        bank: Option<usize>,
+        #[arg(long, default_value_t = 500_000)]
+        exposures: usize,
+        #[arg(long, default_value_t = 20_000)]
+        conversions: usize,
+        #[arg(long, default_value_t = 30)]
+        windows: u32,
+        #[arg(long, default_value_t = 7)]
+        lookback: u32,
+        /// last_touch, first_touch, linear, time_decay or position_based.
+        #[arg(long, default_value = "linear")]
+        model: String,
+        /// Compare with the polars reference on the same files.
+        #[arg(long)]
+        check: bool,
+        /// Cache file of the decryption table (default: in the temporary directory).
+        #[arg(long)]
+        table: Option<PathBuf>,
+    },
     /// A recorded overlap of N x N rows in process, then `audit verify` of
     /// each node's transcript file.
     Audit {
@@ -65,6 +92,38 @@ pub enum BenchKind {
 
 pub async fn run(kind: BenchKind) -> anyhow::Result<()> {
     let (rows, in_process_only, dir) = match kind {
+        BenchKind::Attribution {
+            partner,
+            bank,
+            exposures,
+            conversions,
+            windows,
+            lookback,
+            model,
+            check,
+            table,
+        } => {
+            let model = jointly_protocol::attribution_model::Model::from_label(&model).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "unknown model '{model}': use last_touch, first_touch, linear, time_decay or position_based"
+                )
+            })?;
+            let size = attribution::Size {
+                partner,
+                bank: bank.unwrap_or(partner),
+                exposures,
+                conversions,
+                windows,
+                lookback_days: lookback,
+                model,
+            };
+            let table = table.unwrap_or_else(breakdown::default_table_path);
+            return tokio::task::spawn_blocking(move || {
+                let dir = tempfile::tempdir()?;
+                attribution::run(&size, check, &table, dir.path())
+            })
+            .await?;
+        }
         BenchKind::Audit { rows } => {
             return tokio::task::spawn_blocking(move || audit::run(rows)).await?;
         }

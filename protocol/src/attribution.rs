@@ -176,6 +176,7 @@ impl Plan {
                 groups: 1,
                 count: false,
                 measures: self.slots(),
+                small_measures: true,
             },
         }
     }

@@ -115,6 +115,7 @@ impl BreakdownPlan {
                         groups: sender.groups,
                         count,
                         measures: sender.measure_bounds.len(),
+                        small_measures: false,
                     },
                 },
                 measure_bounds: sender.measure_bounds.clone(),

@@ -84,6 +84,7 @@ fn shape(r: &Side, s: &Side, count: bool) -> LaneShape {
             groups: s.groups,
             count,
             measures: s.measures,
+            small_measures: false,
         },
     }
 }
@@ -410,6 +411,7 @@ fn shapes_beyond_the_limits_are_refused() {
             groups: 100,
             count: true,
             measures: 2,
+            small_measures: false,
         },
     };
     assert!(
@@ -429,6 +431,7 @@ fn shapes_beyond_the_limits_are_refused() {
             groups: 1,
             count: true,
             measures: 0,
+            small_measures: false,
         },
     };
     assert!(

@@ -58,6 +58,10 @@ pub enum ElGamalError {
     /// A slot index past the last slot.
     #[error("slot {slot} does not exist: there are {slots} slots")]
     NoSuchSlot { slot: usize, slots: usize },
+    /// A measure declared small is not in `0..SMALL_MEASURE_LIMIT` (its
+    /// position among the measures, never its value).
+    #[error("measure {index} is not in the small range the layout declares")]
+    NotSmall { index: usize },
     /// A flat list of plaintexts that is not a whole number of rows.
     #[error("{values} plaintexts are not a whole number of rows of {slots} slots")]
     RaggedRows { values: usize, slots: usize },

@@ -571,3 +571,38 @@ proptest! {
         }
     }
 }
+
+/// Small measures are looked up, not multiplied: the same plaintexts at every
+/// digit boundary, and a value outside the range is refused by position.
+#[test]
+fn small_measures_encrypt_like_multiplied_ones() {
+    let values = [0i64, 1, 31, 32, 33, 999, 1000, 1023];
+    let layout = |small_measures| OneHot {
+        groups: 1,
+        count: false,
+        measures: values.len(),
+        small_measures,
+    };
+    let (r, s, keys) = keys(values.len(), 41);
+    let table = bsgs();
+    for small in [true, false] {
+        let bytes = keys
+            .encrypt_one_hot(layout(small), &[0], &values, &mut rng(42))
+            .expect("in range");
+        let ct = Ciphertext::from_bytes(&bytes, values.len()).expect("one row");
+        let got: Vec<i64> = decrypt(&r, &s, &ct, &table)
+            .into_iter()
+            .map(|v| v.expect("solved"))
+            .collect();
+        assert_eq!(got, values, "small: {small}");
+    }
+    assert_eq!(layout(true).multiplications_per_row(), 1 + values.len());
+    for bad in [-1, 1024, i64::MAX] {
+        let mut row = values;
+        row[3] = bad;
+        assert_eq!(
+            keys.encrypt_one_hot(layout(true), &[0], &row, &mut rng(43)),
+            Err(ElGamalError::NotSmall { index: 3 })
+        );
+    }
+}

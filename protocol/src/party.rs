@@ -52,23 +52,35 @@ pub trait Party: Send {
 
 /// Runs two parties against each other in memory, through the wire encoding.
 /// The in-process form of a session: tests and the in-process benchmark use it.
-pub fn run_pair(
+pub fn run_pair(a: Box<dyn Party>, b: Box<dyn Party>) -> Result<(Outcome, Outcome), (char, ProtocolError)> {
+    run_pair_counted(a, b).map(|(outcomes, _)| outcomes)
+}
+
+/// Both outcomes, and the encoded bytes each party sent (`a`'s, then `b`'s).
+pub type CountedOutcomes = ((Outcome, Outcome), [u64; 2]);
+
+/// [`run_pair`], also counting what crosses the wire, before transport
+/// framing.
+pub fn run_pair_counted(
     mut a: Box<dyn Party>,
     mut b: Box<dyn Party>,
-) -> Result<(Outcome, Outcome), (char, ProtocolError)> {
+) -> Result<CountedOutcomes, (char, ProtocolError)> {
     use prost::Message;
-    let through_wire = |m: ProtocolMessage| {
+    let mut sent = [0u64; 2];
+    let mut through_wire = |from: usize, m: ProtocolMessage| {
+        let bytes = m.encode_to_vec();
+        sent[from] += bytes.len() as u64;
         // Encoding and decoding our own message cannot fail.
-        ProtocolMessage::decode(m.encode_to_vec().as_slice()).unwrap_or_default()
+        ProtocolMessage::decode(bytes.as_slice()).unwrap_or_default()
     };
     while !(a.is_done() && b.is_done()) {
         let mut moved = false;
         if let Some(m) = a.poll_transmit() {
-            b.handle(through_wire(m)).map_err(|e| ('b', e))?;
+            b.handle(through_wire(0, m)).map_err(|e| ('b', e))?;
             moved = true;
         }
         if let Some(m) = b.poll_transmit() {
-            a.handle(through_wire(m)).map_err(|e| ('a', e))?;
+            a.handle(through_wire(1, m)).map_err(|e| ('a', e))?;
             moved = true;
         }
         if !moved {
@@ -83,5 +95,5 @@ pub fn run_pair(
     }
     let a = a.finish().map_err(|e| ('a', e))?;
     let b = b.finish().map_err(|e| ('b', e))?;
-    Ok((a, b))
+    Ok(((a, b), sent))
 }

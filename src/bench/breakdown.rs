@@ -43,6 +43,7 @@ fn shape() -> LaneShape {
             groups: GROUPS,
             count: true,
             measures: 2,
+            small_measures: false,
         },
     }
 }
@@ -62,7 +63,7 @@ fn lane_rows(ids: Arc<IdList>, measures: usize, seed: u64) -> LaneRows {
 }
 
 /// Peak resident memory of this process so far, in MiB.
-fn peak_mib() -> Option<f64> {
+pub(super) fn peak_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -190,7 +191,7 @@ pub fn run(rows: usize, table_path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn load_or_build(path: &Path) -> anyhow::Result<BsgsTable> {
+pub(super) fn load_or_build(path: &Path) -> anyhow::Result<BsgsTable> {
     if let Ok(bytes) = std::fs::read(path)
         && let Ok(table) = BsgsTable::from_bytes(&bytes)
         && table.k() == DEFAULT_K

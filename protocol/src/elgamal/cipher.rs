@@ -371,6 +371,50 @@ pub struct OneHot {
     pub groups: usize,
     pub count: bool,
     pub measures: usize,
+    /// Every measure is in `0..SMALL_MEASURE_LIMIT` (attribution credits): its
+    /// point is looked up in constant time instead of multiplied. Which
+    /// path is taken is public (it follows from the query), so the timing
+    /// says nothing about the values.
+    pub small_measures: bool,
+}
+
+/// Measures below this take the lookup path of [`OneHot::small_measures`].
+pub const SMALL_MEASURE_LIMIT: i64 = 1 << (2 * SMALL_DIGIT_BITS);
+const SMALL_DIGIT_BITS: u32 = 5;
+const SMALL_DIGITS: usize = 1 << SMALL_DIGIT_BITS;
+
+/// `(d/2)*B` and `(32*d/2)*B` for digits `d` in `0..32`: a small measure's
+/// halved point is one entry of each plus one addition.
+struct SmallPoints {
+    low: Vec<RistrettoPoint>,
+    high: Vec<RistrettoPoint>,
+}
+
+static SMALL_POINTS: std::sync::LazyLock<SmallPoints> = std::sync::LazyLock::new(|| {
+    let half = |v: i64| &scalar_from_i64(v).div_by_2() * RISTRETTO_BASEPOINT_TABLE;
+    SmallPoints {
+        low: (0..SMALL_DIGITS as i64).map(half).collect(),
+        high: (0..SMALL_DIGITS as i64)
+            .map(|d| half(d * SMALL_DIGITS as i64))
+            .collect(),
+    }
+});
+
+/// Reads every entry, so the time does not depend on the index.
+fn select(table: &[RistrettoPoint], index: usize) -> RistrettoPoint {
+    use subtle::{ConditionallySelectable, ConstantTimeEq};
+    let mut out = RistrettoPoint::default();
+    for (i, p) in table.iter().enumerate() {
+        out.conditional_assign(p, (i as u64).ct_eq(&(index as u64)));
+    }
+    out
+}
+
+/// `(v/2)*B` for `v` in `0..SMALL_MEASURE_LIMIT`, in constant time.
+fn small_half_point(v: i64) -> RistrettoPoint {
+    let v = v as usize;
+    let table = &*SMALL_POINTS;
+    select(&table.low, v % SMALL_DIGITS) + select(&table.high, v / SMALL_DIGITS)
 }
 
 impl OneHot {
@@ -390,7 +434,7 @@ impl OneHot {
     /// Fixed-base multiplications per row: the randomness times `B` and
     /// every joint key, plus one per measure value.
     pub fn multiplications_per_row(&self) -> usize {
-        1 + self.slots() + self.measures
+        1 + self.slots() + if self.small_measures { 0 } else { self.measures }
     }
 }
 
@@ -424,6 +468,13 @@ impl JointKeys {
                 slots: layout.groups,
             });
         }
+        if layout.small_measures
+            && let Some(index) = measures
+                .iter()
+                .position(|v| !(0..SMALL_MEASURE_LIMIT).contains(v))
+        {
+            return Err(ElGamalError::NotSmall { index });
+        }
         let width = layout.slots() + 1;
         let rows_per_task = (POINTS_PER_TASK / width).max(1);
         let tasks = groups.len().div_ceil(rows_per_task);
@@ -444,9 +495,13 @@ impl JointKeys {
                     halves.push(&q * RISTRETTO_BASEPOINT_TABLE);
                     values.clear();
                     for v in &measures[i * m..(i + 1) * m] {
-                        let mut half = scalar_from_i64(*v).div_by_2();
-                        values.push(&half * RISTRETTO_BASEPOINT_TABLE);
-                        half.zeroize();
+                        if layout.small_measures {
+                            values.push(small_half_point(*v));
+                        } else {
+                            let mut half = scalar_from_i64(*v).div_by_2();
+                            values.push(&half * RISTRETTO_BASEPOINT_TABLE);
+                            half.zeroize();
+                        }
                     }
                     let mut tables = self.tables.iter();
                     for stat in 0..layout.stats() {
