@@ -14,7 +14,7 @@ use jointly_node::{
     events::{EventSource, load_conversions, load_exposures},
 };
 use jointly_protocol::{
-    attribution::{Plan, Totals, ValueBuckets, combine, receiver_lanes, sender_lanes},
+    attribution::{self, Plan, Totals, ValueBuckets, combine, receiver_lanes, sender_lanes},
     attribution_model::{Model, Window},
     breakdown::{Breakdown, BreakdownReceiver, BreakdownSender, Lane, open_lane},
     bsgs::BsgsTable,
@@ -95,7 +95,7 @@ fn private(data: &CampaignData, plan: &Plan, table: &BsgsTable) -> (Totals, u64)
         chunk_points: 64,
         ..Limits::default()
     };
-    let bank = Breakdown::new(
+    let bank = Breakdown::in_order(
         bank_lanes
             .into_iter()
             .enumerate()
@@ -105,7 +105,7 @@ fn private(data: &CampaignData, plan: &Plan, table: &BsgsTable) -> (Totals, u64)
             })
             .collect(),
     );
-    let partner = Breakdown::new(
+    let partner = Breakdown::in_order(
         partner_lanes
             .into_iter()
             .enumerate()
@@ -131,12 +131,14 @@ fn private(data: &CampaignData, plan: &Plan, table: &BsgsTable) -> (Totals, u64)
 fn plan(period: &Period, model: Model, by_campaign: bool) -> Plan {
     let buckets = ValueBuckets::default();
     Plan {
-        period_start: period.start,
-        period_end: period.end,
-        window: period.window,
+        period: attribution::Period {
+            start: period.start,
+            end: period.end,
+            window: period.window,
+            max_conversions: 3,
+        },
         lookback_days: 7,
         model,
-        max_conversions: 3,
         buckets,
         channels: CHANNELS.len(),
         campaigns: CAMPAIGNS.len(),
@@ -227,4 +229,141 @@ fn hourly_windows_equal_the_reference() {
     assert!(want.elements > 0);
     let (got, elements) = private(&data, &plan(&period, model, true), &table);
     assert_equal(&got, elements, &want, true, "hourly linear");
+}
+
+/// Lift from generated files: the bank's customers (datagen's `bank.csv`)
+/// and conversions, the partner's campaign groups, through the node's loaders,
+/// one lane and the estimate, against the polars reference.
+#[test]
+fn lift_equals_the_reference_on_messy_files() {
+    use jointly_examples::{
+        datagen::{DataFormat, DatagenSpec, generate},
+        plaintext_attribution::{LiftParams, lift},
+    };
+    use jointly_node::{
+        config::{ColumnConfig, ColumnUse, DatasetConfig},
+        dataset,
+    };
+    use jointly_protocol::lift::{self, LiftPlan, Noise};
+
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let base = generate(
+        &DatagenSpec {
+            bank_rows: 700,
+            partner_rows: 900,
+            overlap: 450,
+            seed: 5,
+            messy: true,
+            format: DataFormat::Csv,
+        },
+        dir.path(),
+    )
+    .expect("datagen");
+    let data = generate_campaign(
+        &CampaignSpec {
+            people: People::from(&base.truth),
+            exposures: 2_000,
+            conversions: 500,
+            windows: 10,
+            seed: 5,
+            messy: true,
+        },
+        dir.path(),
+    )
+    .expect("campaign");
+    let normalizer = Normalizer::default();
+    let dataset = |name: &str, path: &std::path::Path, id: &str, columns| DatasetConfig {
+        name: name.to_string(),
+        path: path.to_path_buf(),
+        format: None,
+        id_column: id.to_string(),
+        id_kind: IdKind::Phone,
+        columns,
+    };
+    let customers = dataset::load(
+        &dataset("customers", &base.bank_path, "phone", Vec::new()),
+        &normalizer,
+    )
+    .expect("bank customers");
+    let group_column = ColumnConfig {
+        name: "campaign_group".into(),
+        uses: vec![ColumnUse::Group],
+        values: Some(vec!["test".into(), "control".into()]),
+        clip: None,
+    };
+    let groups = dataset::load(
+        &dataset("groups", &data.groups_path, "mobile", vec![group_column]),
+        &normalizer,
+    )
+    .expect("partner groups");
+    let grouping = groups
+        .attributes
+        .groups(&["campaign_group".to_string()])
+        .expect("group column");
+    // "(other)" is no group.
+    let group_of: Vec<Option<u32>> = grouping.codes.iter().map(|&g| (g < 2).then_some(g)).collect();
+    let conversions = load_conversions(
+        &EventSource {
+            dataset: "conversions",
+            path: &data.conversions_path,
+            format: FileFormat::Csv,
+            id_column: "phone",
+            id_kind: IdKind::Phone,
+            ts_column: "ts",
+        },
+        "value",
+        &normalizer,
+    )
+    .expect("conversions");
+    let period = Period::days(data.truth.period_start, 10);
+    let plan = LiftPlan {
+        period: attribution::Period {
+            start: period.start,
+            end: period.end,
+            window: period.window,
+            max_conversions: 3,
+        },
+        value_clip: 20_000,
+    };
+    let bank =
+        lift::bank_rows(&plan, &customers.ids, &conversions.ids, &conversions.rows).expect("bank rows");
+    let partner = lift::partner_rows(&groups.ids, &group_of).expect("partner rows");
+    let shape = plan.lane_shape();
+    let zeros = vec![0; shape.released_values()];
+    let r =
+        BreakdownReceiver::new(0, shape, partner, zeros.clone(), Limits::default(), TERMS).expect("receiver");
+    let s = BreakdownSender::new(0, shape, bank, zeros, Limits::default(), TERMS).expect("sender");
+    let (Outcome::Breakdown(r), Outcome::Breakdown(s)) = run_pair(
+        Box::new(Breakdown::new(vec![Lane::Receiver(Box::new(r))])),
+        Box::new(Breakdown::new(vec![Lane::Sender(Box::new(s))])),
+    )
+    .expect("an honest session") else {
+        panic!("not breakdown outcomes")
+    };
+    let cells = open_lane(&s[0], &r[0], &BsgsTable::build(14).expect("table"), 1 << 40).expect("open");
+    let [test, control] = lift::groups(&cells).expect("two groups");
+    let want = lift(
+        &data.groups_path,
+        &data.conversions_path,
+        &base.bank_path,
+        &LiftParams {
+            period,
+            max_conversions: 3,
+            value_clip: 20_000,
+        },
+    )
+    .expect("reference");
+    for (got, want) in [(test, want.test), (control, want.control)] {
+        assert_eq!(
+            (got.persons as u64, got.converters as u64, got.value as u64),
+            (want.persons, want.converters, want.value)
+        );
+    }
+    let estimate = lift::estimate([test, control], Noise::default());
+    let abs = estimate.absolute.expect("both groups");
+    assert!((abs.estimate - want.lift_abs.expect("both groups")).abs() < 1e-12);
+    assert!(abs.low < abs.estimate && abs.estimate < abs.high);
+    if let (Some(rel), Some(want_rel)) = (estimate.relative, want.lift_rel) {
+        assert!((rel.estimate - want_rel).abs() < 1e-9);
+    }
 }

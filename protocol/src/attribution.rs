@@ -70,18 +70,80 @@ impl ValueBuckets {
     }
 }
 
+/// Conversion windows: the period `[start, end)` in Unix seconds, on window
+/// boundaries, and K, the windows kept per person (the earliest).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Period {
+    pub start: i64,
+    pub end: i64,
+    pub window: Window,
+    pub max_conversions: u32,
+}
+
+impl Period {
+    pub fn check(&self) -> Result<(), AttributionError> {
+        let len = self.window.seconds();
+        let plan = |what| Err(AttributionError::Plan(what));
+        if self.start.rem_euclid(len) != 0 || self.end.rem_euclid(len) != 0 {
+            return plan("the period must start and end on window boundaries");
+        }
+        if self.end <= self.start {
+            return plan("the period must end after it starts");
+        }
+        if self.windows() > MAX_WINDOWS {
+            return plan("too many windows (at most 744, a month of hours)");
+        }
+        if self.max_conversions == 0 {
+            return plan("the per-person cap must be at least 1");
+        }
+        Ok(())
+    }
+
+    pub fn windows(&self) -> usize {
+        usize::try_from((self.end - self.start) / self.window.seconds()).unwrap_or(usize::MAX)
+    }
+
+    pub fn window_start(&self, w: usize) -> i64 {
+        self.start + w as i64 * self.window.seconds()
+    }
+
+    /// The window holding `t`, if `t` is in the period.
+    pub fn window_of(&self, t: i64) -> Option<usize> {
+        (self.start..self.end)
+            .contains(&t)
+            .then(|| ((t - self.start) / self.window.seconds()) as usize)
+    }
+
+    /// One person's conversion elements (C8) into `out`: one per window of
+    /// the period, its value the saturating sum of the window's rows, the
+    /// first K windows kept. Returns how many were left out by the cap.
+    pub fn elements(&self, rows: &[Conversion], out: &mut Vec<(usize, u64)>) -> u64 {
+        out.clear();
+        let mut by_window: Vec<(usize, u64)> = rows
+            .iter()
+            .filter_map(|c| self.window_of(c.ts).map(|w| (w, c.fen)))
+            .collect();
+        by_window.sort_unstable_by_key(|&(w, _)| w);
+        for (w, fen) in by_window {
+            match out.last_mut() {
+                Some((last, sum)) if *last == w => *sum = sum.saturating_add(fen),
+                _ => out.push((w, fen)),
+            }
+        }
+        let keep = out.len().min(self.max_conversions as usize);
+        let capped = (out.len() - keep) as u64;
+        out.truncate(keep);
+        capped
+    }
+}
+
 /// What both nodes derive from the query spec and their declared channel and
 /// campaign lists; it must be the same on both sides.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
-    /// Unix seconds, on a window boundary; the period is `[start, end)`.
-    pub period_start: i64,
-    pub period_end: i64,
-    pub window: Window,
+    pub period: Period,
     pub lookback_days: u32,
     pub model: Model,
-    /// K: conversion windows kept per person, the earliest first.
-    pub max_conversions: u32,
     pub buckets: ValueBuckets,
     pub channels: usize,
     pub campaigns: usize,
@@ -108,19 +170,10 @@ pub enum AttributionError {
 
 impl Plan {
     pub fn check(&self) -> Result<(), AttributionError> {
-        let len = self.window.seconds();
+        self.period.check()?;
         let plan = |what| Err(AttributionError::Plan(what));
-        if self.period_start.rem_euclid(len) != 0 || self.period_end.rem_euclid(len) != 0 {
-            return plan("the period must start and end on window boundaries");
-        }
-        if self.period_end <= self.period_start {
-            return plan("the period must end after it starts");
-        }
-        if self.windows() > MAX_WINDOWS {
-            return plan("too many windows (at most 744, a month of hours)");
-        }
-        if self.lookback_days == 0 || self.max_conversions == 0 {
-            return plan("the lookback and the per-person cap must be at least 1");
+        if self.lookback_days == 0 {
+            return plan("the lookback must be at least 1 day");
         }
         let b = &self.buckets;
         if b.representatives.len() != b.bounds.len() + 1 || !b.bounds.windows(2).all(|p| p[0] < p[1]) {
@@ -135,18 +188,7 @@ impl Plan {
     }
 
     pub fn windows(&self) -> usize {
-        usize::try_from((self.period_end - self.period_start) / self.window.seconds()).unwrap_or(usize::MAX)
-    }
-
-    pub fn window_start(&self, w: usize) -> i64 {
-        self.period_start + w as i64 * self.window.seconds()
-    }
-
-    /// The window holding `t`, if `t` is in the period.
-    pub fn window_of(&self, t: i64) -> Option<usize> {
-        (self.period_start..self.period_end)
-            .contains(&t)
-            .then(|| ((t - self.period_start) / self.window.seconds()) as usize)
+        self.period.windows()
     }
 
     /// Credit slots per payload: channels, or channels x campaigns.
@@ -233,7 +275,7 @@ pub fn sender_lanes(
     let mut times = Vec::new();
     (0..plan.windows())
         .map(|w| {
-            let start = plan.window_start(w);
+            let start = plan.period.window_start(w);
             let mut rows = LaneRows {
                 ids: Arc::clone(ids),
                 rows: Vec::new(),
@@ -297,26 +339,11 @@ pub fn receiver_lanes(
         })
         .collect();
     let mut counts = Elements::default();
-    let mut by_window: Vec<(usize, u64)> = Vec::new();
+    let mut elements = Vec::new();
     for (person, rows) in conversions.iter().enumerate() {
-        by_window.clear();
-        by_window.extend(
-            rows.iter()
-                .filter_map(|c| plan.window_of(c.ts).map(|w| (w, c.fen))),
-        );
-        by_window.sort_unstable_by_key(|&(w, _)| w);
-        // One element per window, its value the saturating sum of its rows.
-        let mut elements: Vec<(usize, u64)> = Vec::new();
-        for &(w, fen) in &by_window {
-            match elements.last_mut() {
-                Some((last, sum)) if *last == w => *sum = sum.saturating_add(fen),
-                _ => elements.push((w, fen)),
-            }
-        }
-        let keep = elements.len().min(plan.max_conversions as usize);
-        counts.capped += (elements.len() - keep) as u64;
-        counts.elements += keep as u64;
-        for &(w, fen) in &elements[..keep] {
+        counts.capped += plan.period.elements(rows, &mut elements);
+        counts.elements += elements.len() as u64;
+        for &(w, fen) in &elements {
             let lane = &mut lanes[w];
             lane.rows.push(person as u32);
             lane.groups.push(plan.buckets.bucket(fen) as u32);

@@ -17,12 +17,14 @@ const START: i64 = 20_000 * DAY;
 
 fn plan(model: Model, by_campaign: bool) -> Plan {
     Plan {
-        period_start: START,
-        period_end: START + 5 * DAY,
-        window: Window::Day,
+        period: Period {
+            start: START,
+            end: START + 5 * DAY,
+            window: Window::Day,
+            max_conversions: 2,
+        },
         lookback_days: 2,
         model,
-        max_conversions: 2,
         buckets: ValueBuckets::default(),
         channels: 3,
         campaigns: 2,
@@ -121,19 +123,19 @@ fn naive(plan: &Plan, d: &Data) -> (Totals, Elements) {
     for (person, rows) in &d.conversions {
         let mut per_window: BTreeMap<i64, u64> = BTreeMap::new();
         for c in rows {
-            if c.ts >= plan.period_start && c.ts < plan.period_end {
-                let w = (c.ts - plan.period_start) / DAY;
+            if c.ts >= plan.period.start && c.ts < plan.period.end {
+                let w = (c.ts - plan.period.start) / DAY;
                 let v = per_window.entry(w).or_default();
                 *v = v.saturating_add(c.fen);
             }
         }
         for (k, (&w, &fen)) in per_window.iter().enumerate() {
-            if k >= plan.max_conversions as usize {
+            if k >= plan.period.max_conversions as usize {
                 counts.capped += 1;
                 continue;
             }
             counts.elements += 1;
-            let start = plan.period_start + w * DAY;
+            let start = plan.period.start + w * DAY;
             let touches: Vec<Touch> = d
                 .exposures
                 .get(person)
@@ -183,7 +185,7 @@ fn run(plan: &Plan, d: &Data) -> (Totals, Elements) {
     let s_lanes = sender_lanes(plan, &s_ids, &s_rows).expect("partner lanes");
     let shape = plan.lane_shape();
     let zeros = vec![0; shape.released_values()];
-    let bank = Breakdown::new(
+    let bank = Breakdown::in_order(
         r_lanes
             .into_iter()
             .enumerate()
@@ -195,7 +197,7 @@ fn run(plan: &Plan, d: &Data) -> (Totals, Elements) {
             })
             .collect(),
     );
-    let partner = Breakdown::new(
+    let partner = Breakdown::in_order(
         s_lanes
             .into_iter()
             .enumerate()
@@ -381,7 +383,7 @@ fn lanes_refuse_bad_input_by_person_and_window_counts_are_checked() {
     ));
     assert!(sender_lanes(&p, &list, &[]).is_err());
     let mut bad = p.clone();
-    bad.period_end = bad.period_start + 3;
+    bad.period.end = bad.period.start + 3;
     assert!(bad.check().is_err());
     let mut bad = p.clone();
     bad.buckets.representatives.pop();

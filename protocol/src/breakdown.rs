@@ -1137,27 +1137,44 @@ impl Lane {
     }
 }
 
-/// One node's side of a breakdown session: one or two lanes, their messages
+/// One node's side of a breakdown session: its lanes, their messages
 /// interleaved on one stream and told apart by lane number.
 #[derive(Debug)]
 pub struct Breakdown {
     lanes: Vec<Lane>,
     next: usize,
+    in_order: bool,
 }
 
 impl Breakdown {
-    /// `lanes[i]` is lane number `i`.
+    /// `lanes[i]` is lane number `i`. Lanes take turns, so one lane's long
+    /// list does not hold up the other (a breakdown's one or two lanes).
     pub fn new(lanes: Vec<Lane>) -> Self {
-        Self { lanes, next: 0 }
+        Self {
+            lanes,
+            next: 0,
+            in_order: false,
+        }
+    }
+
+    /// Lanes in order: a lane sends only while every earlier lane waits for
+    /// its peer, so few lanes hold their lists at once (attribution's lane
+    /// per window).
+    pub fn in_order(lanes: Vec<Lane>) -> Self {
+        Self {
+            lanes,
+            next: 0,
+            in_order: true,
+        }
     }
 }
 
 impl Party for Breakdown {
     fn poll_transmit(&mut self) -> Option<crate::wire::ProtocolMessage> {
-        // Round robin, so one lane's long list does not hold up the other.
         let n = self.lanes.len();
+        let first = if self.in_order { 0 } else { self.next };
         for k in 0..n {
-            let i = (self.next + k) % n;
+            let i = (first + k) % n;
             if let Some(msg) = self.lanes[i].poll() {
                 self.next = (i + 1) % n;
                 return Some(crate::wire::lane_message(i as u32, msg));

@@ -24,6 +24,7 @@ pub mod hash;
 pub mod hinted;
 pub mod idlist;
 pub mod ids;
+pub mod lift;
 pub mod noise;
 pub mod overlap;
 pub mod party;

@@ -17,7 +17,7 @@ use jointly_node::{
     events::{EventSource, load_conversions, load_exposures},
 };
 use jointly_protocol::{
-    attribution::{Plan, ValueBuckets, combine, receiver_lanes, sender_lanes},
+    attribution::{self, Plan, ValueBuckets, combine, receiver_lanes, sender_lanes},
     attribution_model::{Model, Window},
     breakdown::{Breakdown, BreakdownReceiver, BreakdownSender, Lane, open_lane},
     breakdown_plan::MAX_ABS_VALUE,
@@ -49,17 +49,41 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-/// Core-microseconds per fixed-base multiplication, on a sample.
+/// Core-microseconds per point to hash and mask an identifier, and to
+/// decode and mask a received point, on a sample.
+fn masking_costs() -> anyhow::Result<(f64, f64)> {
+    use jointly_protocol::{
+        group::{SessionKey, decode_and_mask, mask_each},
+        hash::{HashToGroup, ID_DST},
+        idlist::IdList,
+    };
+    let n = 50_000usize;
+    let ids = IdList::from_normalized(
+        IdKind::Email,
+        (0..n).map(|i| format!("p{i}@example.com")).collect(),
+    );
+    let hasher = HashToGroup::new(ID_DST);
+    let started = Instant::now();
+    let masked = mask_each(&SessionKey::random(), n, |i| hasher.hash(&ids.hash_parts(i)));
+    let first = secs(started);
+    let started = Instant::now();
+    decode_and_mask(&SessionKey::random(), &masked).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let second = secs(started);
+    let per = |t: f64| t * rayon::current_num_threads() as f64 / n as f64 * 1e6;
+    Ok((per(first), per(second)))
+}
+
+/// Core-microseconds per fixed-base multiplication, on a sample (its output
+/// is compressed in batches in the payloads, so not here).
 fn fixed_base_cost() -> f64 {
     let table =
         RistrettoBasepointTable::create(&curve25519_dalek::RistrettoPoint::mul_base(&Scalar::from(7u8)));
     let n = 20_000u64;
+    let scalars: Vec<Scalar> = (0..n).map(|i| Scalar::from(i + 1).invert()).collect();
     let started = Instant::now();
-    let sum: u64 = (0..n)
-        .into_par_iter()
-        .map(|i| (&Scalar::from(i + 1) * &table).compress().as_bytes()[0] as u64)
-        .sum();
-    std::hint::black_box(sum);
+    scalars.par_iter().for_each(|s| {
+        std::hint::black_box(s * &table);
+    });
     secs(started) * rayon::current_num_threads() as f64 / n as f64 * 1e6
 }
 
@@ -141,12 +165,14 @@ pub fn run(size: &Size, check: bool, table_path: &Path, dir: &Path) -> anyhow::R
     // (b) Lanes.
     let period = Period::days(data.truth.period_start, size.windows);
     let plan = Plan {
-        period_start: period.start,
-        period_end: period.end,
-        window: Window::Day,
+        period: attribution::Period {
+            start: period.start,
+            end: period.end,
+            window: Window::Day,
+            max_conversions: 3,
+        },
         lookback_days: size.lookback_days,
         model: size.model,
-        max_conversions: 3,
         buckets: ValueBuckets::default(),
         channels: channels.len(),
         campaigns: campaigns.len(),
@@ -175,11 +201,19 @@ pub fn run(size: &Size, check: bool, table_path: &Path, dir: &Path) -> anyhow::R
         "(c) payload floor: {per_row} fixed-base multiplications per row at {cost:.1} core-us: {floor:.2} s on {threads} cores"
     );
 
+    let (hash_mask, remask) = masking_costs()?;
+    // Every payload row is hashed and masked by the partner and masked again
+    // by the bank; every element likewise the other way (before padding).
+    let masking = (payload_rows + bank_rows) as f64 * (hash_mask + remask) / 1e6 / threads as f64;
+    println!(
+        "    masking floor: {hash_mask:.1} + {remask:.1} core-us per point and party: {masking:.2} s on {threads} cores"
+    );
+
     // (d) The session.
     let limits = Limits::default();
     let zeros = vec![0; shape.released_values()];
     let terms = [0u8; 32];
-    let bank = Breakdown::new(
+    let bank = Breakdown::in_order(
         bank_lanes
             .into_iter()
             .enumerate()
@@ -189,7 +223,7 @@ pub fn run(size: &Size, check: bool, table_path: &Path, dir: &Path) -> anyhow::R
             })
             .collect::<Result<_, _>>()?,
     );
-    let partner = Breakdown::new(
+    let partner = Breakdown::in_order(
         partner_lanes
             .into_iter()
             .enumerate()
@@ -207,9 +241,10 @@ pub fn run(size: &Size, check: bool, table_path: &Path, dir: &Path) -> anyhow::R
         anyhow::bail!("the session did not end in breakdown outcomes");
     };
     println!(
-        "(d) session, {} lanes in process: {session:.2} s (encryption floor {:.0}%); bytes bank -> partner {:.1} MiB, partner -> bank {:.1} MiB",
+        "(d) session, {} lanes in process: {session:.2} s (floors: encryption {:.0}%, masking {:.0}%); bytes bank -> partner {:.1} MiB, partner -> bank {:.1} MiB",
         size.windows,
         100.0 * floor / session,
+        100.0 * masking / session,
         mib(from_bank),
         mib(from_partner)
     );
