@@ -9,12 +9,11 @@ use jointly_examples::{
     campaign_data::{CAMPAIGNS, CHANNELS, CampaignData, CampaignSpec, People, generate_campaign},
     plaintext_attribution::{AttributionParams, AttributionTable, Period, attribution},
 };
-use jointly_node::{
-    config::FileFormat,
-    events::{EventSource, load_conversions, load_exposures},
-};
+use jointly_node::events::{EventSource, load_conversions, load_exposures};
 use jointly_protocol::{
-    attribution::{self, Plan, Totals, ValueBuckets, combine, receiver_lanes, sender_lanes},
+    attribution::{
+        self, Plan, Totals, ValueBuckets, bank_party, combine, partner_party, receiver_lanes, sender_lanes,
+    },
     attribution_model::{Model, Window},
     breakdown::{Breakdown, BreakdownReceiver, BreakdownSender, Lane, open_lane},
     bsgs::BsgsTable,
@@ -49,19 +48,8 @@ fn names(list: &[&str]) -> Vec<String> {
 /// lanes, run them, and the lanes are opened and combined.
 fn private(data: &CampaignData, plan: &Plan, table: &BsgsTable) -> (Totals, u64) {
     let normalizer = Normalizer::default();
-    let source = |dataset, path, ts_column| EventSource {
-        dataset,
-        path,
-        format: FileFormat::Csv,
-        id_column: "",
-        id_kind: IdKind::Phone,
-        ts_column,
-    };
     let exposures = load_exposures(
-        &EventSource {
-            id_column: "mobile",
-            ..source("exposures", &data.exposures_path, "ts")
-        },
+        &EventSource::csv("exposures", &data.exposures_path, "mobile", IdKind::Phone, "ts"),
         "channel",
         "campaign",
         &names(&CHANNELS),
@@ -70,10 +58,13 @@ fn private(data: &CampaignData, plan: &Plan, table: &BsgsTable) -> (Totals, u64)
     )
     .expect("partner loads its exposures");
     let conversions = load_conversions(
-        &EventSource {
-            id_column: "phone",
-            ..source("conversions", &data.conversions_path, "ts")
-        },
+        &EventSource::csv(
+            "conversions",
+            &data.conversions_path,
+            "phone",
+            IdKind::Phone,
+            "ts",
+        ),
         "value",
         &normalizer,
     )
@@ -95,26 +86,9 @@ fn private(data: &CampaignData, plan: &Plan, table: &BsgsTable) -> (Totals, u64)
         chunk_points: 64,
         ..Limits::default()
     };
-    let bank = Breakdown::in_order(
-        bank_lanes
-            .into_iter()
-            .enumerate()
-            .map(|(w, rows)| {
-                let lane = BreakdownReceiver::new(w as u32, shape, rows, zeros.clone(), limits, TERMS);
-                Lane::Receiver(Box::new(lane.expect("receiver lane")))
-            })
-            .collect(),
-    );
-    let partner = Breakdown::in_order(
-        partner_lanes
-            .into_iter()
-            .enumerate()
-            .map(|(w, rows)| {
-                let lane = BreakdownSender::new(w as u32, shape, rows, zeros.clone(), limits, TERMS);
-                Lane::Sender(Box::new(lane.expect("sender lane")))
-            })
-            .collect(),
-    );
+    let noise = || vec![zeros.clone(); plan.windows()];
+    let bank = bank_party(plan, bank_lanes, noise(), limits, TERMS).expect("bank party");
+    let partner = partner_party(plan, partner_lanes, noise(), limits, TERMS).expect("partner party");
     let (Outcome::Breakdown(bank), Outcome::Breakdown(partner)) =
         run_pair(Box::new(bank), Box::new(partner)).expect("an honest session")
     else {
@@ -303,14 +277,13 @@ fn lift_equals_the_reference_on_messy_files() {
     // "(other)" is no group.
     let group_of: Vec<Option<u32>> = grouping.codes.iter().map(|&g| (g < 2).then_some(g)).collect();
     let conversions = load_conversions(
-        &EventSource {
-            dataset: "conversions",
-            path: &data.conversions_path,
-            format: FileFormat::Csv,
-            id_column: "phone",
-            id_kind: IdKind::Phone,
-            ts_column: "ts",
-        },
+        &EventSource::csv(
+            "conversions",
+            &data.conversions_path,
+            "phone",
+            IdKind::Phone,
+            "ts",
+        ),
         "value",
         &normalizer,
     )

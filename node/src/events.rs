@@ -38,6 +38,34 @@ pub struct EventSource<'a> {
     pub ts_column: &'a str,
 }
 
+impl EventSource<'_> {
+    /// A CSV file, its identifier column and kind, and its timestamp column.
+    pub fn csv<'a>(
+        dataset: &'a str,
+        path: &'a Path,
+        id_column: &'a str,
+        id_kind: IdKind,
+        ts_column: &'a str,
+    ) -> EventSource<'a> {
+        EventSource {
+            dataset,
+            path,
+            format: FileFormat::Csv,
+            id_column,
+            id_kind,
+            ts_column,
+        }
+    }
+
+    fn error(&self, message: String) -> NodeError {
+        NodeError::Dataset {
+            dataset: self.dataset.to_string(),
+            path: self.path.to_path_buf(),
+            message,
+        }
+    }
+}
+
 /// What loading an event table found, in counts only.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct EventReport {
@@ -57,20 +85,36 @@ pub struct EventReport {
 }
 
 /// A partner's exposures by person: `touches[p]` for person `p` of `ids`, in
-/// attribution order (time, then channel name, then campaign name).
-#[derive(Debug)]
+/// attribution order (time, then channel name, then campaign name). Its
+/// `Debug` shows the report only.
 pub struct Exposures {
     pub ids: Arc<IdList>,
     pub touches: Vec<Vec<Touch>>,
     pub report: EventReport,
 }
 
-/// A bank's conversion rows by person, in file order.
-#[derive(Debug)]
+/// A bank's conversion rows by person, in file order. Its `Debug` shows the
+/// report only.
 pub struct Conversions {
     pub ids: Arc<IdList>,
     pub rows: Vec<Vec<Conversion>>,
     pub report: EventReport,
+}
+
+impl std::fmt::Debug for Exposures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exposures")
+            .field("report", &self.report)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Conversions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conversions")
+            .field("report", &self.report)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Reads the columns, normalizes the identifiers, and hands each row with a
@@ -84,11 +128,7 @@ fn load_rows<F>(
 where
     F: FnMut(&DataFrame, usize, usize, i64, &mut EventReport) -> Result<(), NodeError>,
 {
-    let fail = |message: String| NodeError::Dataset {
-        dataset: source.dataset.to_string(),
-        path: source.path.to_path_buf(),
-        message,
-    };
+    let fail = |message: String| source.error(message);
     let names: Vec<&str> = [source.id_column, source.ts_column]
         .into_iter()
         .chain(other_columns.iter().copied())
@@ -129,11 +169,7 @@ pub fn load_exposures(
     campaigns: &[String],
     normalizer: &Normalizer,
 ) -> Result<Exposures, NodeError> {
-    let fail = |message: String| NodeError::Dataset {
-        dataset: source.dataset.to_string(),
-        path: source.path.to_path_buf(),
-        message,
-    };
+    let fail = |message: String| source.error(message);
     let too_many = channels.len() > usize::from(u16::MAX) || campaigns.len() > usize::from(u16::MAX);
     if too_many {
         return Err(fail(
@@ -209,11 +245,7 @@ pub fn load_conversions(
     value_column: &str,
     normalizer: &Normalizer,
 ) -> Result<Conversions, NodeError> {
-    let fail = |message: String| NodeError::Dataset {
-        dataset: source.dataset.to_string(),
-        path: source.path.to_path_buf(),
-        message,
-    };
+    let fail = |message: String| source.error(message);
     let mut by_row: Vec<(u32, Conversion)> = Vec::new();
     let mut values: Option<StringChunked> = None;
     let (ids, mut report) = load_rows(

@@ -24,9 +24,11 @@ use std::sync::Arc;
 
 use crate::{
     attribution_model::{CREDITS_PER_ELEMENT, CreditError, Model, Window, credits},
-    breakdown::{LaneRows, LaneShape},
+    breakdown::{Breakdown, BreakdownReceiver, BreakdownSender, Lane, LaneRows, LaneShape},
     elgamal::OneHot,
+    error::ProtocolError,
     idlist::IdList,
+    overlap::{Limits, Terms},
 };
 
 const SECONDS_PER_DAY: i64 = 86_400;
@@ -224,8 +226,8 @@ impl Plan {
     }
 }
 
-/// One exposure of a person.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One exposure of a person. Its `Debug` shows no field: these are row values.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Touch {
     pub ts: i64,
     /// Index into the declared channels.
@@ -234,12 +236,24 @@ pub struct Touch {
     pub campaign: u16,
 }
 
-/// One conversion row of a person.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One conversion row of a person. Its `Debug` shows no field.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Conversion {
     pub ts: i64,
     /// Value in fen; 0 when the row's value did not parse (ATTRIBUTION.md, C3).
     pub fen: u64,
+}
+
+impl std::fmt::Debug for Touch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Touch(..)")
+    }
+}
+
+impl std::fmt::Debug for Conversion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Conversion(..)")
+    }
 }
 
 /// S's lanes: for each window, the persons with a touch in its lookback and
@@ -276,12 +290,7 @@ pub fn sender_lanes(
     (0..plan.windows())
         .map(|w| {
             let start = plan.period.window_start(w);
-            let mut rows = LaneRows {
-                ids: Arc::clone(ids),
-                rows: Vec::new(),
-                groups: Vec::new(),
-                measures: Vec::new(),
-            };
+            let mut rows = LaneRows::empty(ids);
             for (person, list) in touches.iter().enumerate() {
                 let from = list.partition_point(|t| t.ts < start - lookback);
                 let to = list.partition_point(|t| t.ts < start);
@@ -307,6 +316,57 @@ pub fn sender_lanes(
         .collect()
 }
 
+/// The bank's side of the session: a receiving lane per window, in order.
+/// `noise[w]` is its share for every value lane `w` releases.
+pub fn bank_party(
+    plan: &Plan,
+    lanes: Vec<LaneRows>,
+    noise: Vec<Vec<i64>>,
+    limits: Limits,
+    terms: Terms,
+) -> Result<Breakdown, ProtocolError> {
+    party(plan, lanes, noise, |w, shape, rows, noise| {
+        BreakdownReceiver::new(w, shape, rows, noise, limits, terms).map(|r| Lane::Receiver(Box::new(r)))
+    })
+}
+
+/// The partner's side of the session: a sending lane per window, in order.
+pub fn partner_party(
+    plan: &Plan,
+    lanes: Vec<LaneRows>,
+    noise: Vec<Vec<i64>>,
+    limits: Limits,
+    terms: Terms,
+) -> Result<Breakdown, ProtocolError> {
+    party(plan, lanes, noise, |w, shape, rows, noise| {
+        BreakdownSender::new(w, shape, rows, noise, limits, terms).map(|s| Lane::Sender(Box::new(s)))
+    })
+}
+
+fn party<F>(
+    plan: &Plan,
+    lanes: Vec<LaneRows>,
+    noise: Vec<Vec<i64>>,
+    lane: F,
+) -> Result<Breakdown, ProtocolError>
+where
+    F: Fn(u32, LaneShape, LaneRows, Vec<i64>) -> Result<Lane, ProtocolError>,
+{
+    if lanes.len() != plan.windows() || noise.len() != lanes.len() {
+        return Err(ProtocolError::Shape {
+            what: "attribution needs one lane and one set of noise shares per window",
+        });
+    }
+    let shape = plan.lane_shape();
+    lanes
+        .into_iter()
+        .zip(noise)
+        .enumerate()
+        .map(|(w, (rows, noise))| lane(w as u32, shape, rows, noise))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Breakdown::in_order)
+}
+
 /// What R's conversion rows came to (ATTRIBUTION.md, C8 and C11).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Elements {
@@ -330,14 +390,7 @@ pub fn receiver_lanes(
             "one conversion list per identifier is needed",
         ));
     }
-    let mut lanes: Vec<LaneRows> = (0..plan.windows())
-        .map(|_| LaneRows {
-            ids: Arc::clone(ids),
-            rows: Vec::new(),
-            groups: Vec::new(),
-            measures: Vec::new(),
-        })
-        .collect();
+    let mut lanes: Vec<LaneRows> = (0..plan.windows()).map(|_| LaneRows::empty(ids)).collect();
     let mut counts = Elements::default();
     let mut elements = Vec::new();
     for (person, rows) in conversions.iter().enumerate() {

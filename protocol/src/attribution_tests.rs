@@ -4,7 +4,7 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use super::*;
 use crate::{
-    breakdown::{Breakdown, BreakdownReceiver, BreakdownSender, Lane, open_lane},
+    breakdown::open_lane,
     bsgs::BsgsTable,
     ids::IdKind,
     overlap::{Limits, Terms},
@@ -185,29 +185,9 @@ fn run(plan: &Plan, d: &Data) -> (Totals, Elements) {
     let s_lanes = sender_lanes(plan, &s_ids, &s_rows).expect("partner lanes");
     let shape = plan.lane_shape();
     let zeros = vec![0; shape.released_values()];
-    let bank = Breakdown::in_order(
-        r_lanes
-            .into_iter()
-            .enumerate()
-            .map(|(w, rows)| {
-                Lane::Receiver(Box::new(
-                    BreakdownReceiver::new(w as u32, shape, rows, zeros.clone(), limits(), T)
-                        .expect("receiver"),
-                ))
-            })
-            .collect(),
-    );
-    let partner = Breakdown::in_order(
-        s_lanes
-            .into_iter()
-            .enumerate()
-            .map(|(w, rows)| {
-                Lane::Sender(Box::new(
-                    BreakdownSender::new(w as u32, shape, rows, zeros.clone(), limits(), T).expect("sender"),
-                ))
-            })
-            .collect(),
-    );
+    let noise = || vec![zeros.clone(); plan.windows()];
+    let bank = bank_party(plan, r_lanes, noise(), limits(), T).expect("bank party");
+    let partner = partner_party(plan, s_lanes, noise(), limits(), T).expect("partner party");
     let (Outcome::Breakdown(bank), Outcome::Breakdown(partner)) =
         run_pair(Box::new(bank), Box::new(partner)).expect("honest session")
     else {
@@ -402,4 +382,19 @@ fn buckets_follow_the_bounds_in_fen() {
     assert_eq!(b.bucket(10_000_000), 4);
     assert_eq!(b.bucket(10_000_001), 5);
     assert_eq!(b.bucket(u64::MAX), 5);
+}
+
+#[test]
+fn debug_output_shows_no_row_value() {
+    let t = Touch {
+        ts: START + 12_345,
+        channel: 2,
+        campaign: 1,
+    };
+    let c = Conversion {
+        ts: START + 678,
+        fen: 987_654,
+    };
+    let text = format!("{t:?} {c:?} {:?}", vec![t]);
+    assert_eq!(text, "Touch(..) Conversion(..) [Touch(..)]");
 }

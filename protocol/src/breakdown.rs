@@ -124,6 +124,18 @@ pub struct LaneRows {
     pub measures: Vec<i64>,
 }
 
+impl LaneRows {
+    /// No rows yet, over `ids`.
+    pub fn empty(ids: &Arc<IdList>) -> Self {
+        Self {
+            ids: Arc::clone(ids),
+            rows: Vec::new(),
+            groups: Vec::new(),
+            measures: Vec::new(),
+        }
+    }
+}
+
 impl std::fmt::Debug for LaneRows {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LaneRows")

@@ -60,12 +60,7 @@ pub fn partner_rows(ids: &Arc<IdList>, group_of: &[Option<u32>]) -> Result<LaneR
             "one group (or none) per identifier is needed",
         ));
     }
-    let mut rows = LaneRows {
-        ids: Arc::clone(ids),
-        rows: Vec::new(),
-        groups: Vec::new(),
-        measures: Vec::new(),
-    };
+    let mut rows = LaneRows::empty(ids);
     for (person, group) in group_of.iter().enumerate() {
         match *group {
             Some(g @ (TEST | CONTROL)) => {

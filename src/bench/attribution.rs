@@ -12,14 +12,13 @@ use jointly_examples::{
     campaign_data::{CAMPAIGNS, CHANNELS, CampaignSpec, People, generate_campaign},
     plaintext_attribution::{AttributionParams, Period, attribution},
 };
-use jointly_node::{
-    config::FileFormat,
-    events::{EventSource, load_conversions, load_exposures},
-};
+use jointly_node::events::{EventSource, load_conversions, load_exposures};
 use jointly_protocol::{
-    attribution::{self, Plan, ValueBuckets, combine, receiver_lanes, sender_lanes},
+    attribution::{
+        self, Plan, ValueBuckets, bank_party, combine, partner_party, receiver_lanes, sender_lanes,
+    },
     attribution_model::{Model, Window},
-    breakdown::{Breakdown, BreakdownReceiver, BreakdownSender, Lane, open_lane},
+    breakdown::open_lane,
     breakdown_plan::MAX_ABS_VALUE,
     ids::{IdKind, Normalizer},
     overlap::Limits,
@@ -128,14 +127,7 @@ pub fn run(size: &Size, check: bool, table_path: &Path, dir: &Path) -> anyhow::R
     let channels: Vec<String> = CHANNELS.iter().map(|c| (*c).to_string()).collect();
     let campaigns: Vec<String> = CAMPAIGNS.iter().map(|c| (*c).to_string()).collect();
     let exposures = load_exposures(
-        &EventSource {
-            dataset: "exposures",
-            path: &data.exposures_path,
-            format: FileFormat::Csv,
-            id_column: "mobile",
-            id_kind: IdKind::Phone,
-            ts_column: "ts",
-        },
+        &EventSource::csv("exposures", &data.exposures_path, "mobile", IdKind::Phone, "ts"),
         "channel",
         "campaign",
         &channels,
@@ -145,14 +137,13 @@ pub fn run(size: &Size, check: bool, table_path: &Path, dir: &Path) -> anyhow::R
     let load_partner = secs(started);
     let started = Instant::now();
     let conversions = load_conversions(
-        &EventSource {
-            dataset: "conversions",
-            path: &data.conversions_path,
-            format: FileFormat::Csv,
-            id_column: "phone",
-            id_kind: IdKind::Phone,
-            ts_column: "ts",
-        },
+        &EventSource::csv(
+            "conversions",
+            &data.conversions_path,
+            "phone",
+            IdKind::Phone,
+            "ts",
+        ),
         "value",
         &normalizer,
     )?;
@@ -213,26 +204,9 @@ pub fn run(size: &Size, check: bool, table_path: &Path, dir: &Path) -> anyhow::R
     let limits = Limits::default();
     let zeros = vec![0; shape.released_values()];
     let terms = [0u8; 32];
-    let bank = Breakdown::in_order(
-        bank_lanes
-            .into_iter()
-            .enumerate()
-            .map(|(w, rows)| {
-                BreakdownReceiver::new(w as u32, shape, rows, zeros.clone(), limits, terms)
-                    .map(|r| Lane::Receiver(Box::new(r)))
-            })
-            .collect::<Result<_, _>>()?,
-    );
-    let partner = Breakdown::in_order(
-        partner_lanes
-            .into_iter()
-            .enumerate()
-            .map(|(w, rows)| {
-                BreakdownSender::new(w as u32, shape, rows, zeros.clone(), limits, terms)
-                    .map(|s| Lane::Sender(Box::new(s)))
-            })
-            .collect::<Result<_, _>>()?,
-    );
+    let noise = || vec![zeros.clone(); plan.windows()];
+    let bank = bank_party(&plan, bank_lanes, noise(), limits, terms)?;
+    let partner = partner_party(&plan, partner_lanes, noise(), limits, terms)?;
     let started = Instant::now();
     let ((bank, partner), [from_bank, from_partner]) = run_pair_counted(Box::new(bank), Box::new(partner))
         .map_err(|(who, e)| anyhow::anyhow!("session failed at party {who}: {e}"))?;
