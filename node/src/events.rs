@@ -118,7 +118,8 @@ impl std::fmt::Debug for Conversions {
 }
 
 /// Reads the columns, normalizes the identifiers, and hands each row with a
-/// valid identifier and timestamp to `keep(row, person, ts)`.
+/// valid identifier and timestamp to `keep(other, row, person, ts, report)`,
+/// where `other` are `other_columns` as text.
 fn load_rows<F>(
     source: &EventSource<'_>,
     other_columns: &[&str],
@@ -126,7 +127,7 @@ fn load_rows<F>(
     mut keep: F,
 ) -> Result<(Arc<IdList>, EventReport), NodeError>
 where
-    F: FnMut(&DataFrame, usize, usize, i64, &mut EventReport) -> Result<(), NodeError>,
+    F: FnMut(&[StringChunked], usize, usize, i64, &mut EventReport),
 {
     let fail = |message: String| source.error(message);
     let names: Vec<&str> = [source.id_column, source.ts_column]
@@ -140,6 +141,11 @@ where
         normalize_all_with_positions(id.len(), |i| id.get(i), source.id_kind, normalizer);
     drop(id);
     let ts = text(source.ts_column)?;
+    let other = other_columns
+        .iter()
+        .map(|c| text(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    drop(table);
     let mut report = EventReport {
         rows: loaded.rows,
         persons: loaded.distinct,
@@ -154,7 +160,7 @@ where
             report.invalid_ts += 1;
             continue;
         };
-        keep(&table, row, person as usize, t, &mut report)?;
+        keep(&other, row, person as usize, t, &mut report);
     }
     Ok((Arc::new(ids), report))
 }
@@ -177,38 +183,27 @@ pub fn load_exposures(
         ));
     }
     let mut by_row: Vec<(u32, Touch)> = Vec::new();
-    let mut labels: Option<(StringChunked, StringChunked)> = None;
+    let find = |list: &[String], cell: Option<&str>| {
+        let cell = cell.unwrap_or("").trim();
+        list.iter().position(|l| l == cell)
+    };
     let (ids, mut report) = load_rows(
         source,
         &[channel_column, campaign_column],
         normalizer,
-        |table, row, person, ts, report| {
-            if labels.is_none() {
-                let text = |c: &str| id_text(table, c).map_err(|e| fail(redact(&e.to_string())));
-                labels = Some((text(channel_column)?, text(campaign_column)?));
-            }
-            let Some((channel, campaign)) = labels.as_ref() else {
-                return Ok(());
-            };
-            let find = |list: &[String], cell: Option<&str>| {
-                let cell = cell.unwrap_or("").trim();
-                list.iter().position(|l| l == cell)
-            };
-            match (
-                find(channels, channel.get(row)),
-                find(campaigns, campaign.get(row)),
-            ) {
-                (Some(ch), Some(ca)) => by_row.push((
-                    person as u32,
-                    Touch {
-                        ts,
-                        channel: ch as u16,
-                        campaign: ca as u16,
-                    },
-                )),
-                _ => report.unknown_label += 1,
-            }
-            Ok(())
+        |labels, row, person, ts, report| match (
+            find(channels, labels[0].get(row)),
+            find(campaigns, labels[1].get(row)),
+        ) {
+            (Some(ch), Some(ca)) => by_row.push((
+                person as u32,
+                Touch {
+                    ts,
+                    channel: ch as u16,
+                    campaign: ca as u16,
+                },
+            )),
+            _ => report.unknown_label += 1,
         },
     )?;
     report.events = by_row.len() as u64;
@@ -245,18 +240,13 @@ pub fn load_conversions(
     value_column: &str,
     normalizer: &Normalizer,
 ) -> Result<Conversions, NodeError> {
-    let fail = |message: String| source.error(message);
     let mut by_row: Vec<(u32, Conversion)> = Vec::new();
-    let mut values: Option<StringChunked> = None;
     let (ids, mut report) = load_rows(
         source,
         &[value_column],
         normalizer,
-        |table, row, person, ts, report| {
-            if values.is_none() {
-                values = Some(id_text(table, value_column).map_err(|e| fail(redact(&e.to_string())))?);
-            }
-            let fen = values.as_ref().and_then(|v| v.get(row)).and_then(fen::parse);
+        |values, row, person, ts, report| {
+            let fen = values[0].get(row).and_then(fen::parse);
             report.bad_values += u64::from(fen.is_none());
             by_row.push((
                 person as u32,
@@ -265,7 +255,6 @@ pub fn load_conversions(
                     fen: fen.unwrap_or(0),
                 },
             ));
-            Ok(())
         },
     )?;
     report.events = by_row.len() as u64;

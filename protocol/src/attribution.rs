@@ -378,7 +378,8 @@ pub struct Elements {
 
 /// R's lanes: for each window, its conversion elements (one per person),
 /// batched by value bucket, after the per-person cap. `conversions[p]` are the
-/// in-period or not rows of person `p` of `ids`, in any order.
+/// rows of person `p` of `ids`, in any order; rows outside the period are
+/// skipped.
 pub fn receiver_lanes(
     plan: &Plan,
     ids: &Arc<IdList>,
