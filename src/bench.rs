@@ -60,6 +60,14 @@ pub enum BenchKind {
         /// Cache file of the decryption table (default: in the temporary directory).
         #[arg(long)]
         table: Option<PathBuf>,
+        /// Run the query as a job through a coordinator and two node
+        /// processes instead (bytes relayed, CPU time and peak RSS per process).
+        #[arg(long)]
+        processes: bool,
+        /// Where --processes writes its data, configurations and logs
+        /// (default: a temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
     /// A recorded overlap of N x N rows in process, then `audit verify` of
     /// each node's transcript file.
@@ -102,6 +110,8 @@ pub async fn run(kind: BenchKind) -> anyhow::Result<()> {
             model,
             check,
             table,
+            processes,
+            dir,
         } => {
             let model = jointly_protocol::attribution_model::Model::from_label(&model).ok_or_else(|| {
                 anyhow::anyhow!(
@@ -118,6 +128,12 @@ pub async fn run(kind: BenchKind) -> anyhow::Result<()> {
                 model,
             };
             let table = table.unwrap_or_else(breakdown::default_table_path);
+            if processes {
+                let temp = tempfile::tempdir()?;
+                let dir = dir.unwrap_or_else(|| temp.path().to_path_buf());
+                std::fs::create_dir_all(&dir)?;
+                return attribution::through_processes(&size, check, &table, &dir).await;
+            }
             return tokio::task::spawn_blocking(move || {
                 let dir = tempfile::tempdir()?;
                 attribution::run(&size, check, &table, dir.path())
@@ -247,7 +263,7 @@ fn peak_rss(child: &Child) -> Option<u64> {
     Some(kb * 1024)
 }
 
-struct Procs(Vec<(String, Child)>);
+pub(crate) struct Procs(Vec<(String, Child)>);
 
 impl Drop for Procs {
     fn drop(&mut self) {
@@ -270,29 +286,16 @@ fn spawn(exe: &Path, config: &Path, log: &Path) -> anyhow::Result<Child> {
         .with_context(|| format!("cannot start {}", exe.display()))
 }
 
-async fn through_processes(rows: usize, dir: &Path) -> anyhow::Result<f64> {
+/// Starts the coordinator and both nodes of deployment `d` as processes
+/// (binaries next to this one) and waits until both nodes attached, which
+/// includes loading their data. Returns the processes, a planner client and
+/// the seconds until attached.
+pub(crate) async fn start_processes(
+    dir: &Path,
+    d: &deploy::Deployment,
+    listen: &str,
+) -> anyhow::Result<(Procs, client::Planner, f64)> {
     let (coordinator, node) = (sibling("jointly-coordinator")?, sibling("jointly-node")?);
-    let spec = DatagenSpec {
-        bank_rows: rows,
-        partner_rows: rows,
-        overlap: rows / 2,
-        seed: 3,
-        messy: false,
-        format: DataFormat::Csv,
-    };
-    let data = generate(&spec, dir)?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let listen = format!("127.0.0.1:{port}");
-    let d = deploy::write(
-        dir,
-        &DeploymentSpec {
-            bank_data: data.bank_path.canonicalize()?,
-            partner_data: data.partner_path.canonicalize()?,
-            listen: listen.clone(),
-            policy: PolicySpec::testing(),
-            tls: None,
-        },
-    )?;
     let _ = std::fs::remove_file(dir.join("coordinator.db"));
     let mut procs = Procs(Vec::new());
     procs.0.push((
@@ -340,9 +343,50 @@ async fn through_processes(rows: usize, dir: &Path) -> anyhow::Result<f64> {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    Ok((procs, planner, load_started.elapsed().as_secs_f64()))
+}
+
+/// Prints each process's peak resident set.
+pub(crate) fn print_peak_rss(procs: &Procs, per: Option<(usize, &str)>) {
+    for (name, child) in &procs.0 {
+        if let Some(peak) = peak_rss(child) {
+            let per_row = per.map_or(String::new(), |(rows, what)| {
+                format!(" ({:.0} bytes per {what})", peak as f64 / rows as f64)
+            });
+            println!(
+                "    peak RSS {name:<12} {:>7.1} MiB{per_row}",
+                peak as f64 / (1 << 20) as f64
+            );
+        }
+    }
+}
+
+async fn through_processes(rows: usize, dir: &Path) -> anyhow::Result<f64> {
+    let spec = DatagenSpec {
+        bank_rows: rows,
+        partner_rows: rows,
+        overlap: rows / 2,
+        seed: 3,
+        messy: false,
+        format: DataFormat::Csv,
+    };
+    let data = generate(&spec, dir)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let listen = format!("127.0.0.1:{port}");
+    let d = deploy::write(
+        dir,
+        &DeploymentSpec {
+            bank_data: data.bank_path.canonicalize()?,
+            partner_data: data.partner_path.canonicalize()?,
+            listen: listen.clone(),
+            policy: PolicySpec::testing(),
+            tls: None,
+            campaign: None,
+        },
+    )?;
+    let (procs, mut planner, load_secs) = start_processes(dir, &d, &listen).await?;
     println!(
-        "    nodes loaded {rows} rows each (read, normalize, de-duplicate) and attached in {:.2} s",
-        load_started.elapsed().as_secs_f64()
+        "    nodes loaded {rows} rows each (read, normalize, de-duplicate) and attached in {load_secs:.2} s"
     );
     let started = Instant::now();
     let job = planner.submit_query(overlap_spec(exact())).await?.into_inner();
@@ -363,14 +407,6 @@ async fn through_processes(rows: usize, dir: &Path) -> anyhow::Result<f64> {
         data.truth.overlap
     );
     println!("    count {count} equals the generated truth");
-    for (name, child) in &procs.0 {
-        if let Some(peak) = peak_rss(child) {
-            println!(
-                "    peak RSS {name:<12} {:>7.1} MiB ({:.0} bytes per input row)",
-                peak as f64 / (1 << 20) as f64,
-                peak as f64 / rows as f64
-            );
-        }
-    }
+    print_peak_rss(&procs, Some((rows, "input row")));
     Ok(secs)
 }

@@ -3,6 +3,7 @@
 
 mod audit;
 mod bench;
+mod campaign_queries;
 mod filters;
 mod output;
 
@@ -12,9 +13,10 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use jointly_coordinator::client;
 use jointly_examples::{
+    campaign_data::{CampaignSpec, People, generate_campaign},
     datagen::{DataFormat, DatagenSpec, generate},
     demo::{self, DemoOptions},
-    deploy::{self, DeploymentSpec, PolicySpec},
+    deploy::{self, CampaignFiles, DeploymentSpec, PolicySpec},
 };
 use jointly_protocol::wire::{
     BreakdownQuery, DatasetRef, GetJobRequest, ListJobsRequest, ListNodesRequest, Measure, OverlapQuery,
@@ -101,6 +103,15 @@ enum Command {
         /// Address the generated coordinator config listens on.
         #[arg(long, default_value = "127.0.0.1:7700")]
         listen: String,
+        /// Campaign: the partner's ad exposures (default: 4 per partner row).
+        #[arg(long)]
+        exposures: Option<usize>,
+        /// Campaign: the bank's conversions (default: one per 8 bank rows).
+        #[arg(long)]
+        conversions: Option<usize>,
+        /// Campaign: days of conversions (daily windows).
+        #[arg(long, default_value_t = 30)]
+        campaign_days: u32,
     },
     /// Run a coordinator and two nodes on loopback over generated data, with sample queries.
     Demo {
@@ -192,6 +203,14 @@ enum QueryKind {
         #[arg(long, value_name = "NODE")]
         activate: Option<String>,
     },
+    /// Which of the partner's channels (and campaigns) drove the bank's
+    /// conversions, and how much value, under an attribution model; plus the
+    /// conversions no exposure explains.
+    Attribution(campaign_queries::AttributionArgs),
+    /// Did the campaign lift conversions? Conversion rate and value per person
+    /// in the partner's test and control groups, and the lift with its 95%
+    /// interval (noise included).
+    Lift(campaign_queries::LiftArgs),
 }
 
 #[derive(clap::Args)]
@@ -353,6 +372,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     filters,
                     activate,
                 } => Query::Segment(segment_query(&left, &right, filters.filters, activate)?),
+                QueryKind::Attribution(a) => Query::Attribution(campaign_queries::attribution_query(&a)?),
+                QueryKind::Lift(a) => Query::Lift(campaign_queries::lift_query(&a)?),
             };
             let spec = QuerySpec {
                 query: Some(query),
@@ -415,6 +436,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             clean,
             listen,
+            exposures,
+            conversions,
+            campaign_days,
         } => {
             let spec = DatagenSpec {
                 bank_rows,
@@ -428,6 +452,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             };
             let data = generate(&spec, &out)?;
+            let campaign = generate_campaign(
+                &CampaignSpec {
+                    people: People::from(&data.truth),
+                    exposures: exposures.unwrap_or(partner_rows * 4),
+                    conversions: conversions.unwrap_or(bank_rows / 8),
+                    windows: campaign_days,
+                    seed,
+                    messy: !clean,
+                },
+                &out,
+            )?;
+            let files = CampaignFiles {
+                exposures: campaign.exposures_path.canonicalize()?,
+                conversions: campaign.conversions_path.canonicalize()?,
+                groups: campaign.groups_path.canonicalize()?,
+            };
             let d = deploy::write(
                 &out,
                 &DeploymentSpec {
@@ -436,12 +476,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     listen,
                     policy: PolicySpec::demo(),
                     tls: None,
+                    campaign: Some(files),
                 },
             )?;
+            let from = jointly_protocol::timestamp::utc(campaign.truth.period_start);
+            let from = from.get(..10).unwrap_or_default();
             if cli.json {
                 println!(
                     "{}",
-                    serde_json::json!({"bank": data.bank_path, "partner": data.partner_path, "truth": data.truth})
+                    serde_json::json!({
+                        "bank": data.bank_path,
+                        "partner": data.partner_path,
+                        "truth": data.truth,
+                        "exposures": campaign.exposures_path,
+                        "conversions": campaign.conversions_path,
+                        "groups": campaign.groups_path,
+                        "campaign_truth": campaign.truth,
+                    })
                 );
             } else {
                 println!(
@@ -458,6 +509,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("  jointly-node --config {}", d.bank_config.display());
                 println!("  jointly-node --config {}", d.partner_config.display());
                 println!("  jointly query overlap --left bank/customers --right partner/users");
+                println!(
+                    "  jointly query attribution --conversions bank/conversions --exposures partner/exposures --from {from} --days {campaign_days} --model linear --lookback 7"
+                );
+                println!(
+                    "  jointly query lift --customers bank/customers --groups partner/groups --from {from} --days {campaign_days}"
+                );
             }
         }
         Command::Demo {

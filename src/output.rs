@@ -2,6 +2,7 @@
 //! CSV for a breakdown's cells) for programs.
 
 mod breakdown;
+mod campaign;
 
 use std::io::Write;
 
@@ -68,7 +69,58 @@ fn spec_text(spec: Option<&QuerySpec>) -> String {
                 dataset(q.right.as_ref())
             )
         }
+        Some(Query::Attribution(q)) => format!(
+            "attribution {} x {}",
+            dataset(q.conversions.as_ref()),
+            dataset(q.exposures.as_ref())
+        ),
+        Some(Query::Lift(q)) => format!(
+            "lift {}.{} x {}",
+            dataset(q.groups.as_ref()),
+            q.group_column,
+            dataset(q.customers.as_ref())
+        ),
         None => "-".into(),
+    }
+}
+
+/// An attribution's or a lift's terms, as a line for the job view.
+fn campaign_details(query: &Query) -> Option<(&'static str, String)> {
+    use jointly_protocol::attribution_query::{model, period};
+    let period_text = |p| match period(p) {
+        Ok(p) => format!(
+            "{} {}s from {}, at most {} per person",
+            p.windows(),
+            jointly_protocol::attribution_query::window_label(p.window),
+            jointly_protocol::timestamp::utc(p.start),
+            p.max_conversions
+        ),
+        Err(e) => e,
+    };
+    match query {
+        Query::Attribution(q) => Some((
+            "terms",
+            format!(
+                "{}, {}-day lookback, {}{}",
+                model(q).map_or_else(|e| e, |m| m.to_string()),
+                q.lookback_days,
+                period_text(q.period.as_ref()),
+                if q.by_campaign { ", by campaign" } else { "" }
+            ),
+        )),
+        Query::Lift(q) => Some((
+            "terms",
+            format!(
+                "'{}' vs '{}', conversions in {}/{}, {}, values clipped at {} CNY",
+                q.test_value,
+                q.control_value,
+                q.customers.as_ref().map_or("?", |d| d.node.as_str()),
+                q.conversions,
+                period_text(q.period.as_ref()),
+                q.value_clip
+            ),
+        )),
+        _ => None,
     }
 }
 
@@ -93,6 +145,9 @@ fn spec_details(spec: Option<&QuerySpec>) -> Vec<(&'static str, String)> {
                 "",
             ),
             Some(Query::Segment(q)) => (Vec::new(), &q.left_filters, &q.right_filters, &q.activate),
+            Some(q @ (Query::Attribution(_) | Query::Lift(_))) => {
+                return campaign_details(q).into_iter().collect();
+            }
             Some(Query::Overlap(_)) | None => return Vec::new(),
         };
     let filters: Vec<String> = left
@@ -171,6 +226,8 @@ fn result_json(r: Option<&QueryResult>) -> Value {
             "activated_node": if s.activated_node.is_empty() { Value::Null } else { json!(s.activated_node) },
             "release": release_json(release),
         }),
+        Some(query_result::Result::Attribution(a)) => campaign::attribution_json(a, release),
+        Some(query_result::Result::Lift(l)) => campaign::lift_json(l, release),
         None => Value::Null,
     }
 }
@@ -283,6 +340,30 @@ fn result_lines(job: &Job, result: &QueryResult) -> Vec<String> {
                 lines.push("members  not delivered".into());
             }
         }
+        Some(query_result::Result::Attribution(a)) => {
+            lines.push(format!(
+                "model    {}, {}-day lookback, {} {} windows",
+                a.model, a.lookback_days, a.windows, a.window
+            ));
+            lines.push(String::new());
+            lines.extend(campaign::attribution_table(a, release).lines().map(String::from));
+            lines.push(String::new());
+            if release.is_some_and(|r| !r.exact) {
+                lines.push(
+                    "note     ± is the 95% interval of the noise; value is credit x each conversion's value bucket representative"
+                        .into(),
+                );
+            }
+        }
+        Some(query_result::Result::Lift(l)) => {
+            lines.push(String::new());
+            lines.extend(campaign::lift_table(l, release).lines().map(String::from));
+            lines.push(String::new());
+            lines.push(
+                "note     intervals are 95%: sampling and the added noise for rates and lift, the noise alone for value per person"
+                    .into(),
+            );
+        }
         None => {}
     }
     if let Some(r) = release {
@@ -323,6 +404,8 @@ pub fn jobs(jobs: &[Job], as_json: bool) {
             Some(query_result::Result::Segment(s)) => {
                 format!("size {}", count_text(s.size.as_ref(), release))
             }
+            Some(query_result::Result::Attribution(a)) => campaign::attribution_summary(a),
+            Some(query_result::Result::Lift(l)) => campaign::lift_summary(l),
             None if !j.error.is_empty() => j.error.chars().take(60).collect(),
             None => String::new(),
         };
@@ -341,7 +424,7 @@ pub fn nodes(nodes: &[NodeStatus], as_json: bool) {
         let v: Vec<Value> = nodes
             .iter()
             .map(|n| {
-                json!({"name": n.name, "attached": n.attached, "datasets": n.datasets.iter().map(|d| json!({"name": d.name, "id_kind": d.id_kind, "rows_rounded": d.rows_rounded})).collect::<Vec<_>>()})
+                json!({"name": n.name, "attached": n.attached, "datasets": n.datasets.iter().map(|d| json!({"name": d.name, "kind": d.kind, "id_kind": d.id_kind, "rows_rounded": d.rows_rounded, "channels": d.channels, "campaigns": d.campaigns})).collect::<Vec<_>>()})
             })
             .collect();
         println!("{}", Value::Array(v));
@@ -354,8 +437,17 @@ pub fn nodes(nodes: &[NodeStatus], as_json: bool) {
             if n.attached { "attached" } else { "not attached" }
         );
         for d in &n.datasets {
+            let kind = match d.kind.as_str() {
+                "" | "table" => String::new(),
+                "exposures" => format!(
+                    "  exposures: channels {}; campaigns {}",
+                    d.channels.join(", "),
+                    d.campaigns.join(", ")
+                ),
+                other => format!("  {other}"),
+            };
             println!(
-                "  {}/{}  {}  ~{} identifiers",
+                "  {}/{}  {}  ~{} identifiers{kind}",
                 n.name, d.name, d.id_kind, d.rows_rounded
             );
         }

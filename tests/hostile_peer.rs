@@ -94,6 +94,9 @@ async fn hostile_partner(cluster: &Cluster, how: Misbehaviour) -> tokio::task::J
             id_kind: "phone".into(),
             rows_rounded: 10,
             columns: vec![],
+            kind: "table".into(),
+            channels: vec![],
+            campaigns: vec![],
         }],
     })))
     .await

@@ -16,6 +16,7 @@ fn deployment(dir: &std::path::Path, bank: std::path::PathBuf) -> std::path::Pat
             listen: "127.0.0.1:1".into(),
             policy: jointly_examples::deploy::PolicySpec::testing(),
             tls: None,
+            campaign: None,
         },
     )
     .expect("deployment");

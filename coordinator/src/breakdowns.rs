@@ -213,6 +213,7 @@ mod tests {
             id_kind: "phone".into(),
             rows_rounded: 1000,
             columns,
+            ..Default::default()
         }
     }
 

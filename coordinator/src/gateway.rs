@@ -177,7 +177,11 @@ impl NodeGateway for Gateway {
         };
         let (job_id, node, inbox, peer, events) = self.coord.join_session(&join.session_id, &join.token)?;
         tokio::spawn(async move {
-            if let Some(reason) = pump(&mut inbound, &peer).await {
+            let mut relayed = Relayed::default();
+            let stopped = pump(&mut inbound, &peer, &mut relayed).await;
+            // Sizes only: what operators size links and the benchmark counts by.
+            info!(job = %job_id, from = %node, frames = relayed.frames, bytes = relayed.bytes, "session relay finished");
+            if let Some(reason) = stopped {
                 warn!(job = %job_id, node = %node, reason = %reason, "session relay stopped");
                 let _ = events.send(JobEvent::SessionFailed { node, reason }).await;
             }
@@ -186,11 +190,19 @@ impl NodeGateway for Gateway {
     }
 }
 
+/// Frames and their encoded bytes relayed from one node to its peer.
+#[derive(Default)]
+struct Relayed {
+    frames: u64,
+    bytes: u64,
+}
+
 /// Relays one node's frames to its peer until the node closes its stream.
 /// Returns why the session must fail, if it must.
 async fn pump(
     inbound: &mut Streaming<SessionFrame>,
     peer: &mpsc::Sender<Result<SessionFrame, Status>>,
+    relayed: &mut Relayed,
 ) -> Option<String> {
     loop {
         match inbound.message().await {
@@ -199,6 +211,8 @@ async fn pump(
                     body: Some(session_frame::Body::Sealed(_)),
                 },
             )) => {
+                relayed.frames += 1;
+                relayed.bytes += prost::Message::encoded_len(&frame) as u64;
                 // Waits while the peer's buffer is full: back-pressure reaches
                 // the sending node through HTTP/2 flow control.
                 if peer.send(Ok(frame)).await.is_err() {
@@ -270,7 +284,7 @@ async fn control_loop(coord: &Coordinator, name: &str, inbound: &mut Streaming<N
                     r.job_id,
                     JobEvent::Report {
                         node: name.to_string(),
-                        outcome,
+                        outcome: Box::new(outcome),
                     },
                 )
             }

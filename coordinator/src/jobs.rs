@@ -11,8 +11,8 @@ use jointly_protocol::{
     breakdown::{LaneOutcome, open_lane},
     breakdown_plan::{MAX_ABS_VALUE, Side},
     wire::{
-        BreakdownRelease, CancelSession, CoordinatorMessage, JobOffer, NodeTerms, QueryResult, QuerySpec,
-        Role, SegmentResult, StartSession, coordinator_message::Body, query_result,
+        BreakdownRelease, CancelSession, CoordinatorMessage, JobOffer, NodeTerms, Privacy, QueryResult,
+        QuerySpec, Role, SegmentResult, StartSession, coordinator_message::Body, query_result,
         session_report::Outcome as ReportOutcome,
     },
 };
@@ -22,6 +22,7 @@ use tonic::Status;
 use tracing::{info, warn};
 
 use crate::{
+    attributions::{AttributionJob, LiftJob},
     breakdowns::BreakdownJob,
     release::combine,
     state::{ActiveJob, Coordinator, RELAY_FRAMES, SessionSide, SessionSlot},
@@ -44,7 +45,8 @@ pub enum JobEvent {
     },
     Report {
         node: String,
-        outcome: ReportOutcome,
+        // Boxed: a result is far larger than the other events.
+        outcome: Box<ReportOutcome>,
     },
     /// A session stream broke or a node aborted the session.
     SessionFailed {
@@ -74,12 +76,16 @@ pub enum JobKind {
         activated: Option<String>,
     },
     Breakdown(Box<BreakdownJob>),
+    /// The bank (conversions) receives, the partner (exposures) sends.
+    Attribution(Box<AttributionJob>),
+    /// The partner (groups) receives, the bank (customers) sends.
+    Lift(Box<LiftJob>),
 }
 
 /// What the nodes reported at the end of the session.
 enum Reports {
     /// The receiver's partially noised count and the sender's noise shares.
-    Count(QueryResult, Vec<i64>),
+    Count(Box<QueryResult>, Vec<i64>),
     /// Receiver's and sender's breakdown releases.
     Breakdown(Box<[BreakdownRelease; 2]>),
 }
@@ -175,6 +181,10 @@ async fn run(
             }
             _ => (0, Vec::new()),
         };
+        let (peer_channels, peer_campaigns) = match &parties.kind {
+            JobKind::Attribution(job) => (job.channels.len() as u32, job.campaigns.len() as u32),
+            _ => (0, 0),
+        };
         let offer = JobOffer {
             job_id: job_id.to_string(),
             spec: Some(spec.clone()),
@@ -184,6 +194,8 @@ async fn run(
             peer_id_kind: peer_kind.clone(),
             peer_groups,
             peer_measure_bounds,
+            peer_channels,
+            peer_campaigns,
         };
         send(coord, node, Body::Offer(offer)).await?;
     }
@@ -270,7 +282,7 @@ async fn run(
     };
     let outcome = match follow(coord, job_id, &session_id, parties, tokens, &mut inbox).await {
         Err(f) => Err(f),
-        Ok(Reports::Count(result, shares)) => combine(spec, result, &shares, [r_terms, s_terms])
+        Ok(Reports::Count(result, shares)) => combine(spec, *result, &shares, [r_terms, s_terms])
             .map(|r| match &parties.kind {
                 JobKind::Segment { activated } => as_segment(r, activated.clone()),
                 _ => r,
@@ -278,6 +290,12 @@ async fn run(
             .map_err(fatal),
         Ok(Reports::Breakdown(releases)) => match &parties.kind {
             JobKind::Breakdown(job) => open_breakdown(coord, spec, job, &releases, [r_terms, s_terms])
+                .await
+                .map_err(fatal),
+            JobKind::Attribution(job) => open_attribution(coord, spec, job, &releases, [r_terms, s_terms])
+                .await
+                .map_err(fatal),
+            JobKind::Lift(job) => open_lift(coord, spec, job, &releases, [r_terms, s_terms])
                 .await
                 .map_err(fatal),
             _ => Err(fatal(
@@ -320,6 +338,90 @@ fn lane_outcome(l: &jointly_protocol::wire::LaneRelease) -> LaneOutcome {
     }
 }
 
+/// The release's terms, after checking the nodes' noise fits the query.
+fn checked_release(spec: &QuerySpec, terms: &[NodeTerms; 2]) -> Result<(Privacy, u64), String> {
+    let privacy = spec.privacy.unwrap_or_default();
+    if privacy.exact != terms.iter().all(|t| t.sigma == 0.0) {
+        return Err("the nodes' noise terms do not fit the query's privacy terms".into());
+    }
+    Ok((privacy, terms[0].min_aggregation.max(terms[1].min_aggregation)))
+}
+
+/// Lanes `0..lanes` where the job's sender (`releases[1]`) sends and its
+/// receiver (`releases[0]`) receives, decrypted on all cores.
+async fn open_lanes(
+    coord: &Arc<Coordinator>,
+    releases: &[BreakdownRelease; 2],
+    lanes: usize,
+    terms: &[NodeTerms; 2],
+) -> Result<Vec<Vec<i64>>, String> {
+    let of = |node: usize, i: usize| -> Result<LaneOutcome, String> {
+        releases[node]
+            .lanes
+            .iter()
+            .find(|l| l.lane as usize == i)
+            .map(lane_outcome)
+            .ok_or_else(|| format!("node '{}' reported no release for lane {i}", terms[node].node))
+    };
+    let pairs = (0..lanes)
+        .map(|i| Ok((of(1, i)?, of(0, i)?)))
+        .collect::<Result<Vec<_>, String>>()?;
+    decrypt_pairs(coord, pairs).await
+}
+
+async fn decrypt_pairs(
+    coord: &Arc<Coordinator>,
+    pairs: Vec<(LaneOutcome, LaneOutcome)>,
+) -> Result<Vec<Vec<i64>>, String> {
+    let table = coord.tables.get(&coord.config.decryption).await?;
+    tokio::task::spawn_blocking(move || {
+        pairs
+            .iter()
+            .map(|(s, r)| open_lane(s, r, &table, MAX_ABS_VALUE))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| format!("internal error while decrypting: {e}"))?
+    .map_err(|e| e.to_string())
+}
+
+/// Section A at the coordinator: every window's lane opened, combined into
+/// credit per channel, with the bank's noised conversion count.
+async fn open_attribution(
+    coord: &Arc<Coordinator>,
+    spec: &QuerySpec,
+    job: &AttributionJob,
+    releases: &[BreakdownRelease; 2],
+    terms: [NodeTerms; 2],
+) -> Result<QueryResult, String> {
+    let (privacy, threshold) = checked_release(spec, &terms)?;
+    let conversions = releases[0]
+        .conversions
+        .ok_or_else(|| format!("node '{}' reported no conversion count", terms[0].node))?;
+    let opened = open_lanes(coord, releases, job.plan.windows(), &terms).await?;
+    let result = job.result(&opened, conversions, &terms, threshold)?;
+    Ok(QueryResult {
+        result: Some(query_result::Result::Attribution(result)),
+        release: Some(crate::release::release_terms(&privacy, threshold, terms)),
+    })
+}
+
+async fn open_lift(
+    coord: &Arc<Coordinator>,
+    spec: &QuerySpec,
+    job: &LiftJob,
+    releases: &[BreakdownRelease; 2],
+    terms: [NodeTerms; 2],
+) -> Result<QueryResult, String> {
+    let (privacy, threshold) = checked_release(spec, &terms)?;
+    let opened = open_lanes(coord, releases, 1, &terms).await?;
+    let result = job.result(&opened[0], &terms, threshold)?;
+    Ok(QueryResult {
+        result: Some(query_result::Result::Lift(result)),
+        release: Some(crate::release::release_terms(&privacy, threshold, terms)),
+    })
+}
+
 /// B.4 at the coordinator: per lane, the lane's sender's ciphertexts with
 /// both nodes' decryption shares, solved on all cores, then the cells.
 async fn open_breakdown(
@@ -329,12 +431,7 @@ async fn open_breakdown(
     releases: &[BreakdownRelease; 2],
     terms: [NodeTerms; 2],
 ) -> Result<QueryResult, String> {
-    let privacy = spec.privacy.unwrap_or_default();
-    let threshold = terms[0].min_aggregation.max(terms[1].min_aggregation);
-    let sigmas = [terms[0].sigma, terms[1].sigma];
-    if privacy.exact != sigmas.iter().all(|s| *s == 0.0) {
-        return Err("the nodes' noise terms do not fit the query's privacy terms".into());
-    }
+    let (privacy, threshold) = checked_release(spec, &terms)?;
     // releases[0] is the job's receiver (lane 0's receiver).
     let first = job.plan.first_receiver();
     let mut pairs = Vec::new();
@@ -350,16 +447,7 @@ async fn open_breakdown(
         };
         pairs.push((of(lane.sender())?, of(lane.receiver)?));
     }
-    let table = coord.tables.get(&coord.config.decryption).await?;
-    let values = tokio::task::spawn_blocking(move || {
-        pairs
-            .iter()
-            .map(|(s, r)| open_lane(s, r, &table, MAX_ABS_VALUE))
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .await
-    .map_err(|e| format!("internal error while decrypting: {e}"))?
-    .map_err(|e| e.to_string())?;
+    let values = decrypt_pairs(coord, pairs).await?;
     let cells = job.cells(&values, threshold)?;
     Ok(QueryResult {
         result: Some(query_result::Result::Breakdown(cells)),
@@ -393,7 +481,7 @@ async fn follow(
     let mut breakdown: [Option<BreakdownRelease>; 2] = [None, None];
     loop {
         if let (Some(r), Some(shares)) = (&result, &sender_shares) {
-            return Ok(Reports::Count(r.clone(), shares.clone()));
+            return Ok(Reports::Count(Box::new(r.clone()), shares.clone()));
         }
         if let [Some(a), Some(b)] = &breakdown {
             return Ok(Reports::Breakdown(Box::new([a.clone(), b.clone()])));
@@ -416,7 +504,7 @@ async fn follow(
                     last_saved = Instant::now();
                 }
             }
-            JobEvent::Report { node, outcome } => match outcome {
+            JobEvent::Report { node, outcome } => match *outcome {
                 ReportOutcome::Result(r) if &node == names[0] => result = Some(r),
                 ReportOutcome::Completed(c) if &node == names[1] => sender_shares = Some(c.noise_shares),
                 ReportOutcome::Breakdown(b) => breakdown[usize::from(&node != names[0])] = Some(b),

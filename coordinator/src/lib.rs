@@ -3,6 +3,7 @@
 //! planner API. It sees sizes and results, never identifiers or masked lists'
 //! meaning.
 
+pub mod attributions;
 pub mod breakdowns;
 pub mod client;
 pub mod config;

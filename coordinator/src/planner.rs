@@ -17,6 +17,7 @@ use tonic::{Request, Response, Status};
 use tracing::info;
 
 use crate::{
+    attributions::{plan_attribution, plan_lift},
     breakdowns::{check_filters, plan as plan_breakdown},
     error::CoordinatorError,
     jobs::{self, JobKind, Parties},
@@ -87,6 +88,9 @@ impl PlannerApi {
             Some(Query::Overlap(q)) => (q.left.as_ref(), q.right.as_ref()),
             Some(Query::Segment(q)) => (q.left.as_ref(), q.right.as_ref()),
             Some(Query::Breakdown(q)) => (q.left.as_ref(), q.right.as_ref()),
+            // Receiver first, as the job runs.
+            Some(Query::Attribution(q)) => (q.conversions.as_ref(), q.exposures.as_ref()),
+            Some(Query::Lift(q)) => (q.groups.as_ref(), q.customers.as_ref()),
             None => return Err(invalid("no query kind given".into())),
         };
         // The nodes judge the terms against their policies; this only turns
@@ -106,7 +110,7 @@ impl PlannerApi {
         let right = self.resolve("right", right)?;
         if left.0 == right.0 {
             return Err(CoordinatorError::InvalidQuery(format!(
-                "both datasets are on node '{}'; an overlap runs between two nodes",
+                "both datasets are on node '{}'; a query runs between two nodes",
                 left.0
             )));
         }
@@ -147,6 +151,38 @@ impl PlannerApi {
                     Side::Left => (l, r, JobKind::Breakdown(Box::new(job))),
                     Side::Right => (r, l, JobKind::Breakdown(Box::new(job))),
                 }
+            }
+            Some(Query::Attribution(q)) => {
+                let job = plan_attribution(
+                    q,
+                    (&l.0, &self.dataset_info(&l.0, &l.1)?),
+                    (&r.0, &self.dataset_info(&r.0, &r.1)?),
+                )
+                .map_err(invalid)?;
+                (l, r, JobKind::Attribution(Box::new(job)))
+            }
+            Some(Query::Lift(q)) => {
+                let conversions = self
+                    .coord
+                    .node_datasets(&r.0)
+                    .and_then(|ds| ds.into_iter().find(|d| d.name == q.conversions));
+                if let Some(c) = &conversions {
+                    let kind = c.id_kind.parse::<IdKind>().ok();
+                    if kind.and_then(|k| match_kind(k, left.2)).is_none() {
+                        return Err(invalid(format!(
+                            "identifier kinds cannot match: {}/{} holds {} and {}/{} holds {}",
+                            r.0, c.name, c.id_kind, l.0, l.1, left.2
+                        )));
+                    }
+                }
+                let job = plan_lift(
+                    q,
+                    (&r.0, &self.dataset_info(&r.0, &r.1)?),
+                    conversions.as_ref(),
+                    (&l.0, &self.dataset_info(&l.0, &l.1)?),
+                )
+                .map_err(invalid)?;
+                (l, r, JobKind::Lift(Box::new(job)))
             }
             _ => (l, r, JobKind::Overlap),
         };
@@ -210,6 +246,9 @@ impl Planner for PlannerApi {
                             name: d.name,
                             id_kind: d.id_kind,
                             rows_rounded: d.rows_rounded,
+                            kind: d.kind,
+                            channels: d.channels,
+                            campaigns: d.campaigns,
                         })
                         .collect(),
                 }
@@ -313,6 +352,8 @@ fn left_node(spec: &QuerySpec) -> String {
         Some(Query::Overlap(q)) => q.left.as_ref(),
         Some(Query::Breakdown(q)) => q.left.as_ref(),
         Some(Query::Segment(q)) => q.left.as_ref(),
+        Some(Query::Attribution(q)) => q.conversions.as_ref(),
+        Some(Query::Lift(q)) => q.customers.as_ref(),
         None => None,
     };
     left.map(|d| d.node.clone()).unwrap_or_default()

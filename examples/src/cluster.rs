@@ -15,7 +15,7 @@ use jointly_protocol::wire::{
 };
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
-use crate::deploy::{self, Deployment, DeploymentSpec, PolicySpec, TlsPaths};
+use crate::deploy::{self, CampaignFiles, Deployment, DeploymentSpec, PolicySpec, TlsPaths};
 
 /// A service on its own runtime, so that killing it ends every task and
 /// connection it has, as killing a process would.
@@ -117,7 +117,18 @@ impl Cluster {
         partner_data: &Path,
         policy: PolicySpec,
     ) -> anyhow::Result<Self> {
-        Self::launch(dir, bank_data, partner_data, policy, None).await
+        Self::launch(dir, bank_data, partner_data, policy, None, None).await
+    }
+
+    /// As `start`, with the campaign's event tables and split declared too.
+    pub async fn start_with_campaign(
+        dir: &Path,
+        bank_data: &Path,
+        partner_data: &Path,
+        campaign: CampaignFiles,
+        policy: PolicySpec,
+    ) -> anyhow::Result<Self> {
+        Self::launch(dir, bank_data, partner_data, policy, None, Some(campaign)).await
     }
 
     /// As `start`, with the coordinator serving TLS and everyone checking it.
@@ -127,7 +138,15 @@ impl Cluster {
         partner_data: &Path,
         tls: TlsPaths,
     ) -> anyhow::Result<Self> {
-        Self::launch(dir, bank_data, partner_data, PolicySpec::testing(), Some(tls)).await
+        Self::launch(
+            dir,
+            bank_data,
+            partner_data,
+            PolicySpec::testing(),
+            Some(tls),
+            None,
+        )
+        .await
     }
 
     async fn launch(
@@ -136,6 +155,7 @@ impl Cluster {
         partner_data: &Path,
         policy: PolicySpec,
         tls: Option<TlsPaths>,
+        campaign: Option<CampaignFiles>,
     ) -> anyhow::Result<Self> {
         let listener = bind_outside_ephemeral_range().await?;
         let listen = listener.local_addr()?.to_string();
@@ -145,6 +165,7 @@ impl Cluster {
             listen: listen.clone(),
             policy,
             tls,
+            campaign,
         };
         let deployment = deploy::write(dir, &spec)?;
         // The data here is small: a 1 MiB decryption table, built in

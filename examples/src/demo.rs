@@ -10,11 +10,16 @@ use jointly_protocol::{
 };
 
 use crate::{
+    campaign_data::{CampaignSpec, People, generate_campaign},
     cluster::{Cluster, exact, noised, overlap_spec},
     datagen::{DataFormat, DatagenSpec, generate},
+    deploy::CampaignFiles,
     deploy::PolicySpec,
     plaintext,
 };
+
+/// Days of conversions the demo's campaign spans (daily windows).
+const CAMPAIGN_DAYS: u32 = 14;
 
 pub struct DemoOptions {
     pub bank_rows: usize,
@@ -64,7 +69,36 @@ pub async fn run(dir: &Path, options: &DemoOptions) -> anyhow::Result<bool> {
         "starting   coordinator and nodes 'bank' and 'partner' on loopback (files in {})",
         dir.display()
     );
-    let cluster = Cluster::start(dir, &data.bank_path, &data.partner_path, PolicySpec::demo()).await?;
+    let campaign_spec = CampaignSpec {
+        people: People::from(&data.truth),
+        exposures: options.partner_rows * 4,
+        conversions: options.bank_rows / 8,
+        windows: CAMPAIGN_DAYS,
+        seed: options.seed,
+        messy: true,
+    };
+    let campaign = tokio::task::spawn_blocking({
+        let dir = dir.to_path_buf();
+        move || generate_campaign(&campaign_spec, &dir)
+    })
+    .await??;
+    println!(
+        "           {}: {} ad exposures over {} channels; {}: {} conversions; {}: the campaign's test/control split",
+        crate::campaign_data::EXPOSURES_FILE,
+        campaign.truth.exposure_rows,
+        crate::campaign_data::CHANNELS.len(),
+        crate::campaign_data::CONVERSIONS_FILE,
+        campaign.truth.conversion_rows,
+        crate::campaign_data::GROUPS_FILE
+    );
+    let cluster = Cluster::start_with_campaign(
+        dir,
+        &data.bank_path,
+        &data.partner_path,
+        CampaignFiles::from(&campaign),
+        PolicySpec::demo(),
+    )
+    .await?;
     let (bank, partner) = (data.bank_path.clone(), data.partner_path.clone());
     let expected = tokio::task::spawn_blocking(move || {
         plaintext::overlap((&bank, "phone"), (&partner, "mobile"), IdKind::Phone)
@@ -141,12 +175,13 @@ pub async fn run(dir: &Path, options: &DemoOptions) -> anyhow::Result<bool> {
         println!("(composed under zCDP, so less than the sum); see `jointly-node budget`.");
     }
     let campaign_ok = crate::demo_campaign::run(&cluster, &data).await?;
+    let attribution_ok = crate::demo_attribution::run(&cluster, &data, &campaign, CAMPAIGN_DAYS).await?;
     let audit_ok = match rows.first() {
         Some((_, job)) => audit(&cluster, &job.job_id).await?,
         None => false,
     };
     cluster.shutdown().await;
-    Ok(ok && campaign_ok && audit_ok)
+    Ok(ok && campaign_ok && attribution_ok && audit_ok)
 }
 
 /// The compliance view of the first job: the partner's shared copy fetched

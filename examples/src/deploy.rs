@@ -28,6 +28,27 @@ pub struct DeploymentSpec {
     /// Serve TLS: the coordinator uses `cert`/`key`; nodes dial
     /// `https://{listen}`, trust `ca_cert` and check the name `domain`.
     pub tls: Option<TlsPaths>,
+    /// Campaign event tables: the bank also declares its conversions, the
+    /// partner its exposures and its test/control split.
+    pub campaign: Option<CampaignFiles>,
+}
+
+/// The files `campaign_data::generate_campaign` writes.
+#[derive(Clone, Debug)]
+pub struct CampaignFiles {
+    pub exposures: PathBuf,
+    pub conversions: PathBuf,
+    pub groups: PathBuf,
+}
+
+impl From<&crate::campaign_data::CampaignData> for CampaignFiles {
+    fn from(d: &crate::campaign_data::CampaignData) -> Self {
+        CampaignFiles {
+            exposures: d.exposures_path.clone(),
+            conversions: d.conversions_path.clone(),
+            groups: d.groups_path.clone(),
+        }
+    }
 }
 
 /// The policy keys a generated deployment sets (see README, "Node policy").
@@ -240,6 +261,49 @@ fn node_config(
     )
 }
 
+fn labels(list: &[&str]) -> String {
+    list.iter()
+        .map(|l| format!("\"{l}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn budget(dataset: &str, peer: &str, policy: &PolicySpec) -> String {
+    format!(
+        "\n[[policy.budgets]]\ndataset = \"{dataset}\"\npartner = \"{peer}\"\nepsilon = {:?}\nperiod = \"month\"\n",
+        policy.budget_epsilon
+    )
+}
+
+/// The bank's conversions (columns as `campaign_data` writes them).
+fn bank_campaign(files: &CampaignFiles, policy: &PolicySpec) -> String {
+    budget("conversions", "partner", policy)
+        + &format!(
+            "\n[[events]]\nname = \"conversions\"\nkind = \"conversions\"\npath = \"{}\"\n\
+             id_column = \"phone\"\nid_kind = \"phone\"\nts_column = \"ts\"\nvalue_column = \"value\"\n",
+            toml_str(&files.conversions)
+        )
+}
+
+/// The partner's exposures and its campaign's test/control split.
+fn partner_campaign(files: &CampaignFiles, policy: &PolicySpec) -> String {
+    use crate::campaign_data::{CAMPAIGNS, CHANNELS};
+    budget("exposures", "bank", policy)
+        + &budget("groups", "bank", policy)
+        + &format!(
+            "\n[[events]]\nname = \"exposures\"\nkind = \"exposures\"\npath = \"{}\"\n\
+             id_column = \"mobile\"\nid_kind = \"phone\"\nts_column = \"ts\"\n\
+             channel_column = \"channel\"\ncampaign_column = \"campaign\"\n\
+             channels = [{}]\ncampaigns = [{}]\n\n\
+             [[datasets]]\nname = \"groups\"\npath = \"{}\"\nid_column = \"mobile\"\nid_kind = \"phone\"\n\
+             columns = [{{ name = \"campaign_group\", uses = [\"group\"], values = [\"test\", \"control\"] }}]\n",
+            toml_str(&files.exposures),
+            labels(&CHANNELS),
+            labels(&CAMPAIGNS),
+            toml_str(&files.groups)
+        )
+}
+
 /// Writes keys (kept if present) and configurations into `dir`.
 pub fn write(dir: &Path, spec: &DeploymentSpec) -> anyhow::Result<Deployment> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -291,6 +355,13 @@ pub fn write(dir: &Path, spec: &DeploymentSpec) -> anyhow::Result<Deployment> {
         coordinator_config: dir.join("coordinator.toml"),
         bank_config: dir.join("bank.toml"),
         partner_config: dir.join("partner.toml"),
+    };
+    let (bank, partner) = match &spec.campaign {
+        Some(files) => (
+            bank + &bank_campaign(files, &spec.policy),
+            partner + &partner_campaign(files, &spec.policy),
+        ),
+        None => (bank, partner),
     };
     for (path, text) in [
         (&d.coordinator_config, coordinator),
@@ -347,6 +418,7 @@ mod tests {
                     listen: "127.0.0.1:1".into(),
                     policy,
                     tls: None,
+                    campaign: None,
                 },
             )
             .expect("deployment");

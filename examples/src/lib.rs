@@ -7,6 +7,7 @@ pub mod campaign_data;
 pub mod cluster;
 pub mod datagen;
 pub mod demo;
+pub mod demo_attribution;
 pub mod demo_campaign;
 pub mod deploy;
 pub mod plaintext;

@@ -32,9 +32,10 @@ use crate::{
     config::{ColumnUse, NodeConfig},
     dataset::{self, LoadedDataset, round_count},
     error::NodeError,
+    events::LoadedEvents,
     identity::{Identity, attach_message},
     ledger::{Ledger, Refusal},
-    policy::{Accepted, Activation, Work, decide},
+    policy::{Accepted, Activation, Holdings, Work, decide},
     session::{Closing, Finished, OUTBOUND_FRAMES, SessionFailure, Transcript, drive},
     transcripts::{self, TranscriptFiles},
     transport::{GatewayClient, connect},
@@ -46,6 +47,7 @@ pub struct Node {
     config: NodeConfig,
     identity: Identity,
     datasets: BTreeMap<String, LoadedDataset>,
+    events: BTreeMap<String, LoadedEvents>,
     ledger: Ledger,
 }
 
@@ -54,6 +56,7 @@ impl std::fmt::Debug for Node {
         f.debug_struct("Node")
             .field("name", &self.config.name)
             .field("datasets", &self.datasets.keys().collect::<Vec<_>>())
+            .field("events", &self.events.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -94,10 +97,30 @@ impl Node {
             );
             datasets.insert(d.name.clone(), loaded);
         }
+        let mut events = BTreeMap::new();
+        for e in &config.events {
+            let loaded = crate::events::load(e, &normalizer)?;
+            let r = loaded.report();
+            info!(
+                node = %config.name,
+                dataset = %e.name,
+                kind = e.kind.label(),
+                rows = r.rows,
+                events = r.events,
+                persons = r.persons,
+                rejected_ids = r.rejected_ids.values().sum::<u64>(),
+                invalid_ts = r.invalid_ts,
+                unknown_label = r.unknown_label,
+                bad_values = r.bad_values,
+                "event table loaded"
+            );
+            events.insert(e.name.clone(), loaded);
+        }
         Ok(Self {
             config,
             identity,
             datasets,
+            events,
             ledger,
         })
     }
@@ -113,7 +136,7 @@ impl Node {
             node,
             &self.config.policy,
             offer,
-            self.datasets.get(&offer.dataset),
+            self.holdings(),
             running,
             self.config.limits.max_sessions,
         )?;
@@ -147,6 +170,17 @@ impl Node {
 
     pub fn datasets(&self) -> impl Iterator<Item = &LoadedDataset> {
         self.datasets.values()
+    }
+
+    pub fn events(&self) -> impl Iterator<Item = &LoadedEvents> {
+        self.events.values()
+    }
+
+    fn holdings(&self) -> Holdings<'_> {
+        Holdings {
+            datasets: &self.datasets,
+            events: &self.events,
+        }
     }
 
     /// Stays attached until `shutdown` completes, reconnecting after failures.
@@ -197,7 +231,22 @@ impl Node {
                             }
                         })
                         .collect(),
+                    kind: "table".into(),
+                    channels: Vec::new(),
+                    campaigns: Vec::new(),
                 })
+                .chain(self.events.values().map(|e| {
+                    let c = e.config();
+                    DatasetInfo {
+                        name: c.name.clone(),
+                        id_kind: c.id_kind.label().into(),
+                        rows_rounded: round_count(e.report().persons),
+                        columns: Vec::new(),
+                        kind: c.kind.label().into(),
+                        channels: c.channels.clone(),
+                        campaigns: c.campaigns.clone(),
+                    }
+                }))
                 .collect(),
         }
     }
@@ -489,6 +538,13 @@ impl Node {
                 report
             }
             Outcome::Breakdown(lanes) => ReportOutcome::Breakdown(BreakdownRelease {
+                // The bank's own count: only its share of noise is on it, and
+                // that share alone gives the job's epsilon.
+                conversions: selection.conversions.map(|n| {
+                    i64::try_from(n)
+                        .unwrap_or(i64::MAX)
+                        .saturating_add(plan.shares().last().copied().unwrap_or(0))
+                }),
                 lanes: lanes
                     .into_iter()
                     .map(|l| LaneRelease {
@@ -551,25 +607,17 @@ impl Node {
         accepted: &Accepted,
         start: StartSession,
     ) -> Result<(Finished, Selection), SessionFailure> {
-        if !self.datasets.contains_key(&accepted.dataset) {
-            return Err(SessionFailure::Local(format!(
-                "dataset '{}' is gone",
-                accepted.dataset
-            )));
-        }
         let limits = Limits {
             chunk_points: self.config.limits.chunk_points,
             max_chunk_points: jointly_protocol::overlap::MAX_CHUNK_POINTS,
             max_peer_set: self.config.limits.max_peer_set_size,
         };
         let (node, plan) = (Arc::clone(self), accepted.clone());
-        let (party, selection) = tokio::task::spawn_blocking(move || {
-            let dataset = &node.datasets[&plan.dataset];
-            work::build(dataset, &plan, limits)
-        })
-        .await
-        .map_err(|e| SessionFailure::Local(format!("internal error: {e}")))?
-        .map_err(SessionFailure::Local)?;
+        let (party, selection) =
+            tokio::task::spawn_blocking(move || work::build(node.holdings(), &plan, limits))
+                .await
+                .map_err(|e| SessionFailure::Local(format!("internal error: {e}")))?
+                .map_err(SessionFailure::Local)?;
 
         let transcript = self.transcript(offer, accepted, &start)?;
         let (out, frames) = mpsc::channel::<SessionFrame>(OUTBOUND_FRAMES);

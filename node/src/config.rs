@@ -38,6 +38,10 @@ pub struct NodeConfig {
     pub limits: NodeLimits,
     #[serde(default, rename = "datasets")]
     pub datasets: Vec<DatasetConfig>,
+    /// Event tables for attribution and lift: a partner's exposures, a bank's
+    /// conversions. Their names share one namespace with `datasets`.
+    #[serde(default)]
+    pub events: Vec<EventsConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -151,7 +155,7 @@ impl Policy {
         of(partner).or_else(|| of("*"))
     }
 
-    fn check(&self, datasets: &[DatasetConfig]) -> Result<(), String> {
+    fn check(&self, datasets: &std::collections::BTreeSet<&str>) -> Result<(), String> {
         check_epsilon(self.max_epsilon).map_err(|e| format!("policy.max_epsilon: {e}"))?;
         check_delta(self.delta).map_err(|e| format!("policy.delta: {e} (1e-6 is usual)"))?;
         for a in &self.allow_activation {
@@ -163,9 +167,9 @@ impl Policy {
         }
         let mut seen = std::collections::BTreeSet::new();
         for b in &self.budgets {
-            if !datasets.iter().any(|d| d.name == b.dataset) {
+            if !datasets.contains(b.dataset.as_str()) {
                 return Err(format!(
-                    "policy.budgets names dataset '{}', which is not among [[datasets]]",
+                    "policy.budgets names dataset '{}', which is not among [[datasets]] or [[events]]",
                     b.dataset
                 ));
             }
@@ -229,6 +233,107 @@ pub struct DatasetConfig {
     /// Other columns and the uses this node allows for them.
     #[serde(default)]
     pub columns: Vec<ColumnConfig>,
+}
+
+/// What an event table holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    /// Who saw which ad, on which channel, in which campaign, when.
+    Exposures,
+    /// Who converted, when, for how much.
+    Conversions,
+}
+
+impl EventKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            EventKind::Exposures => "exposures",
+            EventKind::Conversions => "conversions",
+        }
+    }
+}
+
+/// An event table (`examples/ATTRIBUTION.md` gives the row contract). Only
+/// the identifier, the timestamp and the columns named here are read.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    pub name: String,
+    pub kind: EventKind,
+    pub path: PathBuf,
+    pub format: Option<FileFormat>,
+    pub id_column: String,
+    pub id_kind: IdKind,
+    /// RFC 3339 timestamps with an offset ("2026-03-01T09:30:00+08:00").
+    pub ts_column: String,
+    /// Exposures: the channel and campaign columns, and their declared values
+    /// in the order results list them. A row with another label is dropped.
+    pub channel_column: Option<String>,
+    pub campaign_column: Option<String>,
+    #[serde(default)]
+    pub channels: Vec<String>,
+    #[serde(default)]
+    pub campaigns: Vec<String>,
+    /// Conversions: the value in CNY ("129.90"); a value that does not parse
+    /// counts as 0.
+    pub value_column: Option<String>,
+}
+
+impl EventsConfig {
+    pub fn format(&self) -> Result<FileFormat, NodeError> {
+        format_of(&self.name, &self.path, self.format)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let named = |what: &str| format!("events '{}': {what}", self.name);
+        let distinct = |list: &[String], key: &str| -> Result<(), String> {
+            if list.is_empty() {
+                return Err(named(&format!(
+                    "`{key}` is empty; declare the labels results list"
+                )));
+            }
+            if list.len() > MAX_GROUP_VALUES {
+                return Err(named(&format!(
+                    "`{key}` declares more than {MAX_GROUP_VALUES} labels"
+                )));
+            }
+            for (i, v) in list.iter().enumerate() {
+                if v.trim() != v || v.is_empty() || list[..i].contains(v) {
+                    return Err(named(&format!(
+                        "`{key}` entry {} is empty, padded with spaces, or repeated",
+                        i + 1
+                    )));
+                }
+            }
+            Ok(())
+        };
+        match self.kind {
+            EventKind::Exposures => {
+                if self.channel_column.is_none() || self.campaign_column.is_none() {
+                    return Err(named("exposures need `channel_column` and `campaign_column`"));
+                }
+                if self.value_column.is_some() {
+                    return Err(named("`value_column` is for conversions; remove it"));
+                }
+                distinct(&self.channels, "channels")?;
+                distinct(&self.campaigns, "campaigns")
+            }
+            EventKind::Conversions => {
+                if self.value_column.is_none() {
+                    return Err(named("conversions need `value_column`"));
+                }
+                if self.channel_column.is_some()
+                    || self.campaign_column.is_some()
+                    || !self.channels.is_empty()
+                    || !self.campaigns.is_empty()
+                {
+                    return Err(named("channels and campaigns are for exposures; remove them"));
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// A column of a dataset other than the identifier, and what this node lets
@@ -470,6 +575,9 @@ impl NodeConfig {
         for d in &mut config.datasets {
             resolve(&mut d.path);
         }
+        for e in &mut config.events {
+            resolve(&mut e.path);
+        }
         if config.name.trim().is_empty() {
             return Err(invalid(
                 "`name` is empty: set the name this node is registered under".into(),
@@ -482,7 +590,6 @@ impl NodeConfig {
                 jointly_protocol::overlap::MAX_CHUNK_POINTS
             )));
         }
-        config.policy.check(&config.datasets).map_err(invalid)?;
         let mut names = std::collections::BTreeSet::new();
         for d in &config.datasets {
             if !names.insert(d.name.as_str()) {
@@ -490,32 +597,45 @@ impl NodeConfig {
             }
             d.check().map_err(invalid)?;
         }
+        for e in &config.events {
+            if !names.insert(e.name.as_str()) {
+                return Err(invalid(format!(
+                    "dataset name '{}' appears twice (datasets and events share names)",
+                    e.name
+                )));
+            }
+            e.check().map_err(invalid)?;
+        }
+        config.policy.check(&names).map_err(invalid)?;
         Ok(config)
     }
 }
 
 impl DatasetConfig {
     pub fn format(&self) -> Result<FileFormat, NodeError> {
-        if let Some(f) = self.format {
-            return Ok(f);
-        }
-        match self
-            .path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            Some("csv") | Some("txt") => Ok(FileFormat::Csv),
-            Some("parquet") | Some("pq") => Ok(FileFormat::Parquet),
-            _ => Err(NodeError::Dataset {
-                dataset: self.name.clone(),
-                path: self.path.clone(),
-                message:
-                    "cannot tell the file format from its extension: set format = \"csv\" or \"parquet\""
-                        .into(),
-            }),
-        }
+        format_of(&self.name, &self.path, self.format)
+    }
+}
+
+/// The declared format, or the one the file's extension names.
+fn format_of(name: &str, path: &Path, format: Option<FileFormat>) -> Result<FileFormat, NodeError> {
+    if let Some(f) = format {
+        return Ok(f);
+    }
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("csv") | Some("txt") => Ok(FileFormat::Csv),
+        Some("parquet") | Some("pq") => Ok(FileFormat::Parquet),
+        _ => Err(NodeError::Dataset {
+            dataset: name.to_string(),
+            path: path.to_path_buf(),
+            message: "cannot tell the file format from its extension: set format = \"csv\" or \"parquet\""
+                .into(),
+        }),
     }
 }
 

@@ -21,7 +21,7 @@ use polars::prelude::*;
 
 use crate::{
     attributes::NO_PERSON,
-    config::FileFormat,
+    config::{EventKind, EventsConfig, FileFormat},
     dataset::{id_text, normalize_all_with_positions, open_table, redact},
     error::NodeError,
 };
@@ -263,4 +263,84 @@ pub fn load_conversions(
         rows[person as usize].push(conversion);
     }
     Ok(Conversions { ids, rows, report })
+}
+
+/// An event table as configured and loaded at start.
+pub enum LoadedEvents {
+    Exposures { config: EventsConfig, data: Exposures },
+    Conversions { config: EventsConfig, data: Conversions },
+}
+
+impl std::fmt::Debug for LoadedEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedEvents")
+            .field("name", &self.config().name)
+            .field("report", self.report())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoadedEvents {
+    pub fn config(&self) -> &EventsConfig {
+        match self {
+            LoadedEvents::Exposures { config, .. } | LoadedEvents::Conversions { config, .. } => config,
+        }
+    }
+
+    pub fn report(&self) -> &EventReport {
+        match self {
+            LoadedEvents::Exposures { data, .. } => &data.report,
+            LoadedEvents::Conversions { data, .. } => &data.report,
+        }
+    }
+
+    pub fn ids(&self) -> &Arc<IdList> {
+        match self {
+            LoadedEvents::Exposures { data, .. } => &data.ids,
+            LoadedEvents::Conversions { data, .. } => &data.ids,
+        }
+    }
+}
+
+/// Loads an event table as its configuration says.
+pub fn load(config: &EventsConfig, normalizer: &Normalizer) -> Result<LoadedEvents, NodeError> {
+    let source = EventSource {
+        dataset: &config.name,
+        path: &config.path,
+        format: config.format()?,
+        id_column: &config.id_column,
+        id_kind: config.id_kind,
+        ts_column: &config.ts_column,
+    };
+    let missing = |key: &str| source.error(format!("its configuration lacks `{key}`"));
+    Ok(match config.kind {
+        EventKind::Exposures => LoadedEvents::Exposures {
+            data: load_exposures(
+                &source,
+                config
+                    .channel_column
+                    .as_deref()
+                    .ok_or_else(|| missing("channel_column"))?,
+                config
+                    .campaign_column
+                    .as_deref()
+                    .ok_or_else(|| missing("campaign_column"))?,
+                &config.channels,
+                &config.campaigns,
+                normalizer,
+            )?,
+            config: config.clone(),
+        },
+        EventKind::Conversions => LoadedEvents::Conversions {
+            data: load_conversions(
+                &source,
+                config
+                    .value_column
+                    .as_deref()
+                    .ok_or_else(|| missing("value_column"))?,
+                normalizer,
+            )?,
+            config: config.clone(),
+        },
+    })
 }

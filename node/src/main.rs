@@ -55,6 +55,8 @@ fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: logs written to files stay plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run) {
@@ -82,6 +84,24 @@ fn main() -> anyhow::Result<()> {
                         r.duplicate_rows,
                         r.rejected_total(),
                         r.rejected
+                    );
+                }
+            }
+            for e in node.events() {
+                let (name, r) = (&e.config().name, e.report());
+                if json {
+                    println!("{}", serde_json::json!({"events": name, "report": r}));
+                } else {
+                    println!(
+                        "{name} ({}): {} rows, {} kept for {} persons; dropped: identifiers {:?}, timestamps {}, undeclared labels {}; values read as 0: {}",
+                        e.config().kind.label(),
+                        r.rows,
+                        r.events,
+                        r.persons,
+                        r.rejected_ids,
+                        r.invalid_ts,
+                        r.unknown_label,
+                        r.bad_values
                     );
                 }
             }

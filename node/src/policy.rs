@@ -1,17 +1,25 @@
 //! The node's own decision on a job offer. The coordinator proposes; only the
 //! node's policy disposes, and a refusal says which key refused and why.
 
+use std::collections::BTreeMap;
+
 use jointly_protocol::{
+    attribution,
+    attribution_query::{
+        attribution_noise, attribution_plan, attribution_terms, lift_noise, lift_plan, lift_sums_fit,
+    },
     breakdown_plan::{BreakdownPlan, Side, SideSchema},
     ids::{IdKind, match_kind},
+    lift::LiftPlan,
     overlap::Terms,
     terms::job_terms,
     wire::{self, DatasetRef, Filter, JobOffer, Role, query_spec::Query},
 };
 
 use crate::{
-    config::{ColumnUse, Policy},
+    config::{ColumnUse, EventKind, Policy},
     dataset::LoadedDataset,
+    events::LoadedEvents,
     privacy::{NoisePlan, QueryShape, plan},
 };
 
@@ -47,6 +55,36 @@ pub enum Work {
         measures: Vec<String>,
         filters: Vec<Filter>,
     },
+    /// The bank receives every window's lane; the partner sends. The job's
+    /// dataset is the node's event table.
+    Attribution {
+        plan: attribution::Plan,
+    },
+    Lift {
+        plan: LiftPlan,
+        side: LiftSide,
+    },
+}
+
+/// This node's part of a lift.
+#[derive(Clone, Debug)]
+pub enum LiftSide {
+    /// The bank: the job's dataset holds its customers; these are their
+    /// conversions.
+    Bank { conversions: String },
+    /// The partner: the job's dataset holds the split in `column`.
+    Partner {
+        column: String,
+        test: String,
+        control: String,
+    },
+}
+
+/// What a node holds, by name: tables and event tables.
+#[derive(Clone, Copy, Debug)]
+pub struct Holdings<'a> {
+    pub datasets: &'a BTreeMap<String, LoadedDataset>,
+    pub events: &'a BTreeMap<String, LoadedEvents>,
 }
 
 /// A segment's activation, from this node's point of view.
@@ -120,7 +158,7 @@ pub fn decide(
     node: &str,
     policy: &Policy,
     offer: &JobOffer,
-    dataset: Option<&LoadedDataset>,
+    holdings: Holdings<'_>,
     running_sessions: usize,
     max_sessions: usize,
 ) -> Result<Accepted, String> {
@@ -136,9 +174,13 @@ pub fn decide(
             offer.peer_node
         ));
     }
-    let Some(dataset) = dataset else {
-        return Err(format!("node '{node}' has no dataset '{}'", offer.dataset));
-    };
+    let no_dataset = || format!("node '{node}' has no dataset '{}'", offer.dataset);
+    let own_kind = match query {
+        Query::Attribution(_) => holdings.events.get(&offer.dataset).map(|e| e.config().id_kind),
+        _ => holdings.datasets.get(&offer.dataset).map(|d| d.kind),
+    }
+    .ok_or_else(no_dataset)?;
+    let table = || holdings.datasets.get(&offer.dataset).ok_or_else(no_dataset);
     let role = match Role::try_from(offer.role) {
         Ok(r @ (Role::Receiver | Role::Sender)) => r,
         _ => return Err(format!("node '{node}' received an offer without a valid role")),
@@ -149,10 +191,10 @@ pub fn decide(
             offer.peer_id_kind
         )
     })?;
-    let hash_kind = match_kind(dataset.kind, peer_kind).ok_or_else(|| {
+    let hash_kind = match_kind(own_kind, peer_kind).ok_or_else(|| {
         format!(
-            "identifier kinds cannot match: '{}' holds {} and '{}' holds {peer_kind}",
-            offer.dataset, dataset.kind, offer.peer_node
+            "identifier kinds cannot match: '{}' holds {own_kind} and '{}' holds {peer_kind}",
+            offer.dataset, offer.peer_node
         )
     })?;
     if running_sessions >= max_sessions {
@@ -173,6 +215,7 @@ pub fn decide(
             1.0,
         ),
         Query::Segment(q) => {
+            let dataset = table()?;
             let side = side_of(node, q.left.as_ref(), q.right.as_ref())?;
             let filters = match side {
                 Side::Left => &q.left_filters,
@@ -186,7 +229,9 @@ pub fn decide(
             };
             ("segment", work, job_terms(&offer.job_id, spec), vec![1], 1.0)
         }
-        Query::Breakdown(q) => breakdown_work(node, dataset, offer, spec, q, role)?,
+        Query::Breakdown(q) => breakdown_work(node, table()?, offer, spec, q, role)?,
+        Query::Attribution(q) => attribution_work(node, holdings, offer, spec, q, role)?,
+        Query::Lift(q) => lift_work(node, holdings, offer, spec, q, role)?,
     };
     let noise = plan(
         node,
@@ -194,17 +239,17 @@ pub fn decide(
         privacy,
         QueryShape {
             job_id: &offer.job_id,
-            dataset: &dataset.name,
+            dataset: &offer.dataset,
             partner: &offer.peer_node,
             kind,
             sensitivity_sq,
             noise_scales: &scales,
         },
     )?;
-    let checks = checks_made(policy, offer, &dataset.name, hash_kind, &noise, &work);
+    let checks = checks_made(policy, offer, &offer.dataset, hash_kind, &noise, &work);
     Ok(Accepted {
         role,
-        dataset: dataset.name.clone(),
+        dataset: offer.dataset.clone(),
         hash_kind,
         noise,
         terms,
@@ -275,6 +320,26 @@ fn checks_made(
             measures.join(", "),
             filters.len()
         )),
+        Work::Attribution { plan } => checks.push(format!(
+            "attribution by {} over {} {} windows, {}-day lookback, at most {} conversion windows per person; {} credit slots",
+            plan.model,
+            plan.windows(),
+            jointly_protocol::attribution_query::window_label(plan.period.window),
+            plan.lookback_days,
+            plan.period.max_conversions,
+            plan.slots()
+        )),
+        Work::Lift { plan, side } => {
+            checks.push(format!(
+                "lift over {} windows, at most {} per person, values clipped at {} CNY",
+                plan.period.windows(),
+                plan.period.max_conversions,
+                plan.value_clip
+            ));
+            if let LiftSide::Partner { column, .. } = side {
+                checks.push(format!("column '{column}' allowed for use \"group\""));
+            }
+        }
     }
     checks
 }
@@ -391,6 +456,158 @@ fn breakdown_work(
     Ok(("breakdown", work, terms, scales, sensitivity_sq))
 }
 
+fn events<'a>(
+    node: &str,
+    holdings: Holdings<'a>,
+    name: &str,
+    kind: EventKind,
+) -> Result<&'a LoadedEvents, String> {
+    let e = holdings
+        .events
+        .get(name)
+        .ok_or_else(|| format!("node '{node}' has no event table '{name}' in its [[events]]"))?;
+    if e.config().kind != kind {
+        return Err(format!(
+            "node '{node}' refuses: '{name}' holds {}, not {}",
+            e.config().kind.label(),
+            kind.label()
+        ));
+    }
+    Ok(e)
+}
+
+fn attribution_work(
+    node: &str,
+    holdings: Holdings<'_>,
+    offer: &JobOffer,
+    spec: &wire::QuerySpec,
+    q: &wire::AttributionQuery,
+    role: Role,
+) -> Result<Planned, String> {
+    let named = |d: Option<&DatasetRef>| d.is_some_and(|d| d.node == node && d.dataset == offer.dataset);
+    let (kind, expected_role) = if named(q.conversions.as_ref()) {
+        (EventKind::Conversions, Role::Receiver)
+    } else if named(q.exposures.as_ref()) {
+        (EventKind::Exposures, Role::Sender)
+    } else {
+        return Err(format!(
+            "node '{node}' received an attribution offer that does not name its dataset '{}'",
+            offer.dataset
+        ));
+    };
+    if role != expected_role {
+        return Err(format!(
+            "node '{node}' refuses: in attribution the conversions' node receives and the exposures' node sends"
+        ));
+    }
+    let table = events(node, holdings, &offer.dataset, kind)?;
+    let (channels, campaigns) = match kind {
+        EventKind::Exposures => {
+            let c = table.config();
+            if (c.channels.len(), c.campaigns.len())
+                != (offer.peer_channels as usize, offer.peer_campaigns as usize)
+            {
+                return Err(format!(
+                    "node '{node}' refuses: the offer misstates the channels and campaigns of '{}'",
+                    offer.dataset
+                ));
+            }
+            (c.channels.len(), c.campaigns.len())
+        }
+        EventKind::Conversions => (offer.peer_channels as usize, offer.peer_campaigns as usize),
+    };
+    let plan = attribution_plan(q, channels, campaigns).map_err(|e| format!("node '{node}' refuses: {e}"))?;
+    let noise = attribution_noise(&plan, kind == EventKind::Conversions);
+    let terms = attribution_terms(&offer.job_id, spec, &plan);
+    Ok((
+        "attribution",
+        Work::Attribution { plan },
+        terms,
+        noise.scales,
+        noise.sensitivity_sq,
+    ))
+}
+
+fn lift_work(
+    node: &str,
+    holdings: Holdings<'_>,
+    offer: &JobOffer,
+    spec: &wire::QuerySpec,
+    q: &wire::LiftQuery,
+    role: Role,
+) -> Result<Planned, String> {
+    let named = |d: Option<&DatasetRef>| d.is_some_and(|d| d.node == node && d.dataset == offer.dataset);
+    let plan = lift_plan(q).map_err(|e| format!("node '{node}' refuses: {e}"))?;
+    let dataset = holdings
+        .datasets
+        .get(&offer.dataset)
+        .ok_or_else(|| format!("node '{node}' has no dataset '{}'", offer.dataset))?;
+    let (side, expected_role) = if named(q.customers.as_ref()) {
+        events(node, holdings, &q.conversions, EventKind::Conversions)?;
+        if !lift_sums_fit(&plan, dataset.report.distinct) {
+            return Err(format!(
+                "node '{node}' refuses: value sums of {} customers clipped at {} CNY could exceed what a release can decrypt; ask for a lower value clip",
+                dataset.report.distinct, plan.value_clip
+            ));
+        }
+        (
+            LiftSide::Bank {
+                conversions: q.conversions.clone(),
+            },
+            Role::Sender,
+        )
+    } else if named(q.groups.as_ref()) {
+        check_columns(node, dataset, [(q.group_column.as_str(), ColumnUse::Group)])?;
+        let domain = dataset
+            .columns
+            .iter()
+            .find(|c| c.name == q.group_column)
+            .map(|c| c.domain())
+            .unwrap_or_default();
+        let declared = |v: &str| {
+            domain
+                .iter()
+                .position(|d| d == v)
+                .filter(|&i| i + 1 < domain.len())
+        };
+        if declared(&q.test_value).is_none()
+            || declared(&q.control_value).is_none()
+            || q.test_value == q.control_value
+        {
+            return Err(format!(
+                "node '{node}' refuses: the test and control values must be two different declared values of column '{}'",
+                q.group_column
+            ));
+        }
+        (
+            LiftSide::Partner {
+                column: q.group_column.clone(),
+                test: q.test_value.clone(),
+                control: q.control_value.clone(),
+            },
+            Role::Receiver,
+        )
+    } else {
+        return Err(format!(
+            "node '{node}' received a lift offer that does not name its dataset '{}'",
+            offer.dataset
+        ));
+    };
+    if role != expected_role {
+        return Err(format!(
+            "node '{node}' refuses: in a lift the groups' node receives and the customers' node sends"
+        ));
+    }
+    let noise = lift_noise(&plan);
+    Ok((
+        "lift",
+        Work::Lift { plan, side },
+        job_terms(&offer.job_id, spec),
+        noise.scales,
+        noise.sensitivity_sq,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -430,6 +647,8 @@ mod tests {
             peer_id_kind: kind.into(),
             peer_groups: 0,
             peer_measure_bounds: vec![],
+            peer_channels: 0,
+            peer_campaigns: 0,
         }
     }
 
@@ -450,28 +669,27 @@ mod tests {
             }],
             ..Policy::default()
         };
-        let d = dataset(IdKind::Phone);
-        let ok = decide(
-            "bank",
-            &policy,
-            &offer("partner", "sha256_phone", true),
-            Some(&d),
-            0,
-            4,
-        )
-        .expect("accept");
+        let datasets = BTreeMap::from([("customers".to_string(), dataset(IdKind::Phone))]);
+        let (no_datasets, events) = (BTreeMap::new(), BTreeMap::new());
+        let d = Holdings {
+            datasets: &datasets,
+            events: &events,
+        };
+        let none = Holdings {
+            datasets: &no_datasets,
+            events: &events,
+        };
+        let ok = decide("bank", &policy, &offer("partner", "sha256_phone", true), d, 0, 4).expect("accept");
         assert_eq!(ok.hash_kind, IdKind::Sha256Phone);
-        let e =
-            decide("bank", &policy, &offer("stranger", "phone", true), Some(&d), 0, 4).expect_err("partner");
+        let e = decide("bank", &policy, &offer("stranger", "phone", true), d, 0, 4).expect_err("partner");
         assert!(e.contains("policy.partners"), "{e}");
-        let e = decide("bank", &policy, &offer("partner", "email", true), Some(&d), 0, 4).expect_err("kinds");
+        let e = decide("bank", &policy, &offer("partner", "email", true), d, 0, 4).expect_err("kinds");
         assert!(e.contains("cannot match"), "{e}");
-        let e = decide("bank", &policy, &offer("partner", "phone", true), None, 0, 4).expect_err("dataset");
+        let e = decide("bank", &policy, &offer("partner", "phone", true), none, 0, 4).expect_err("dataset");
         assert!(e.contains("no dataset"), "{e}");
-        let e = decide("bank", &policy, &offer("partner", "phone", true), Some(&d), 4, 4).expect_err("busy");
+        let e = decide("bank", &policy, &offer("partner", "phone", true), d, 4, 4).expect_err("busy");
         assert!(e.contains("busy"), "{e}");
-        let noised =
-            decide("bank", &policy, &offer("partner", "phone", false), Some(&d), 0, 4).expect("noised");
+        let noised = decide("bank", &policy, &offer("partner", "phone", false), d, 0, 4).expect("noised");
         assert!(!noised.noise.exact && noised.noise.sigma() > 0.5);
         assert_eq!(noised.noise.charge.partner, "partner");
         // The planner cannot buy precision past the policy.
@@ -484,28 +702,20 @@ mod tests {
                     exact: false,
                 },
             );
-            let e = decide("bank", &policy, &o, Some(&d), 0, 4).expect_err("epsilon");
+            let e = decide("bank", &policy, &o, d, 0, 4).expect_err("epsilon");
             assert!(e.contains("epsilon"), "{e}");
         }
         let strict = Policy {
             allow_exact: false,
             ..policy.clone()
         };
-        let e = decide("bank", &strict, &offer("partner", "phone", true), Some(&d), 0, 4).expect_err("exact");
+        let e = decide("bank", &strict, &offer("partner", "phone", true), d, 0, 4).expect_err("exact");
         assert!(e.contains("allow_exact"), "{e}");
         let no_budget = Policy {
             budgets: vec![],
             ..policy
         };
-        let e = decide(
-            "bank",
-            &no_budget,
-            &offer("partner", "phone", false),
-            Some(&d),
-            0,
-            4,
-        )
-        .expect_err("budget");
+        let e = decide("bank", &no_budget, &offer("partner", "phone", false), d, 0, 4).expect_err("budget");
         assert!(e.contains("[[policy.budgets]]"), "{e}");
     }
 }

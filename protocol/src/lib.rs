@@ -10,6 +10,7 @@ pub mod activation;
 pub mod attest;
 pub mod attribution;
 pub mod attribution_model;
+pub mod attribution_query;
 pub mod breakdown;
 pub mod breakdown_plan;
 pub mod bsgs;

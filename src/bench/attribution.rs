@@ -273,3 +273,195 @@ pub fn run(size: &Size, check: bool, table_path: &Path, dir: &Path) -> anyhow::R
     }
     Ok(())
 }
+
+/// CPU seconds a process has used so far (user and system, Linux).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+    Some((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+/// The relayed bytes per sending node of `job`, from the coordinator's log.
+fn relayed_bytes(log: &Path, job: &str) -> Vec<(String, u64)> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter(|l| l.contains("session relay finished") && l.contains(job))
+        .filter_map(|l| {
+            let field = |key: &str| {
+                l.split_whitespace()
+                    .find_map(|w| w.strip_prefix(key))
+                    .map(|v| v.trim_matches('"').to_string())
+            };
+            Some((field("from=")?, field("bytes=")?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The same attribution as a job: generated files declared in a deployment,
+/// a coordinator and two node processes on loopback, the query submitted as
+/// a planner would. Reports the loading, the job's time, the bytes the
+/// coordinator relayed each way, each process's CPU time and peak RSS.
+pub async fn through_processes(size: &Size, check: bool, table: &Path, dir: &Path) -> anyhow::Result<()> {
+    use jointly_examples::{
+        cluster::exact,
+        datagen::{DataFormat, DatagenSpec, generate},
+        demo_attribution::{attribution_of, attribution_spec, equals_reference},
+        deploy::{self, CampaignFiles, DeploymentSpec, PolicySpec},
+    };
+    use jointly_protocol::wire::{JobState, query_spec::Query};
+
+    println!(
+        "jointly bench attribution --processes: {} partner persons with {} exposures, {} bank customers with {} conversions, {} daily windows, {}-day lookback, {}",
+        size.partner,
+        size.exposures,
+        size.bank,
+        size.conversions,
+        size.windows,
+        size.lookback_days,
+        size.model
+    );
+    let started = Instant::now();
+    let (base, campaign) = {
+        let (size, dir) = (size.clone(), dir.to_path_buf());
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let base = generate(
+                &DatagenSpec {
+                    bank_rows: size.bank,
+                    partner_rows: size.partner,
+                    overlap: size.bank.min(size.partner) / 2,
+                    seed: 2026,
+                    messy: false,
+                    format: DataFormat::Csv,
+                },
+                &dir,
+            )?;
+            let campaign = generate_campaign(
+                &CampaignSpec {
+                    people: People::from(&base.truth),
+                    exposures: size.exposures,
+                    conversions: size.conversions,
+                    windows: size.windows,
+                    seed: 2026,
+                    messy: true,
+                },
+                &dir,
+            )?;
+            Ok((base, campaign))
+        })
+        .await??
+    };
+    println!(
+        "    generated the files in {:.2} s (not counted below)",
+        secs(started)
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let listen = format!("127.0.0.1:{port}");
+    let d = deploy::write(
+        dir,
+        &DeploymentSpec {
+            bank_data: base.bank_path.canonicalize()?,
+            partner_data: base.partner_path.canonicalize()?,
+            listen: listen.clone(),
+            policy: PolicySpec::testing(),
+            tls: None,
+            campaign: Some(CampaignFiles {
+                exposures: campaign.exposures_path.canonicalize()?,
+                conversions: campaign.conversions_path.canonicalize()?,
+                groups: campaign.groups_path.canonicalize()?,
+            }),
+        },
+    )?;
+    // The coordinator builds its decryption table on first use: cache it
+    // beforehand, so the job's time is the protocol's.
+    let table = table.to_path_buf();
+    tokio::task::spawn_blocking({
+        let table = table.clone();
+        move || load_or_build(&table)
+    })
+    .await??;
+    let mut coordinator = std::fs::read_to_string(&d.coordinator_config)?;
+    coordinator.push_str(&format!(
+        "\n[decryption]\ntable = \"{}\"\n",
+        table
+            .display()
+            .to_string()
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+    ));
+    std::fs::write(&d.coordinator_config, coordinator)?;
+    let (procs, mut planner, loaded) = super::start_processes(dir, &d, &listen).await?;
+    println!("(a) both nodes loaded their tables and event tables and attached in {loaded:.2} s");
+    let period = Period::days(campaign.truth.period_start, size.windows);
+    let mut spec = attribution_spec(&period, size.model, false, exact());
+    if let Some(Query::Attribution(q)) = spec.query.as_mut() {
+        q.lookback_days = size.lookback_days;
+    }
+    let cpu_before: Vec<Option<f64>> = procs.0.iter().map(|(_, c)| cpu_seconds(c.id())).collect();
+    let started = Instant::now();
+    let job = planner.submit_query(spec).await?.into_inner();
+    let job = jointly_coordinator::client::wait(&mut planner, &job.job_id, |_| {}).await?;
+    let total = secs(started);
+    anyhow::ensure!(
+        job.state == JobState::Succeeded as i32,
+        "job failed: {}",
+        job.error
+    );
+    println!(
+        "(b) the job through the coordinator and two node processes: {total:.2} s ({} lanes)",
+        size.windows
+    );
+    for ((name, child), before) in procs.0.iter().zip(cpu_before) {
+        if let (Some(b), Some(a)) = (before, cpu_seconds(child.id())) {
+            println!(
+                "    CPU {name:<12} {:>8.1} s ({:.0}% of the job's wall time on one core)",
+                a - b,
+                100.0 * (a - b) / total
+            );
+        }
+    }
+    // The relay logs its count when each node closes its session stream,
+    // which may come just after the job's end.
+    let log = dir.join("coordinator.log");
+    let mut relayed = Vec::new();
+    for _ in 0..100 {
+        relayed = relayed_bytes(&log, &job.job_id);
+        if relayed.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for (from, bytes) in &relayed {
+        println!("    bytes relayed from {from:<8} {:>10.2} MiB", mib(*bytes));
+    }
+    super::print_peak_rss(&procs, None);
+    let got = attribution_of(&job).ok_or_else(|| anyhow::anyhow!("the job returned no attribution"))?;
+    println!(
+        "    {} conversions, {} attributed",
+        got.conversions.map_or(-1, |c| c.value),
+        got.attributed.map_or(-1, |c| c.value)
+    );
+    if check {
+        let started = Instant::now();
+        let want = attribution(
+            &campaign.exposures_path,
+            &campaign.conversions_path,
+            &AttributionParams {
+                lookback_days: size.lookback_days,
+                ..AttributionParams::new(period, size.model)
+            },
+        )?;
+        anyhow::ensure!(
+            equals_reference(&got, &want, false),
+            "the private result differs from the reference"
+        );
+        println!(
+            "(c) equals the polars reference (computed in {:.2} s)",
+            secs(started)
+        );
+    }
+    Ok(())
+}

@@ -65,6 +65,8 @@ pub fn query_kind(spec: &QuerySpec) -> &'static str {
         Some(Query::Overlap(_)) => "overlap",
         Some(Query::Breakdown(_)) => "breakdown",
         Some(Query::Segment(_)) => "segment",
+        Some(Query::Attribution(_)) => "attribution",
+        Some(Query::Lift(_)) => "lift",
         None => "unknown",
     }
 }
@@ -144,6 +146,34 @@ pub fn describe_query(spec: &QuerySpec) -> String {
             t += &where_clause(&q.left_filters, &q.right_filters);
             t
         }
+        Some(Query::Attribution(q)) => {
+            let model = crate::attribution_query::model(q).map_or_else(|_| "?".into(), |m| m.to_string());
+            format!(
+                "{model} attribution of {} conversions to {} exposures, {}-day lookback, {}{}",
+                refer(&q.conversions),
+                refer(&q.exposures),
+                q.lookback_days,
+                describe_period(q.period.as_ref()),
+                if q.by_campaign {
+                    ", by channel and campaign"
+                } else {
+                    ", by channel"
+                }
+            )
+        }
+        Some(Query::Lift(q)) => {
+            let customers = refer(&q.customers);
+            format!(
+                "conversion lift of {} ({}: '{}' vs '{}') on {customers} customers and their '{}' conversions, {}, value clipped at {} CNY",
+                refer(&q.groups),
+                q.group_column,
+                q.test_value,
+                q.control_value,
+                q.conversions,
+                describe_period(q.period.as_ref()),
+                q.value_clip
+            )
+        }
         None => "an unknown query".into(),
     };
     match &spec.privacy {
@@ -152,6 +182,19 @@ pub fn describe_query(spec: &QuerySpec) -> String {
         None => text += "; no privacy terms",
     }
     text
+}
+
+fn describe_period(p: Option<&crate::wire::ConversionPeriod>) -> String {
+    match crate::attribution_query::period(p) {
+        Ok(period) => format!(
+            "{} {} windows from {} (at most {} per person)",
+            period.windows(),
+            crate::attribution_query::window_label(period.window),
+            crate::timestamp::utc(period.start),
+            period.max_conversions
+        ),
+        Err(e) => format!("an invalid period ({e})"),
+    }
 }
 
 /// Who learns what in a session, from the query and the announced sizes. Both
@@ -234,6 +277,48 @@ pub(crate) fn disclosures(
                 ),
             ),
             d("planner", format!("the cells' counts, sums and means, {release}")),
+        ],
+        Some(Query::Attribution(_)) => vec![
+            d(
+                receiver,
+                format!(
+                    "the sender's exposed set size per window ({sender_size} in all), and per window how many of its converters the sender exposed (inherent); credits only encrypted"
+                ),
+            ),
+            d(
+                sender,
+                format!(
+                    "the receiver's conversion batch sizes per window and value bucket ({receiver_size} in all), padded to size buckets; credits only encrypted"
+                ),
+            ),
+            d(
+                "coordinator",
+                "every window's credits per value bucket and channel with both noise shares added (it decrypts), and the receiver's noised conversion count".into(),
+            ),
+            d(
+                "planner",
+                format!("credits and value per channel, conversions, attributed and unattributed, {release}"),
+            ),
+        ],
+        Some(Query::Lift(_)) => vec![
+            d(
+                receiver,
+                format!(
+                    "the sender's customer count ({sender_size}), and how many of its test and control persons are the sender's customers (inherent); conversions only encrypted"
+                ),
+            ),
+            d(
+                sender,
+                format!("the receiver's test and control batch sizes ({receiver_size} in all), padded to size buckets"),
+            ),
+            d(
+                "coordinator",
+                "per arm the customers, converters and value with both noise shares added (it decrypts)".into(),
+            ),
+            d(
+                "planner",
+                format!("per arm the customers, converters and value, and the lift with its interval, {release}"),
+            ),
         ],
         None => Vec::new(),
     }
