@@ -65,13 +65,12 @@ pub fn plan_lift(
     conversions: Option<&DatasetInfo>,
     groups: (&str, &DatasetInfo),
 ) -> Result<LiftJob, String> {
-    expect_kind(customers.1, "table", customers.0).or_else(|e| {
-        if customers.1.kind.is_empty() {
-            Ok(())
-        } else {
-            Err(e)
-        }
-    })?;
+    if !matches!(customers.1.kind.as_str(), "" | "table") {
+        return Err(format!(
+            "{}/{} holds {}, but the lift needs the bank's customers table there",
+            customers.0, customers.1.name, customers.1.kind
+        ));
+    }
     let conversions = conversions.ok_or_else(|| {
         format!(
             "node '{}' advertises no event table '{}'",
@@ -174,7 +173,7 @@ impl AttributionJob {
             rows,
             conversions: Some(released(conversions, threshold)),
             attributed: Some(released(attributed, threshold)),
-            unattributed: Some(released(conversions - attributed, threshold)),
+            unattributed: Some(released(conversions.saturating_sub(attributed), threshold)),
             row_conversions_stddev: row,
             row_value_stddev: value,
             conversions_stddev: terms[0].sigma * f64::from(plan.period.max_conversions),

@@ -8,8 +8,7 @@ use jointly_protocol::{
     attribution_model::{Model, Window},
     wire::{
         AttributionModel, AttributionQuery, AttributionResult, ConversionPeriod, ConversionWindow,
-        DatasetRef, Job, JobState, LiftQuery, LiftResult, Privacy, QuerySpec, query_result,
-        query_spec::Query,
+        DatasetRef, Job, LiftQuery, LiftResult, Privacy, QuerySpec, query_result, query_spec::Query,
     },
 };
 
@@ -17,6 +16,7 @@ use crate::{
     campaign_data::CampaignData,
     cluster::{Cluster, exact, noised},
     datagen::GeneratedData,
+    demo_campaign::failed,
     plaintext_attribution::{self, AttributionParams, AttributionTable, LiftParams, Period},
 };
 
@@ -126,14 +126,6 @@ pub fn equals_reference(got: &AttributionResult, want: &AttributionTable, by_cam
         && count(got.conversions) == want.elements as i64
         && count(got.attributed) == want.attributed as i64
         && count(got.unattributed) == want.unattributed as i64
-}
-
-fn failed(job: &Job) -> bool {
-    if job.state != JobState::Succeeded as i32 {
-        println!("  job {} failed: {}", job.job_id, job.error);
-        return true;
-    }
-    false
 }
 
 /// Runs the attribution and the lift; returns whether every exact answer

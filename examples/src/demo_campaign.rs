@@ -35,7 +35,8 @@ fn spec(query: Query, privacy: Privacy) -> QuerySpec {
     }
 }
 
-fn failed(job: &Job) -> bool {
+/// Prints why a job failed, if it did.
+pub(crate) fn failed(job: &Job) -> bool {
     if job.state != JobState::Succeeded as i32 {
         println!("  job {} failed: {}", job.job_id, job.error);
         return true;

@@ -664,6 +664,63 @@ mod tests {
     }
 
     #[test]
+    fn event_tables_are_declared_and_checked() {
+        let c = NodeConfig::parse(EXAMPLE, Path::new("/etc/jointly")).expect("example parses");
+        let e = &c.events[0];
+        assert_eq!((e.name.as_str(), e.kind), ("conversions", EventKind::Conversions));
+        assert_eq!(e.path, Path::new("/etc/jointly/bank_conversions.csv"));
+        assert_eq!(e.value_column.as_deref(), Some("value"));
+        let exposures = |extra: &str| {
+            format!(
+                "{EXAMPLE}\n[[events]]\nname = \"exposures\"\nkind = \"exposures\"\npath = \"e.csv\"\n\
+                 id_column = \"mobile\"\nid_kind = \"phone\"\nts_column = \"ts\"\n{extra}"
+            )
+        };
+        let full = "channel_column = \"channel\"\ncampaign_column = \"campaign\"\n\
+                    channels = [\"sms\", \"app\"]\ncampaigns = [\"C1\"]\n";
+        let c = NodeConfig::parse(&exposures(full), Path::new(".")).expect("exposures parse");
+        assert_eq!(c.events[1].channels, vec!["sms", "app"]);
+        let cases: &[(&str, &str)] = &[
+            (
+                "channels = [\"sms\"]\ncampaigns = [\"C1\"]\n",
+                "need `channel_column`",
+            ),
+            (
+                "channel_column = \"c\"\ncampaign_column = \"d\"\nchannels = []\ncampaigns = [\"C1\"]\n",
+                "`channels` is empty",
+            ),
+            (
+                "channel_column = \"c\"\ncampaign_column = \"d\"\nchannels = [\"a\", \"a\"]\ncampaigns = [\"C1\"]\n",
+                "repeated",
+            ),
+            (
+                "channel_column = \"c\"\ncampaign_column = \"d\"\nchannels = [\" a\"]\ncampaigns = [\"C1\"]\n",
+                "padded",
+            ),
+            (
+                &format!("{full}value_column = \"v\"\n"),
+                "`value_column` is for conversions",
+            ),
+        ];
+        for (extra, want) in cases {
+            let e = NodeConfig::parse(&exposures(extra), Path::new("."))
+                .expect_err("invalid exposures")
+                .to_string();
+            assert!(e.contains("events 'exposures'") && e.contains(want), "{e}");
+        }
+        let clash = EXAMPLE.replace("name = \"conversions\"", "name = \"customers\"");
+        let e = NodeConfig::parse(&clash, Path::new("."))
+            .expect_err("clash")
+            .to_string();
+        assert!(e.contains("appears twice"), "{e}");
+        let no_value = EXAMPLE.replace("value_column = \"value\"", "");
+        let e = NodeConfig::parse(&no_value, Path::new("."))
+            .expect_err("value")
+            .to_string();
+        assert!(e.contains("conversions need `value_column`"), "{e}");
+    }
+
+    #[test]
     fn policy_defaults_for_activation() {
         let text = EXAMPLE
             .replace("min_activation = 100", "")

@@ -718,4 +718,155 @@ mod tests {
         let e = decide("bank", &no_budget, &offer("partner", "phone", false), d, 0, 4).expect_err("budget");
         assert!(e.contains("[[policy.budgets]]"), "{e}");
     }
+
+    fn event_table(kind: EventKind) -> LoadedEvents {
+        use crate::{
+            config::EventsConfig,
+            events::{Conversions, EventReport, Exposures},
+        };
+        let exposures = kind == EventKind::Exposures;
+        let config = EventsConfig {
+            name: kind.label().into(),
+            kind,
+            path: "events.csv".into(),
+            format: None,
+            id_column: "phone".into(),
+            id_kind: IdKind::Phone,
+            ts_column: "ts".into(),
+            channel_column: exposures.then(|| "channel".into()),
+            campaign_column: exposures.then(|| "campaign".into()),
+            channels: if exposures {
+                vec!["sms".into(), "app".into()]
+            } else {
+                vec![]
+            },
+            campaigns: if exposures { vec!["C1".into()] } else { vec![] },
+            value_column: (!exposures).then(|| "value".into()),
+        };
+        let ids = Arc::new(IdList::from_normalized(IdKind::Phone, vec![]));
+        let report = EventReport::default();
+        if exposures {
+            LoadedEvents::Exposures {
+                config,
+                data: Exposures {
+                    ids,
+                    touches: vec![],
+                    report,
+                },
+            }
+        } else {
+            LoadedEvents::Conversions {
+                config,
+                data: Conversions {
+                    ids,
+                    rows: vec![],
+                    report,
+                },
+            }
+        }
+    }
+
+    fn attribution_offer(role: Role, dataset: &str, channels: u32) -> JobOffer {
+        use jointly_protocol::wire::{
+            AttributionModel, AttributionQuery, ConversionPeriod, ConversionWindow,
+        };
+        let r = |node: &str, dataset: &str| {
+            Some(DatasetRef {
+                node: node.into(),
+                dataset: dataset.into(),
+            })
+        };
+        JobOffer {
+            spec: Some(QuerySpec {
+                query: Some(Query::Attribution(AttributionQuery {
+                    conversions: r("bank", "conversions"),
+                    exposures: r("partner", "exposures"),
+                    model: AttributionModel::Linear.into(),
+                    lookback_days: 7,
+                    period: Some(ConversionPeriod {
+                        start: 0,
+                        end: 3 * 86_400,
+                        window: ConversionWindow::Day.into(),
+                        max_conversions: 3,
+                    }),
+                    ..Default::default()
+                })),
+                privacy: Some(Privacy {
+                    epsilon: 1.0,
+                    exact: false,
+                }),
+            }),
+            role: role.into(),
+            dataset: dataset.into(),
+            peer_channels: channels,
+            peer_campaigns: 1,
+            ..offer("partner", "phone", false)
+        }
+    }
+
+    #[test]
+    fn attribution_decisions() {
+        let policy = |peer: &str, dataset: &str| Policy {
+            partners: vec![peer.into()],
+            budgets: vec![BudgetConfig {
+                dataset: dataset.into(),
+                partner: "*".into(),
+                epsilon: 4.0,
+                period: Period::Month,
+            }],
+            ..Policy::default()
+        };
+        let datasets = BTreeMap::new();
+        let events = BTreeMap::from([
+            ("exposures".to_string(), event_table(EventKind::Exposures)),
+            ("conversions".to_string(), event_table(EventKind::Conversions)),
+        ]);
+        let h = Holdings {
+            datasets: &datasets,
+            events: &events,
+        };
+        let partner_policy = policy("bank", "exposures");
+        let mut offer = attribution_offer(Role::Sender, "exposures", 2);
+        offer.peer_node = "bank".into();
+        let ok = decide("partner", &partner_policy, &offer, h, 0, 4).expect("partner accepts");
+        let Work::Attribution { plan } = &ok.work else {
+            panic!("not attribution work")
+        };
+        assert_eq!((plan.slots(), plan.windows()), (2, 3));
+        // Every lane value (3 windows x 6 buckets x 2 slots), no count.
+        assert_eq!(ok.noise.shares().len(), 3 * 6 * 2);
+        let misstated = JobOffer {
+            peer_channels: 3,
+            ..offer.clone()
+        };
+        let e = decide("partner", &partner_policy, &misstated, h, 0, 4).expect_err("misstated");
+        assert!(e.contains("misstates the channels"), "{e}");
+        let wrong_role = JobOffer {
+            role: Role::Receiver.into(),
+            ..offer.clone()
+        };
+        let e = decide("partner", &partner_policy, &wrong_role, h, 0, 4).expect_err("role");
+        assert!(e.contains("exposures' node sends"), "{e}");
+
+        let bank_policy = policy("partner", "conversions");
+        let bank_offer = attribution_offer(Role::Receiver, "conversions", 2);
+        let ok = decide("bank", &bank_policy, &bank_offer, h, 0, 4).expect("bank accepts");
+        // The bank also noises its conversion count.
+        assert_eq!(ok.noise.shares().len(), 3 * 6 * 2 + 1);
+        assert_eq!(ok.terms, {
+            let p = decide("partner", &partner_policy, &offer, h, 0, 4).expect("partner");
+            p.terms
+        });
+        // A table of the wrong kind under the offered name.
+        let e = decide(
+            "bank",
+            &bank_policy,
+            &attribution_offer(Role::Receiver, "exposures", 2),
+            h,
+            0,
+            4,
+        )
+        .expect_err("not named");
+        assert!(e.contains("does not name its dataset"), "{e}");
+    }
 }
