@@ -385,8 +385,25 @@ async fn decrypt_pairs(
     .map_err(|e| e.to_string())
 }
 
-/// Section A at the coordinator: every window's lane opened, combined into
-/// credit per channel, with the bank's noised conversion count.
+/// Section A at the coordinator: the job's lanes opened (a window each for
+/// attribution, one for lift), then read by `read` with the threshold.
+async fn open_event_lanes(
+    coord: &Arc<Coordinator>,
+    spec: &QuerySpec,
+    releases: &[BreakdownRelease; 2],
+    terms: [NodeTerms; 2],
+    lanes: usize,
+    read: impl FnOnce(&[Vec<i64>], &[NodeTerms; 2], u64) -> Result<query_result::Result, String>,
+) -> Result<QueryResult, String> {
+    let (privacy, threshold) = checked_release(spec, &terms)?;
+    let opened = open_lanes(coord, releases, lanes, &terms).await?;
+    let result = read(&opened, &terms, threshold)?;
+    Ok(QueryResult {
+        result: Some(result),
+        release: Some(crate::release::release_terms(&privacy, threshold, terms)),
+    })
+}
+
 async fn open_attribution(
     coord: &Arc<Coordinator>,
     spec: &QuerySpec,
@@ -394,16 +411,22 @@ async fn open_attribution(
     releases: &[BreakdownRelease; 2],
     terms: [NodeTerms; 2],
 ) -> Result<QueryResult, String> {
-    let (privacy, threshold) = checked_release(spec, &terms)?;
+    // The bank (the receiver) reports its noised conversion count.
     let conversions = releases[0]
         .conversions
         .ok_or_else(|| format!("node '{}' reported no conversion count", terms[0].node))?;
-    let opened = open_lanes(coord, releases, job.plan.windows(), &terms).await?;
-    let result = job.result(&opened, conversions, &terms, threshold)?;
-    Ok(QueryResult {
-        result: Some(query_result::Result::Attribution(result)),
-        release: Some(crate::release::release_terms(&privacy, threshold, terms)),
-    })
+    open_event_lanes(
+        coord,
+        spec,
+        releases,
+        terms,
+        job.plan.windows(),
+        |opened, terms, threshold| {
+            job.result(opened, conversions, terms, threshold)
+                .map(query_result::Result::Attribution)
+        },
+    )
+    .await
 }
 
 async fn open_lift(
@@ -413,13 +436,11 @@ async fn open_lift(
     releases: &[BreakdownRelease; 2],
     terms: [NodeTerms; 2],
 ) -> Result<QueryResult, String> {
-    let (privacy, threshold) = checked_release(spec, &terms)?;
-    let opened = open_lanes(coord, releases, 1, &terms).await?;
-    let result = job.result(&opened[0], &terms, threshold)?;
-    Ok(QueryResult {
-        result: Some(query_result::Result::Lift(result)),
-        release: Some(crate::release::release_terms(&privacy, threshold, terms)),
+    open_event_lanes(coord, spec, releases, terms, 1, |opened, terms, threshold| {
+        let lane = opened.first().ok_or("the lift's lane was not opened")?;
+        job.result(lane, terms, threshold).map(query_result::Result::Lift)
     })
+    .await
 }
 
 /// B.4 at the coordinator: per lane, the lane's sender's ciphertexts with

@@ -40,6 +40,23 @@ pub struct Size {
     pub model: Model,
 }
 
+impl Size {
+    fn describe(&self) -> String {
+        format!(
+            "{} partner persons with {} exposures over {} channels x {} campaigns, {} bank customers with {} conversions, {} daily windows, {}-day lookback, {}",
+            self.partner,
+            self.exposures,
+            CHANNELS.len(),
+            CAMPAIGNS.len(),
+            self.bank,
+            self.conversions,
+            self.windows,
+            self.lookback_days,
+            self.model
+        )
+    }
+}
+
 fn secs(since: Instant) -> f64 {
     since.elapsed().as_secs_f64()
 }
@@ -86,20 +103,25 @@ fn fixed_base_cost() -> f64 {
     secs(started) * rayon::current_num_threads() as f64 / n as f64 * 1e6
 }
 
+/// The polars reference on the generated files, with the bench's lookback.
+fn reference(
+    data: &jointly_examples::campaign_data::CampaignData,
+    size: &Size,
+    period: Period,
+) -> anyhow::Result<jointly_examples::plaintext_attribution::AttributionTable> {
+    attribution(
+        &data.exposures_path,
+        &data.conversions_path,
+        &AttributionParams {
+            lookback_days: size.lookback_days,
+            ..AttributionParams::new(period, size.model)
+        },
+    )
+}
+
 pub fn run(size: &Size, check: bool, table_path: &Path, dir: &Path) -> anyhow::Result<()> {
     let threads = rayon::current_num_threads();
-    println!(
-        "jointly bench attribution: {} partner persons with {} exposures over {} channels x {} campaigns, {} bank customers with {} conversions, {} daily windows, {}-day lookback, {}; {threads} cores",
-        size.partner,
-        size.exposures,
-        CHANNELS.len(),
-        CAMPAIGNS.len(),
-        size.bank,
-        size.conversions,
-        size.windows,
-        size.lookback_days,
-        size.model
-    );
+    println!("jointly bench attribution: {}; {threads} cores", size.describe());
     let started = Instant::now();
     let data = generate_campaign(
         &CampaignSpec {
@@ -245,14 +267,7 @@ pub fn run(size: &Size, check: bool, table_path: &Path, dir: &Path) -> anyhow::R
     // (f) The reference.
     if check {
         let started = Instant::now();
-        let want = attribution(
-            &data.exposures_path,
-            &data.conversions_path,
-            &AttributionParams {
-                lookback_days: size.lookback_days,
-                ..AttributionParams::new(period, size.model)
-            },
-        )?;
+        let want = reference(&data, size, period)?;
         let milli: Vec<i64> = want
             .by_channel
             .iter()
@@ -314,16 +329,7 @@ pub async fn through_processes(size: &Size, check: bool, table: &Path, dir: &Pat
     };
     use jointly_protocol::wire::{JobState, query_spec::Query};
 
-    println!(
-        "jointly bench attribution --processes: {} partner persons with {} exposures, {} bank customers with {} conversions, {} daily windows, {}-day lookback, {}",
-        size.partner,
-        size.exposures,
-        size.bank,
-        size.conversions,
-        size.windows,
-        size.lookback_days,
-        size.model
-    );
+    println!("jointly bench attribution --processes: {}", size.describe());
     let started = Instant::now();
     let (base, campaign) = {
         let (size, dir) = (size.clone(), dir.to_path_buf());
@@ -446,14 +452,7 @@ pub async fn through_processes(size: &Size, check: bool, table: &Path, dir: &Pat
     );
     if check {
         let started = Instant::now();
-        let want = attribution(
-            &campaign.exposures_path,
-            &campaign.conversions_path,
-            &AttributionParams {
-                lookback_days: size.lookback_days,
-                ..AttributionParams::new(period, size.model)
-            },
-        )?;
+        let want = reference(&campaign, size, period)?;
         anyhow::ensure!(
             equals_reference(&got, &want, false),
             "the private result differs from the reference"
