@@ -286,6 +286,29 @@ fn spawn(exe: &Path, config: &Path, log: &Path) -> anyhow::Result<Child> {
         .with_context(|| format!("cannot start {}", exe.display()))
 }
 
+/// A test deployment of generated data (and campaign files) in `dir`, its
+/// coordinator on a free loopback port; returns it and that address.
+pub(crate) fn loopback_deployment(
+    dir: &Path,
+    data: &jointly_examples::datagen::GeneratedData,
+    campaign: Option<&jointly_examples::campaign_data::CampaignData>,
+) -> anyhow::Result<(deploy::Deployment, String)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let listen = format!("127.0.0.1:{port}");
+    let d = deploy::write(
+        dir,
+        &DeploymentSpec {
+            bank_data: data.bank_path.canonicalize()?,
+            partner_data: data.partner_path.canonicalize()?,
+            listen: listen.clone(),
+            policy: PolicySpec::testing(),
+            tls: None,
+            campaign: campaign.map(deploy::CampaignFiles::canonical).transpose()?,
+        },
+    )?;
+    Ok((d, listen))
+}
+
 /// Starts the coordinator and both nodes of deployment `d` as processes
 /// (binaries next to this one) and waits until both nodes attached, which
 /// includes loading their data. Returns the processes, a planner client and
@@ -371,19 +394,7 @@ async fn through_processes(rows: usize, dir: &Path) -> anyhow::Result<f64> {
         format: DataFormat::Csv,
     };
     let data = generate(&spec, dir)?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let listen = format!("127.0.0.1:{port}");
-    let d = deploy::write(
-        dir,
-        &DeploymentSpec {
-            bank_data: data.bank_path.canonicalize()?,
-            partner_data: data.partner_path.canonicalize()?,
-            listen: listen.clone(),
-            policy: PolicySpec::testing(),
-            tls: None,
-            campaign: None,
-        },
-    )?;
+    let (d, listen) = loopback_deployment(dir, &data, None)?;
     let (procs, mut planner, load_secs) = start_processes(dir, &d, &listen).await?;
     println!(
         "    nodes loaded {rows} rows each (read, normalize, de-duplicate) and attached in {load_secs:.2} s"

@@ -463,11 +463,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 &out,
             )?;
-            let files = CampaignFiles {
-                exposures: campaign.exposures_path.canonicalize()?,
-                conversions: campaign.conversions_path.canonicalize()?,
-                groups: campaign.groups_path.canonicalize()?,
-            };
+            let files = CampaignFiles::canonical(&campaign)?;
             let d = deploy::write(
                 &out,
                 &DeploymentSpec {

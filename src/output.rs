@@ -86,17 +86,7 @@ fn spec_text(spec: Option<&QuerySpec>) -> String {
 
 /// An attribution's or a lift's terms, as a line for the job view.
 fn campaign_details(query: &Query) -> Option<(&'static str, String)> {
-    use jointly_protocol::attribution_query::{model, period};
-    let period_text = |p| match period(p) {
-        Ok(p) => format!(
-            "{} {}s from {}, at most {} per person",
-            p.windows(),
-            jointly_protocol::attribution_query::window_label(p.window),
-            jointly_protocol::timestamp::utc(p.start),
-            p.max_conversions
-        ),
-        Err(e) => e,
-    };
+    use jointly_protocol::attribution_query::{describe_period as period_text, model};
     match query {
         Query::Attribution(q) => Some((
             "terms",

@@ -9,7 +9,6 @@ use jointly_examples::{
     campaign_data::{CAMPAIGNS, CHANNELS, CampaignData, CampaignSpec, People, generate_campaign},
     plaintext_attribution::{AttributionParams, AttributionTable, Period, attribution},
 };
-use jointly_node::events::{EventSource, load_conversions, load_exposures};
 use jointly_protocol::{
     attribution::{
         self, Plan, Totals, ValueBuckets, bank_party, combine, partner_party, receiver_lanes, sender_lanes,
@@ -40,35 +39,16 @@ fn campaign(dir: &std::path::Path) -> CampaignData {
     generate_campaign(&spec, dir).expect("generate the campaign")
 }
 
-fn names(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| (*s).to_string()).collect()
-}
-
 /// The private computation: both sides load their own file, build their
 /// lanes, run them, and the lanes are opened and combined.
 fn private(data: &CampaignData, plan: &Plan, table: &BsgsTable) -> (Totals, u64) {
     let normalizer = Normalizer::default();
-    let exposures = load_exposures(
-        &EventSource::csv("exposures", &data.exposures_path, "mobile", IdKind::Phone, "ts"),
-        "channel",
-        "campaign",
-        &names(&CHANNELS),
-        &names(&CAMPAIGNS),
-        &normalizer,
-    )
-    .expect("partner loads its exposures");
-    let conversions = load_conversions(
-        &EventSource::csv(
-            "conversions",
-            &data.conversions_path,
-            "phone",
-            IdKind::Phone,
-            "ts",
-        ),
-        "value",
-        &normalizer,
-    )
-    .expect("bank loads its conversions");
+    let exposures = data
+        .load_exposures(&normalizer)
+        .expect("partner loads its exposures");
+    let conversions = data
+        .load_conversions(&normalizer)
+        .expect("bank loads its conversions");
     assert!(
         exposures.report.rejected_ids.values().sum::<u64>() > 0,
         "messy ids"
@@ -276,18 +256,7 @@ fn lift_equals_the_reference_on_messy_files() {
         .expect("group column");
     // "(other)" is no group.
     let group_of: Vec<Option<u32>> = grouping.codes.iter().map(|&g| (g < 2).then_some(g)).collect();
-    let conversions = load_conversions(
-        &EventSource::csv(
-            "conversions",
-            &data.conversions_path,
-            "phone",
-            IdKind::Phone,
-            "ts",
-        ),
-        "value",
-        &normalizer,
-    )
-    .expect("conversions");
+    let conversions = data.load_conversions(&normalizer).expect("conversions");
     let period = Period::days(data.truth.period_start, 10);
     let plan = LiftPlan {
         period: attribution::Period {

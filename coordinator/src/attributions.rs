@@ -112,7 +112,7 @@ pub fn plan_lift(
     Ok(LiftJob { plan: lift_plan(q)? })
 }
 
-/// The combined noise per unit scale, and the bank's alone.
+/// The combined noise of both nodes' shares, per unit scale.
 fn sigmas(terms: &[NodeTerms; 2]) -> f64 {
     terms.iter().map(|t| t.sigma * t.sigma).sum::<f64>().sqrt()
 }

@@ -126,6 +126,51 @@ pub struct CampaignData {
     pub truth: CampaignTruth,
 }
 
+impl CampaignData {
+    /// The partner's exposures, loaded as its node loads them (columns as
+    /// written here, the declared channels and campaigns).
+    pub fn load_exposures(
+        &self,
+        normalizer: &jointly_protocol::ids::Normalizer,
+    ) -> Result<jointly_node::events::Exposures, jointly_node::NodeError> {
+        use jointly_node::events::{EventSource, load_exposures};
+        let names = |list: &[&str]| list.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
+        load_exposures(
+            &EventSource::csv(
+                "exposures",
+                &self.exposures_path,
+                "mobile",
+                jointly_protocol::ids::IdKind::Phone,
+                "ts",
+            ),
+            "channel",
+            "campaign",
+            &names(&CHANNELS),
+            &names(&CAMPAIGNS),
+            normalizer,
+        )
+    }
+
+    /// The bank's conversions, loaded as its node loads them.
+    pub fn load_conversions(
+        &self,
+        normalizer: &jointly_protocol::ids::Normalizer,
+    ) -> Result<jointly_node::events::Conversions, jointly_node::NodeError> {
+        use jointly_node::events::{EventSource, load_conversions};
+        load_conversions(
+            &EventSource::csv(
+                "conversions",
+                &self.conversions_path,
+                "phone",
+                jointly_protocol::ids::IdKind::Phone,
+                "ts",
+            ),
+            "value",
+            normalizer,
+        )
+    }
+}
+
 /// How one channel moves conversions in the generated data.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ChannelEffect {

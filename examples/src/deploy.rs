@@ -41,6 +41,17 @@ pub struct CampaignFiles {
     pub groups: PathBuf,
 }
 
+impl CampaignFiles {
+    /// The files as absolute paths, for configurations read from elsewhere.
+    pub fn canonical(d: &crate::campaign_data::CampaignData) -> std::io::Result<Self> {
+        Ok(CampaignFiles {
+            exposures: d.exposures_path.canonicalize()?,
+            conversions: d.conversions_path.canonicalize()?,
+            groups: d.groups_path.canonicalize()?,
+        })
+    }
+}
+
 impl From<&crate::campaign_data::CampaignData> for CampaignFiles {
     fn from(d: &crate::campaign_data::CampaignData) -> Self {
         CampaignFiles {

@@ -58,6 +58,21 @@ pub fn window_label(window: Window) -> &'static str {
     }
 }
 
+/// The period in words: "30 day windows from 2026-03-01T00:00:00Z (at most
+/// 3 per person)". Transcripts sign this text, so it stays as it is.
+pub fn describe_period(p: Option<&ConversionPeriod>) -> String {
+    match period(p) {
+        Ok(period) => format!(
+            "{} {} windows from {} (at most {} per person)",
+            period.windows(),
+            window_label(period.window),
+            crate::timestamp::utc(period.start),
+            period.max_conversions
+        ),
+        Err(e) => format!("an invalid period ({e})"),
+    }
+}
+
 /// The attribution plan for `channels` and `campaigns` declared by the
 /// partner's exposures dataset.
 pub fn attribution_plan(

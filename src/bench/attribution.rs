@@ -12,7 +12,6 @@ use jointly_examples::{
     campaign_data::{CAMPAIGNS, CHANNELS, CampaignSpec, People, generate_campaign},
     plaintext_attribution::{AttributionParams, Period, attribution},
 };
-use jointly_node::events::{EventSource, load_conversions, load_exposures};
 use jointly_protocol::{
     attribution::{
         self, Plan, ValueBuckets, bank_party, combine, partner_party, receiver_lanes, sender_lanes,
@@ -146,29 +145,10 @@ pub fn run(size: &Size, check: bool, table_path: &Path, dir: &Path) -> anyhow::R
     // (a) Loading.
     let started = Instant::now();
     let normalizer = Normalizer::default();
-    let channels: Vec<String> = CHANNELS.iter().map(|c| (*c).to_string()).collect();
-    let campaigns: Vec<String> = CAMPAIGNS.iter().map(|c| (*c).to_string()).collect();
-    let exposures = load_exposures(
-        &EventSource::csv("exposures", &data.exposures_path, "mobile", IdKind::Phone, "ts"),
-        "channel",
-        "campaign",
-        &channels,
-        &campaigns,
-        &normalizer,
-    )?;
+    let exposures = data.load_exposures(&normalizer)?;
     let load_partner = secs(started);
     let started = Instant::now();
-    let conversions = load_conversions(
-        &EventSource::csv(
-            "conversions",
-            &data.conversions_path,
-            "phone",
-            IdKind::Phone,
-            "ts",
-        ),
-        "value",
-        &normalizer,
-    )?;
+    let conversions = data.load_conversions(&normalizer)?;
     let load_bank = secs(started);
     println!(
         "(a) loading: partner {load_partner:.2} s ({} rows, {} persons), bank {load_bank:.2} s ({} rows, {} persons)",
@@ -187,8 +167,8 @@ pub fn run(size: &Size, check: bool, table_path: &Path, dir: &Path) -> anyhow::R
         lookback_days: size.lookback_days,
         model: size.model,
         buckets: ValueBuckets::default(),
-        channels: channels.len(),
-        campaigns: campaigns.len(),
+        channels: CHANNELS.len(),
+        campaigns: CAMPAIGNS.len(),
         by_campaign: false,
     };
     let started = Instant::now();
@@ -325,7 +305,6 @@ pub async fn through_processes(size: &Size, check: bool, table: &Path, dir: &Pat
         cluster::exact,
         datagen::{DataFormat, DatagenSpec, generate},
         demo_attribution::{attribution_of, attribution_spec, equals_reference},
-        deploy::{self, CampaignFiles, DeploymentSpec, PolicySpec},
     };
     use jointly_protocol::wire::{JobState, query_spec::Query};
 
@@ -364,23 +343,7 @@ pub async fn through_processes(size: &Size, check: bool, table: &Path, dir: &Pat
         "    generated the files in {:.2} s (not counted below)",
         secs(started)
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let listen = format!("127.0.0.1:{port}");
-    let d = deploy::write(
-        dir,
-        &DeploymentSpec {
-            bank_data: base.bank_path.canonicalize()?,
-            partner_data: base.partner_path.canonicalize()?,
-            listen: listen.clone(),
-            policy: PolicySpec::testing(),
-            tls: None,
-            campaign: Some(CampaignFiles {
-                exposures: campaign.exposures_path.canonicalize()?,
-                conversions: campaign.conversions_path.canonicalize()?,
-                groups: campaign.groups_path.canonicalize()?,
-            }),
-        },
-    )?;
+    let (d, listen) = super::loopback_deployment(dir, &base, Some(&campaign))?;
     // The coordinator builds its decryption table on first use: cache it
     // beforehand, so the job's time is the protocol's.
     let table = table.to_path_buf();

@@ -153,7 +153,7 @@ pub fn describe_query(spec: &QuerySpec) -> String {
                 refer(&q.conversions),
                 refer(&q.exposures),
                 q.lookback_days,
-                describe_period(q.period.as_ref()),
+                crate::attribution_query::describe_period(q.period.as_ref()),
                 if q.by_campaign {
                     ", by channel and campaign"
                 } else {
@@ -170,7 +170,7 @@ pub fn describe_query(spec: &QuerySpec) -> String {
                 q.test_value,
                 q.control_value,
                 q.conversions,
-                describe_period(q.period.as_ref()),
+                crate::attribution_query::describe_period(q.period.as_ref()),
                 q.value_clip
             )
         }
@@ -182,19 +182,6 @@ pub fn describe_query(spec: &QuerySpec) -> String {
         None => text += "; no privacy terms",
     }
     text
-}
-
-fn describe_period(p: Option<&crate::wire::ConversionPeriod>) -> String {
-    match crate::attribution_query::period(p) {
-        Ok(period) => format!(
-            "{} {} windows from {} (at most {} per person)",
-            period.windows(),
-            crate::attribution_query::window_label(period.window),
-            crate::timestamp::utc(period.start),
-            period.max_conversions
-        ),
-        Err(e) => format!("an invalid period ({e})"),
-    }
 }
 
 /// Who learns what in a session, from the query and the announced sizes. Both
