@@ -24,7 +24,7 @@ use jointly_protocol::{
     hash::{HashToGroup, ID_DST},
     idlist::IdList,
     ids::IdKind,
-    overlap::{Limits, OverlapReceiver, OverlapSender},
+    overlap::{Limits, OverlapReceiver, OverlapSender, Setup},
     party::{Outcome, run_pair},
     wire::{JobState, ListNodesRequest, query_result},
 };
@@ -227,8 +227,14 @@ fn in_process(rows: usize) -> anyhow::Result<f64> {
     let terms = [0u8; 32];
     let started = Instant::now();
     let (r, _) = run_pair(
-        Box::new(OverlapReceiver::new(x, Limits::default(), terms)),
-        Box::new(OverlapSender::new(y, Limits::default(), terms)),
+        Box::new(OverlapReceiver::new(
+            x,
+            Setup::exact(Limits::default(), terms, 1, 0),
+        )?),
+        Box::new(OverlapSender::new(
+            y,
+            Setup::exact(Limits::default(), terms, 1, 1),
+        )?),
     )
     .map_err(|(side, e)| anyhow::anyhow!("party {side}: {e}"))?;
     let secs = started.elapsed().as_secs_f64();
@@ -384,6 +390,105 @@ pub(crate) fn print_peak_rss(procs: &Procs, per: Option<(usize, &str)>) {
     }
 }
 
+/// What one overlap job through processes took and sent.
+struct ProcessRun {
+    secs: f64,
+    /// Bytes the coordinator relayed each way (from its log).
+    relayed: u64,
+    job_id: String,
+}
+
+async fn overlap_job(
+    planner: &mut client::Planner,
+    privacy: jointly_protocol::wire::Privacy,
+    dir: &Path,
+) -> anyhow::Result<(ProcessRun, i64)> {
+    let before = relayed_bytes(dir);
+    let started = Instant::now();
+    let job = planner.submit_query(overlap_spec(privacy)).await?.into_inner();
+    let job = client::wait(planner, &job.job_id, |_| {}).await?;
+    let secs = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        job.state == JobState::Succeeded as i32,
+        "job failed: {}",
+        job.error
+    );
+    let Some(query_result::Result::Overlap(o)) = job.result.and_then(|r| r.result) else {
+        bail!("no result")
+    };
+    // The relay logs once both session streams have ended.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let run = ProcessRun {
+        secs,
+        relayed: relayed_bytes(dir).saturating_sub(before),
+        job_id: job.job_id,
+    };
+    Ok((run, o.intersection.unwrap_or_default().value))
+}
+
+/// Bytes of session frames the coordinator's log says it relayed so far.
+fn relayed_bytes(dir: &Path) -> u64 {
+    std::fs::read_to_string(dir.join("coordinator.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("session relay finished"))
+        .filter_map(|l| {
+            l.split("bytes=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// The cover of one job as the bank's own transcript shows it: its pad on
+/// U, the partner's pad and dummies on W and its dummy answers in V.
+fn cover_sent(dir: &Path, job_id: &str, rows: usize) -> anyhow::Result<String> {
+    use jointly_protocol::{
+        transcript::parse_file,
+        wire::{ProtocolMessage, protocol_message::Kind, transcript_record::Record},
+    };
+    use prost::Message;
+    let bytes = std::fs::read(dir.join(format!("bank-data/transcripts/{job_id}.jtx")))?;
+    let records = parse_file(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut announces = Vec::new();
+    let mut matched = 0;
+    for r in &records {
+        match &r.record {
+            Some(Record::Message(m)) => {
+                if let Some(s) = &m.sealed
+                    && let Ok(ProtocolMessage {
+                        kind: Some(Kind::Announce(a)),
+                        ..
+                    }) = ProtocolMessage::decode(s.payload.as_slice())
+                {
+                    announces.push(a);
+                }
+            }
+            Some(Record::Release(rel)) => matched = rel.exact_count.unwrap_or(0),
+            _ => {}
+        }
+    }
+    let [bank, partner] = announces.as_slice() else {
+        bail!("the bank's transcript does not hold both announcements")
+    };
+    let rows = rows as u64;
+    let dummies = matched.saturating_sub(rows / 2);
+    let answers = 2 * partner.dummy_offset;
+    let (u_extra, w_extra) = (
+        bank.set_size.saturating_sub(rows),
+        partner.set_size.saturating_sub(rows),
+    );
+    Ok(format!(
+        "bank pad {u_extra} on U; partner {w_extra} on W ({dummies} matching dummies); {answers} dummy answers in V; {} extra points in all (offsets {} and {})",
+        u_extra + w_extra + answers,
+        bank.pad_offset,
+        partner.dummy_offset
+    ))
+}
+
 async fn through_processes(rows: usize, dir: &Path) -> anyhow::Result<f64> {
     let spec = DatagenSpec {
         bank_rows: rows,
@@ -399,25 +504,28 @@ async fn through_processes(rows: usize, dir: &Path) -> anyhow::Result<f64> {
     println!(
         "    nodes loaded {rows} rows each (read, normalize, de-duplicate) and attached in {load_secs:.2} s"
     );
-    let started = Instant::now();
-    let job = planner.submit_query(overlap_spec(exact())).await?.into_inner();
-    let job = client::wait(&mut planner, &job.job_id, |_| {}).await?;
-    let secs = started.elapsed().as_secs_f64();
-    anyhow::ensure!(
-        job.state == JobState::Succeeded as i32,
-        "job failed: {}",
-        job.error
-    );
-    let Some(query_result::Result::Overlap(o)) = job.result.and_then(|r| r.result) else {
-        bail!("no result")
-    };
-    let count = o.intersection.unwrap_or_default().value;
+    // Exact first: no cover, the reference for what the cover costs.
+    let (plain, count) = overlap_job(&mut planner, exact(), dir).await?;
     anyhow::ensure!(
         usize::try_from(count).ok() == Some(data.truth.overlap),
         "count {count} differs from the truth {}",
         data.truth.overlap
     );
-    println!("    count {count} equals the generated truth");
+    println!(
+        "    exact (no cover): {:.2} s, {:.1} MiB relayed; count {count} equals the generated truth",
+        plain.secs,
+        plain.relayed as f64 / (1 << 20) as f64
+    );
+    let (covered, noised_count) =
+        overlap_job(&mut planner, jointly_examples::cluster::noised(1.0), dir).await?;
+    println!(
+        "    noised at epsilon 1 with the cover: {:.2} s ({:+.1}%), {:.1} MiB relayed ({:+.2}%); released {noised_count}",
+        covered.secs,
+        100.0 * (covered.secs / plain.secs - 1.0),
+        covered.relayed as f64 / (1 << 20) as f64,
+        100.0 * (covered.relayed as f64 / plain.relayed.max(1) as f64 - 1.0)
+    );
+    println!("    cover sent: {}", cover_sent(dir, &covered.job_id, rows)?);
     print_peak_rss(&procs, Some((rows, "input row")));
-    Ok(secs)
+    Ok(covered.secs)
 }

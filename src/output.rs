@@ -229,7 +229,7 @@ fn job_json(job: &Job) -> Value {
         "query": spec_text(job.spec.as_ref()),
         "error": if job.error.is_empty() { Value::Null } else { json!(job.error) },
         "retryable": job.retryable,
-        "progress": {"done": job.progress_done, "total": job.progress_total},
+        "progress": job.progress_permille as f64 / 1000.0,
         "result": result_json(job.result.as_ref()),
         "created_unix_ms": job.created_unix_ms,
         "finished_unix_ms": if job.finished_unix_ms == 0 { Value::Null } else { json!(job.finished_unix_ms) },
@@ -237,11 +237,7 @@ fn job_json(job: &Job) -> Value {
 }
 
 pub fn progress(job: &Job) {
-    let pct = if job.progress_total > 0 {
-        100.0 * job.progress_done as f64 / job.progress_total as f64
-    } else {
-        0.0
-    };
+    let pct = f64::from(job.progress_permille.min(1000)) / 10.0;
     eprint!("\r{} {:<9} {:>5.1}%  ", job.job_id, state(job), pct);
     let _ = std::io::stderr().flush();
     if matches!(

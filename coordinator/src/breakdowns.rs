@@ -101,8 +101,10 @@ pub fn plan(q: &BreakdownQuery, left: &DatasetInfo, right: &DatasetInfo) -> Resu
         measures.push((side, list.len(), format!("{}.{}", side.label(), m.column)));
         list.push(clip_bound(lo, hi));
     }
+    // Saturating: a product past usize fails the plan's check below instead
+    // of wrapping round to a plan of few cells.
     let schema = |domains: &[Vec<String>], measure_bounds: Vec<u64>| SideSchema {
-        groups: domains.iter().map(Vec::len).product(),
+        groups: domains.iter().map(Vec::len).fold(1usize, usize::saturating_mul),
         measure_bounds,
     };
     let plan = BreakdownPlan::new(schema(&left_domains, bounds.0), schema(&right_domains, bounds.1))

@@ -33,6 +33,9 @@ pub enum CoordinatorError {
     /// A job id that does not exist.
     #[error("no job '{0}'")]
     UnknownJob(String),
+    /// A node reported a second transcript for a job; the first stands.
+    #[error("node '{node}' already indexed a transcript of job {job}; the first one stands")]
+    AlreadyIndexed { job: String, node: String },
     /// Listening or TLS setup failed.
     #[error("transport: {0}")]
     Transport(String),
@@ -47,6 +50,7 @@ impl From<CoordinatorError> for tonic::Status {
             | CoordinatorError::UnknownJob(_) => tonic::Status::not_found(message),
             CoordinatorError::NodeOffline { .. } => tonic::Status::failed_precondition(message),
             CoordinatorError::InvalidQuery(_) => tonic::Status::invalid_argument(message),
+            CoordinatorError::AlreadyIndexed { .. } => tonic::Status::already_exists(message),
             CoordinatorError::Config { .. }
             | CoordinatorError::Database { .. }
             | CoordinatorError::Transport(_) => tonic::Status::internal(message),

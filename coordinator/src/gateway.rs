@@ -6,8 +6,9 @@ use std::{pin::Pin, sync::Arc, time::Duration};
 
 use ed25519_dalek::{Signature, Verifier};
 use jointly_protocol::wire::{
-    Challenge, CoordinatorMessage, NodeMessage, SessionFrame, Welcome, coordinator_message::Body as ToNode,
-    node_gateway_server::NodeGateway, node_message::Body as FromNode, session_frame,
+    Challenge, CoordinatorMessage, NodeMessage, SessionFrame, TranscriptPart, TranscriptReceipt, Welcome,
+    coordinator_message::Body as ToNode, node_gateway_server::NodeGateway, node_message::Body as FromNode,
+    session_frame,
 };
 use rand::RngCore;
 use tokio::sync::mpsc;
@@ -188,6 +189,62 @@ impl NodeGateway for Gateway {
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(inbox))))
     }
+
+    async fn transcript(
+        &self,
+        request: Request<Streaming<TranscriptPart>>,
+    ) -> Result<Response<TranscriptReceipt>, Status> {
+        let mut inbound = request.into_inner();
+        upload(&self.coord, &mut inbound).await?;
+        Ok(Response::new(TranscriptReceipt {}))
+    }
+}
+
+/// Reads a node's transcript upload: the first part names the fetch and its
+/// token; every part then goes to the auditor's stream as it is read. A slow
+/// auditor holds back this stream only (HTTP/2 flow control), never the
+/// node's control stream.
+async fn upload(coord: &Coordinator, inbound: &mut Streaming<TranscriptPart>) -> Result<(), Status> {
+    let first = match tokio::time::timeout(HANDSHAKE, inbound.message()).await {
+        Ok(Ok(Some(p))) => p,
+        Ok(Err(s)) => return Err(s),
+        _ => return Err(Status::invalid_argument("a transcript upload starts with a part")),
+    };
+    let (node, parts) = coord.take_fetch(first.request_id, &first.token).ok_or_else(|| {
+        Status::permission_denied("no transcript fetch waits for this upload (wrong or used token)")
+    })?;
+    let stall = Duration::from_secs(coord.config.timeouts.stall_seconds.max(1));
+    let mut part = Some(first);
+    loop {
+        let Some(p) = part.take() else {
+            return Err(Status::invalid_argument("the upload ended before its last part"));
+        };
+        let last = p.last || !p.error.is_empty();
+        // Waits while the auditor's stream is full, up to the stall timeout.
+        match tokio::time::timeout(stall, parts.send(p)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Ok(()),
+            Err(_) => {
+                warn!(node = %node, "transcript fetch dropped: the auditor stopped reading");
+                return Err(Status::deadline_exceeded(
+                    "the auditor stopped reading the transcript",
+                ));
+            }
+        }
+        if last {
+            return Ok(());
+        }
+        part = match tokio::time::timeout(stall, inbound.message()).await {
+            Ok(Ok(Some(p))) => Some(p),
+            Ok(Ok(None)) => None,
+            Ok(Err(s)) => return Err(s),
+            Err(_) => {
+                return Err(Status::deadline_exceeded(
+                    "the node stalled while sending the transcript",
+                ));
+            }
+        };
+    }
 }
 
 /// Frames and their encoded bytes relayed from one node to its peer.
@@ -263,12 +320,14 @@ async fn control_loop(coord: &Coordinator, name: &str, inbound: &mut Streaming<N
                 p.job_id,
                 JobEvent::Progress {
                     node: name.to_string(),
-                    done: p.done,
-                    total: p.total,
+                    permille: p.permille.min(1000),
                 },
             ),
             FromNode::Report(r) => {
-                if let Some(t) = r.transcript {
+                // Only a node of the job, while it runs, indexes its copy:
+                // another node cannot plant a transcript under this job.
+                let of_the_job = coord.job_events(&r.job_id, name).is_some();
+                if let Some(t) = r.transcript.filter(|_| of_the_job) {
                     let entry = TranscriptEntry {
                         session_id: t.session_id,
                         shared_sha256: t.shared_sha256,
@@ -287,10 +346,6 @@ async fn control_loop(coord: &Coordinator, name: &str, inbound: &mut Streaming<N
                         outcome: Box::new(outcome),
                     },
                 )
-            }
-            FromNode::Transcript(part) => {
-                coord.transcript_part(name, part).await;
-                continue;
             }
             FromNode::Hello(_) | FromNode::Proof(_) => continue,
         };

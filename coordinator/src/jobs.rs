@@ -38,10 +38,10 @@ pub enum JobEvent {
         /// The noise and threshold the node commits to when accepting.
         terms: Option<NodeTerms>,
     },
+    /// Thousandths of the node's own work done.
     Progress {
         node: String,
-        done: u64,
-        total: u64,
+        permille: u32,
     },
     Report {
         node: String,
@@ -101,6 +101,10 @@ fn retryable(message: String) -> Failure {
         retryable: true,
     }
 }
+
+/// How a segment too small to activate is reported, whichever node found
+/// it so (`ProtocolError::BelowMinActivation`'s text).
+pub const BELOW_MIN_ACTIVATION: &str = "the segment is too small to activate: its noised size is below a node's policy.min_activation; nothing was delivered";
 
 pub fn new_id(prefix: &str) -> String {
     let mut bytes = [0u8; 8];
@@ -186,6 +190,7 @@ async fn run(
             _ => (0, 0),
         };
         let offer = JobOffer {
+            requester: None,
             job_id: job_id.to_string(),
             spec: Some(spec.clone()),
             role: role.into(),
@@ -282,12 +287,21 @@ async fn run(
     };
     let outcome = match follow(coord, job_id, &session_id, parties, tokens, &mut inbox).await {
         Err(f) => Err(f),
-        Ok(Reports::Count(result, shares)) => combine(spec, *result, &shares, [r_terms, s_terms])
-            .map(|r| match &parties.kind {
-                JobKind::Segment { activated } => as_segment(r, activated.clone()),
-                _ => r,
-            })
-            .map_err(fatal),
+        Ok(Reports::Count(result, shares)) => {
+            // The sender's dummies noise a count the receiver sees, so it
+            // adds no share of its own; only an activation's receiver sees
+            // the members exactly, and there the sender adds one.
+            let sender_shares = match &parties.kind {
+                JobKind::Segment { activated: Some(_) } => 1,
+                _ => 0,
+            };
+            combine(spec, *result, &shares, sender_shares, [r_terms, s_terms])
+                .map(|r| match &parties.kind {
+                    JobKind::Segment { activated } => as_segment(r, activated.clone()),
+                    _ => r,
+                })
+                .map_err(fatal)
+        }
         Ok(Reports::Breakdown(releases)) => match &parties.kind {
             JobKind::Breakdown(job) => open_breakdown(coord, spec, job, &releases, [r_terms, s_terms])
                 .await
@@ -495,7 +509,7 @@ async fn follow(
         send(coord, node, Body::Start(start)).await?;
     }
     let stall = Duration::from_secs(coord.config.timeouts.stall_seconds.max(1));
-    let mut progress = [(0u64, 0u64); 2];
+    let mut progress = [0u32; 2];
     let mut last_saved = Instant::now();
     let mut result: Option<QueryResult> = None;
     let mut sender_shares: Option<Vec<i64>> = None;
@@ -517,11 +531,15 @@ async fn follow(
             })?
             .ok_or_else(|| retryable("internal error: job events closed".into()))?;
         match event {
-            JobEvent::Progress { node, done, total } => {
-                progress[usize::from(&node != names[0])] = (done, total);
+            JobEvent::Progress { node, permille } => {
+                progress[usize::from(&node != names[0])] = permille;
                 if last_saved.elapsed() >= Duration::from_millis(500) {
-                    let (d, t) = (progress[0].0 + progress[1].0, progress[0].1 + progress[1].1);
-                    let _ = coord.store.set_progress(job_id, d, t).await;
+                    // The mean of two fractions: it tells the planner how far
+                    // along the job is, and no list's size.
+                    let _ = coord
+                        .store
+                        .set_progress(job_id, (progress[0] + progress[1]) / 2)
+                        .await;
                     last_saved = Instant::now();
                 }
             }
@@ -529,6 +547,14 @@ async fn follow(
                 ReportOutcome::Result(r) if &node == names[0] => result = Some(r),
                 ReportOutcome::Completed(c) if &node == names[1] => sender_shares = Some(c.noise_shares),
                 ReportOutcome::Breakdown(b) => breakdown[usize::from(&node != names[0])] = Some(b),
+                // A segment too small to activate fails alike whichever
+                // node decided it: the planner learns one noised bit.
+                ReportOutcome::Error(message) if message.ends_with(BELOW_MIN_ACTIVATION) => {
+                    return Err(Failure {
+                        message: BELOW_MIN_ACTIVATION.to_string(),
+                        retryable: false,
+                    });
+                }
                 ReportOutcome::Error(message) => return Err(retryable(message)),
                 _ => {
                     return Err(Failure {
@@ -537,6 +563,12 @@ async fn follow(
                     });
                 }
             },
+            JobEvent::SessionFailed { reason, .. } if reason.ends_with(BELOW_MIN_ACTIVATION) => {
+                return Err(Failure {
+                    message: BELOW_MIN_ACTIVATION.to_string(),
+                    retryable: false,
+                });
+            }
             JobEvent::SessionFailed { node, reason } => {
                 return Err(retryable(format!("session failed at node '{node}': {reason}")));
             }
@@ -547,5 +579,16 @@ async fn follow(
             }
             JobEvent::Decision { .. } => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_activation_refusal_is_the_protocols_text() {
+        assert_eq!(
+            jointly_protocol::ProtocolError::BelowMinActivation.to_string(),
+            super::BELOW_MIN_ACTIVATION
+        );
     }
 }

@@ -7,10 +7,12 @@ use jointly_protocol::{
     accounting::check_epsilon,
     breakdown_plan::Side,
     ids::{IdKind, match_kind},
+    wire,
     wire::{
         CoordinatorMessage, DatasetInfo, DatasetRef, DatasetSummary, FetchTranscriptRequest, GetJobRequest,
         Job, ListJobsRequest, ListJobsResponse, ListNodesRequest, ListNodesResponse, NodeStatus, QuerySpec,
-        TranscriptChunk, TranscriptRequest, coordinator_message, planner_server::Planner, query_spec::Query,
+        SubmitQueryRequest, TranscriptChunk, TranscriptRequest, coordinator_message, planner_server::Planner,
+        query_spec::Query,
     },
 };
 use tonic::{Request, Response, Status};
@@ -196,8 +198,8 @@ impl PlannerApi {
 
 #[tonic::async_trait]
 impl Planner for PlannerApi {
-    async fn submit_query(&self, request: Request<QuerySpec>) -> Result<Response<Job>, Status> {
-        let spec = request.into_inner();
+    async fn submit_query(&self, request: Request<SubmitQueryRequest>) -> Result<Response<Job>, Status> {
+        let spec = request.into_inner().spec.unwrap_or_default();
         let parties = self.parties(&spec)?;
         let job_id = jobs::new_id("job");
         // Persisted before anything runs: a crash from here on leaves a record.
@@ -257,6 +259,42 @@ impl Planner for PlannerApi {
         Ok(Response::new(ListNodesResponse { nodes }))
     }
 
+    // PENDING(access): the access work implements these before anything lands.
+    async fn cancel_job(
+        &self,
+        _request: Request<jointly_protocol::wire::CancelJobRequest>,
+    ) -> Result<Response<Job>, Status> {
+        Err(Status::unimplemented("cancel is not implemented yet"))
+    }
+
+    async fn who_am_i(
+        &self,
+        _request: Request<jointly_protocol::wire::WhoAmIRequest>,
+    ) -> Result<Response<jointly_protocol::wire::Principal>, Status> {
+        Err(Status::unimplemented("whoami is not implemented yet"))
+    }
+
+    async fn list_principals(
+        &self,
+        _request: Request<jointly_protocol::wire::ListPrincipalsRequest>,
+    ) -> Result<Response<jointly_protocol::wire::ListPrincipalsResponse>, Status> {
+        Err(Status::unimplemented("the registry is not implemented yet"))
+    }
+
+    async fn add_principal(
+        &self,
+        _request: Request<jointly_protocol::wire::AddPrincipalRequest>,
+    ) -> Result<Response<jointly_protocol::wire::IssuedCredential>, Status> {
+        Err(Status::unimplemented("the registry is not implemented yet"))
+    }
+
+    async fn revoke_principal(
+        &self,
+        _request: Request<jointly_protocol::wire::RevokePrincipalRequest>,
+    ) -> Result<Response<jointly_protocol::wire::Principal>, Status> {
+        Err(Status::unimplemented("the registry is not implemented yet"))
+    }
+
     type FetchTranscriptStream =
         std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<TranscriptChunk, Status>> + Send>>;
 
@@ -266,7 +304,7 @@ impl Planner for PlannerApi {
     ) -> Result<Response<Self::FetchTranscriptStream>, Status> {
         let FetchTranscriptRequest { job_id, node } = request.into_inner();
         let node = if node.is_empty() {
-            left_node(&self.coord.store.get(&job_id).await?.spec.unwrap_or_default())
+            receiver_node(&self.coord.store.get(&job_id).await?.spec.unwrap_or_default())
         } else {
             node
         };
@@ -280,11 +318,12 @@ impl Planner for PlannerApi {
                 "node '{node}' keeps the transcript but is not attached; fetch again when it is"
             ))
         })?;
-        let (request_id, mut parts) = self.coord.open_fetch(&node);
+        let (request_id, token, mut parts) = self.coord.open_fetch(&node);
         let ask = CoordinatorMessage {
             body: Some(coordinator_message::Body::FetchTranscript(TranscriptRequest {
                 request_id,
                 job_id: job_id.clone(),
+                token: token.to_vec(),
             })),
         };
         if to_node.send(Ok(ask)).await.is_err() {
@@ -319,8 +358,14 @@ impl Planner for PlannerApi {
                         "node '{node}' sent more than the indexed transcript"
                     )));
                 }
-                if !part.data.is_empty() && tx.send(Ok(TranscriptChunk { data: part.data })).await.is_err() {
-                    break Ok(());
+                // An auditor who stops reading loses the fetch after the stall
+                // timeout; the node's upload stream then ends too.
+                if !part.data.is_empty() {
+                    match tokio::time::timeout(stall, tx.send(Ok(TranscriptChunk { data: part.data }))).await
+                    {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) | Err(_) => break Ok(()),
+                    }
                 }
                 if part.last {
                     let digest: [u8; 32] = sha.finalize().into();
@@ -346,15 +391,86 @@ impl Planner for PlannerApi {
     }
 }
 
-/// The node of a query's left dataset.
-fn left_node(spec: &QuerySpec) -> String {
-    let left = match &spec.query {
-        Some(Query::Overlap(q)) => q.left.as_ref(),
-        Some(Query::Breakdown(q)) => q.left.as_ref(),
-        Some(Query::Segment(q)) => q.left.as_ref(),
-        Some(Query::Attribution(q)) => q.conversions.as_ref(),
-        Some(Query::Lift(q)) => q.customers.as_ref(),
-        None => None,
-    };
-    left.map(|d| d.node.clone()).unwrap_or_default()
+/// The node that received in a job's session, as `parties` chose it: the
+/// node an auditor's fetch without a node name goes to.
+pub fn receiver_node(spec: &QuerySpec) -> String {
+    let node = |d: &Option<DatasetRef>| d.as_ref().map(|d| d.node.clone()).unwrap_or_default();
+    match &spec.query {
+        Some(Query::Overlap(q)) => node(&q.left),
+        Some(Query::Segment(q)) => {
+            // An activation's receiver is the node that gets the members.
+            if !q.activate.is_empty() && q.activate == node(&q.right) {
+                node(&q.right)
+            } else {
+                node(&q.left)
+            }
+        }
+        Some(Query::Breakdown(q)) => {
+            // Lane 0's receiver: the right side only when the left alone has
+            // measures (breakdown_plan::BreakdownPlan::new).
+            let has = |side: wire::Side| q.measures.iter().any(|m| m.side == side as i32);
+            if has(wire::Side::Left) && !has(wire::Side::Right) {
+                node(&q.right)
+            } else {
+                node(&q.left)
+            }
+        }
+        Some(Query::Attribution(q)) => node(&q.conversions),
+        Some(Query::Lift(q)) => node(&q.groups),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jointly_protocol::wire::{BreakdownQuery, LiftQuery, Measure, SegmentQuery};
+
+    use super::*;
+
+    fn at(node: &str) -> Option<DatasetRef> {
+        Some(DatasetRef {
+            node: node.into(),
+            dataset: "d".into(),
+        })
+    }
+
+    fn spec(query: Query) -> QuerySpec {
+        QuerySpec {
+            query: Some(query),
+            privacy: None,
+        }
+    }
+
+    #[test]
+    fn a_fetch_without_a_node_goes_to_the_receiver() {
+        let lift = spec(Query::Lift(LiftQuery {
+            customers: at("bank"),
+            groups: at("partner"),
+            ..Default::default()
+        }));
+        assert_eq!(receiver_node(&lift), "partner");
+        let left_measures = spec(Query::Breakdown(BreakdownQuery {
+            left: at("bank"),
+            right: at("partner"),
+            measures: vec![Measure {
+                side: wire::Side::Left.into(),
+                column: "balance".into(),
+            }],
+            ..Default::default()
+        }));
+        assert_eq!(receiver_node(&left_measures), "partner");
+        let activated_right = spec(Query::Segment(SegmentQuery {
+            left: at("bank"),
+            right: at("partner"),
+            activate: "partner".into(),
+            ..Default::default()
+        }));
+        assert_eq!(receiver_node(&activated_right), "partner");
+        let plain = spec(Query::Segment(SegmentQuery {
+            left: at("bank"),
+            right: at("partner"),
+            ..Default::default()
+        }));
+        assert_eq!(receiver_node(&plain), "bank");
+    }
 }

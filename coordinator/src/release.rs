@@ -8,11 +8,14 @@ use jointly_protocol::wire::{
 };
 
 /// Builds the released result from the receiver's report and the sender's
-/// shares. `terms` are the receiver's and the sender's decisions, in that order.
+/// shares, of which a noised job has `expected_shares` (0 when the sender's
+/// dummies already noise the receiver's count, 1 for an activation).
+/// `terms` are the receiver's and the sender's decisions, in that order.
 pub fn combine(
     spec: &QuerySpec,
     from_receiver: QueryResult,
     sender_shares: &[i64],
+    expected_shares: usize,
     terms: [NodeTerms; 2],
 ) -> Result<QueryResult, String> {
     let privacy = spec.privacy.unwrap_or_default();
@@ -35,12 +38,14 @@ pub fn combine(
     };
     let share = match (privacy.exact, sender_shares) {
         (true, []) => 0,
-        (false, [share]) => *share,
+        (false, []) if expected_shares == 0 => 0,
+        (false, [share]) if expected_shares == 1 => *share,
         _ => {
             return Err(format!(
-                "node '{}' sent {} noise shares for one released count",
+                "node '{}' sent {} noise shares for one released count, expected {}",
                 terms[1].node,
-                sender_shares.len()
+                sender_shares.len(),
+                if privacy.exact { 0 } else { expected_shares }
             ));
         }
     };
@@ -126,7 +131,7 @@ mod tests {
     #[test]
     fn adds_the_sender_share_and_applies_the_larger_threshold() {
         let both = [terms("bank", 3.0, 10), terms("partner", 4.0, 50)];
-        let r = combine(&spec(false), partial(60, false), &[-5], both.clone()).expect("release");
+        let r = combine(&spec(false), partial(60, false), &[-5], 1, both.clone()).expect("release");
         assert_eq!(
             count(&r),
             ReleasedCount {
@@ -140,10 +145,10 @@ mod tests {
             (50, 5.0, 0.5)
         );
         // The partner's larger threshold suppresses what the bank's would pass.
-        let r = combine(&spec(false), partial(52, false), &[-5], both.clone()).expect("release");
+        let r = combine(&spec(false), partial(52, false), &[-5], 1, both.clone()).expect("release");
         assert!(count(&r).below_threshold && count(&r).value == 0);
         // The receiver's own suppression stands whatever the share.
-        let r = combine(&spec(false), partial(0, true), &[1000], both.clone()).expect("release");
+        let r = combine(&spec(false), partial(0, true), &[1000], 1, both.clone()).expect("release");
         assert!(count(&r).below_threshold);
     }
 
@@ -151,12 +156,18 @@ mod tests {
     fn refuses_shares_and_terms_that_do_not_fit() {
         let noised = [terms("bank", 3.0, 0), terms("partner", 4.0, 0)];
         let exact = [terms("bank", 0.0, 0), terms("partner", 0.0, 0)];
-        assert!(combine(&spec(false), partial(5, false), &[], noised.clone()).is_err());
-        assert!(combine(&spec(false), partial(5, false), &[1, 2], noised.clone()).is_err());
-        assert!(combine(&spec(true), partial(5, false), &[1], exact.clone()).is_err());
+        assert!(combine(&spec(false), partial(5, false), &[], 1, noised.clone()).is_err());
+        assert!(combine(&spec(false), partial(5, false), &[1, 2], 1, noised.clone()).is_err());
+        // An overlap's sender adds no share: one sent is refused.
+        assert!(combine(&spec(false), partial(5, false), &[1], 0, noised.clone()).is_err());
+        assert_eq!(
+            count(&combine(&spec(false), partial(5, false), &[], 0, noised.clone()).expect("overlap")).value,
+            5
+        );
+        assert!(combine(&spec(true), partial(5, false), &[1], 1, exact.clone()).is_err());
         // A node claiming no noise on a noised query.
-        assert!(combine(&spec(false), partial(5, false), &[1], exact.clone()).is_err());
-        let r = combine(&spec(true), partial(5, false), &[], exact).expect("exact");
+        assert!(combine(&spec(false), partial(5, false), &[1], 1, exact.clone()).is_err());
+        let r = combine(&spec(true), partial(5, false), &[], 0, exact).expect("exact");
         assert_eq!(count(&r).value, 5);
         assert!(r.release.expect("terms").exact);
     }

@@ -43,6 +43,14 @@ pub struct SessionSlot {
     pub events: mpsc::Sender<JobEvent>,
 }
 
+/// A transcript fetch waiting for the node's upload stream.
+pub struct Fetch {
+    node: String,
+    token: [u8; 32],
+    /// Taken by the upload that presents the token: one upload per fetch.
+    parts: Option<mpsc::Sender<TranscriptPart>>,
+}
+
 pub struct ActiveJob {
     pub nodes: [String; 2],
     pub events: mpsc::Sender<JobEvent>,
@@ -56,9 +64,9 @@ pub struct Coordinator {
     nodes: Mutex<HashMap<String, AttachedNode>>,
     jobs: Mutex<HashMap<String, ActiveJob>>,
     sessions: Mutex<HashMap<String, SessionSlot>>,
-    /// Transcript fetches in flight, by request id: the node asked and where
-    /// its parts go.
-    fetches: Mutex<HashMap<u64, (String, mpsc::Sender<TranscriptPart>)>>,
+    /// Transcript fetches in flight, by request id: the node asked, the
+    /// one-time token its upload stream must present, and where the parts go.
+    fetches: Mutex<HashMap<u64, Fetch>>,
     next_connection: std::sync::atomic::AtomicU64,
 }
 
@@ -114,30 +122,40 @@ impl Coordinator {
         node.key().ok().map(|k| k.to_bytes().to_vec())
     }
 
-    /// Opens a transcript fetch: the node's parts will arrive on the receiver.
-    pub fn open_fetch(&self, node: &str) -> (u64, mpsc::Receiver<TranscriptPart>) {
+    /// Opens a transcript fetch: the node's upload, which must present the
+    /// returned token, will deliver its parts on the receiver.
+    pub fn open_fetch(&self, node: &str) -> (u64, [u8; 32], mpsc::Receiver<TranscriptPart>) {
+        use rand::RngCore;
         let id = self
             .next_connection
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut token = [0u8; 32];
+        rand::rng().fill_bytes(&mut token);
         let (tx, rx) = mpsc::channel(4);
-        lock(&self.fetches).insert(id, (node.to_string(), tx));
-        (id, rx)
+        lock(&self.fetches).insert(
+            id,
+            Fetch {
+                node: node.to_string(),
+                token,
+                parts: Some(tx),
+            },
+        );
+        (id, token, rx)
     }
 
     pub fn close_fetch(&self, id: u64) {
         lock(&self.fetches).remove(&id);
     }
 
-    /// Routes a transcript part to the fetch that asked for it, if `node` is
-    /// the node that fetch asked.
-    pub async fn transcript_part(&self, node: &str, part: TranscriptPart) {
-        let tx = lock(&self.fetches)
-            .get(&part.request_id)
-            .filter(|(n, _)| n == node)
-            .map(|(_, tx)| tx.clone());
-        if let Some(tx) = tx {
-            let _ = tx.send(part).await;
+    /// Hands an upload stream the channel of the fetch it answers, if `node`
+    /// (checked by the token) is the node the fetch asked, once.
+    pub fn take_fetch(&self, id: u64, token: &[u8]) -> Option<(String, mpsc::Sender<TranscriptPart>)> {
+        let mut fetches = lock(&self.fetches);
+        let fetch = fetches.get_mut(&id)?;
+        if !subtle_eq::ct_eq(&fetch.token, token) {
+            return None;
         }
+        Some((fetch.node.clone(), fetch.parts.take()?))
     }
 
     pub fn node_channel(&self, name: &str) -> Option<ToNode> {

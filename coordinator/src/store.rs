@@ -40,6 +40,22 @@ CREATE TABLE IF NOT EXISTS transcripts (
 );
 ";
 
+/// Columns added since the first schema, added to an older database as it
+/// opens (SQLite has no ADD COLUMN IF NOT EXISTS).
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[("jobs", "progress_permille", "INTEGER NOT NULL DEFAULT 0")];
+
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    for (table, column, declaration) in ADDED_COLUMNS {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
+        ))?;
+        if !stmt.exists(params![column])? {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {declaration}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// Where a node keeps a job's transcript, as the coordinator indexes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TranscriptEntry {
@@ -86,6 +102,7 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
+        migrate(&conn).map_err(err)?;
         let interrupted = conn
             .execute(
                 "UPDATE jobs SET state = ?1, error = ?2, retryable = 1, finished_ms = ?3
@@ -163,12 +180,13 @@ impl Store {
         .map(drop)
     }
 
-    pub async fn set_progress(&self, id: &str, done: u64, total: u64) -> Result<(), CoordinatorError> {
+    /// Thousandths of the job's work done: a fraction, never a size.
+    pub async fn set_progress(&self, id: &str, permille: u32) -> Result<(), CoordinatorError> {
         let id = id.to_string();
         self.call(move |c| {
             c.execute(
-                "UPDATE jobs SET progress_done = ?2, progress_total = ?3 WHERE id = ?1",
-                params![id, done as i64, total as i64],
+                "UPDATE jobs SET progress_permille = ?2 WHERE id = ?1",
+                params![id, permille.min(1000)],
             )
         })
         .await
@@ -179,7 +197,7 @@ impl Store {
         let (id, blob) = (id.to_string(), result.encode_to_vec());
         self.call(move |c| {
             c.execute(
-                "UPDATE jobs SET state = ?2, result = ?3, finished_ms = ?4, progress_done = progress_total
+                "UPDATE jobs SET state = ?2, result = ?3, finished_ms = ?4, progress_permille = 1000
                  WHERE id = ?1",
                 params![id, JobState::Succeeded as i32, blob, now_ms()],
             )
@@ -207,24 +225,32 @@ impl Store {
         entry: TranscriptEntry,
     ) -> Result<(), CoordinatorError> {
         let (job_id, node) = (job_id.to_string(), node.to_string());
-        self.call(move |c| {
-            c.execute(
-                "INSERT OR REPLACE INTO transcripts
+        let (job, who) = (job_id.clone(), node.clone());
+        // An entry is never replaced: the first copy a node indexed is the
+        // one auditors get, whatever it reports later.
+        let inserted = self
+            .call(move |c| {
+                c.execute(
+                    "INSERT INTO transcripts
                  (job_id, node, session_id, shared_sha256, shared_bytes, summary_sha256, indexed_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    job_id,
-                    node,
-                    entry.session_id,
-                    entry.shared_sha256,
-                    entry.shared_bytes as i64,
-                    entry.summary_sha256,
-                    now_ms()
-                ],
-            )
-        })
-        .await
-        .map(drop)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (job_id, node) DO NOTHING",
+                    params![
+                        job_id,
+                        node,
+                        entry.session_id,
+                        entry.shared_sha256,
+                        entry.shared_bytes as i64,
+                        entry.summary_sha256,
+                        now_ms()
+                    ],
+                )
+            })
+            .await?;
+        if inserted == 0 {
+            return Err(CoordinatorError::AlreadyIndexed { job: job, node: who });
+        }
+        Ok(())
     }
 
     pub async fn transcript(
@@ -273,11 +299,12 @@ impl Store {
     }
 }
 
-const SELECT: &str = "SELECT id, created_ms, finished_ms, state, spec, error, retryable, progress_done, progress_total, result FROM jobs";
+const SELECT: &str =
+    "SELECT id, created_ms, finished_ms, state, spec, error, retryable, progress_permille, result FROM jobs";
 
 fn row_to_job(row: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
     let spec: Vec<u8> = row.get(4)?;
-    let result: Option<Vec<u8>> = row.get(9)?;
+    let result: Option<Vec<u8>> = row.get(8)?;
     Ok(Job {
         job_id: row.get(0)?,
         created_unix_ms: row.get(1)?,
@@ -288,9 +315,9 @@ fn row_to_job(row: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
         spec: QuerySpec::decode(spec.as_slice()).ok(),
         error: row.get(5)?,
         retryable: row.get(6)?,
-        progress_done: row.get::<_, i64>(7)? as u64,
-        progress_total: row.get::<_, i64>(8)? as u64,
+        progress_permille: row.get::<_, i64>(7)?.clamp(0, 1000) as u32,
         result: result.and_then(|r| QueryResult::decode(r.as_slice()).ok()),
+        ..Job::default()
     })
 }
 
@@ -326,5 +353,36 @@ mod tests {
             Err(CoordinatorError::UnknownJob(_))
         ));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn an_indexed_transcript_is_never_replaced() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(&dir.path().join("c.db")).expect("open");
+        let entry = |b: u8| TranscriptEntry {
+            session_id: "s".into(),
+            shared_sha256: vec![b; 32],
+            shared_bytes: 10,
+            summary_sha256: vec![b; 32],
+        };
+        store
+            .index_transcript("j", "bank", entry(1))
+            .await
+            .expect("first");
+        let second = store.index_transcript("j", "bank", entry(2)).await;
+        assert!(
+            matches!(second, Err(CoordinatorError::AlreadyIndexed { .. })),
+            "{second:?}"
+        );
+        let kept = store
+            .transcript("j", "bank")
+            .await
+            .expect("read")
+            .expect("indexed");
+        assert_eq!(kept, entry(1));
+        store
+            .index_transcript("j", "partner", entry(3))
+            .await
+            .expect("the peer's own");
     }
 }

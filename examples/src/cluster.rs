@@ -293,7 +293,10 @@ impl Cluster {
     pub async fn run(&self, spec: QuerySpec) -> anyhow::Result<Job> {
         let mut planner = self.planner().await?;
         let job = planner
-            .submit_query(spec)
+            .submit_query(jointly_protocol::wire::SubmitQueryRequest {
+                spec: Some(spec),
+                workspace: String::new(),
+            })
             .await
             .map_err(|s| anyhow::anyhow!("{}", s.message()))?
             .into_inner();

@@ -236,10 +236,15 @@ fn column_toml(c: &ColumnSpec) -> String {
     )
 }
 
+/// The organisations whose planners a generated deployment lets query
+/// every dataset: the joint campaign's two parties.
+pub const PLANNER_ORGANISATIONS: [&str; 2] = ["bank", "partner"];
+
 #[allow(clippy::too_many_arguments)]
 fn node_config(
     name: &str,
     peer: &str,
+    peer_key: &str,
     link: &str,
     data: &Path,
     dataset: &str,
@@ -256,6 +261,7 @@ fn node_config(
         min_activation,
         allow_activation,
     } = policy;
+    let organisations = labels(&PLANNER_ORGANISATIONS);
     let activation = if *allow_activation {
         format!("[\"{peer}\"]")
     } else {
@@ -265,7 +271,9 @@ fn node_config(
         "name = \"{name}\"\nidentity_key = \"{name}.key\"\ndata_dir = \"{name}-data\"\ndefault_country = \"CN\"\n\n\
          [coordinator]\n{link}\n[policy]\npartners = [\"{peer}\"]\nallow_exact = {allow_exact}\n\
          min_aggregation = {min_aggregation}\nmax_epsilon = {max_epsilon:?}\ndelta = 1e-6\n\
-         min_activation = {min_activation}\nallow_activation = {activation}\n\n\
+         min_activation = {min_activation}\nallow_activation = {activation}\n\
+         partner_keys = {{ {peer} = \"{peer_key}\" }}\n\n\
+         [[policy.planners]]\ndatasets = [\"*\"]\norganisations = [{organisations}]\n\n\
          [[policy.budgets]]\ndataset = \"{dataset}\"\npartner = \"{peer}\"\nepsilon = {budget_epsilon:?}\nperiod = \"month\"\n\n\
          [[datasets]]\nname = \"{dataset}\"\npath = \"{}\"\nid_column = \"{id_column}\"\nid_kind = \"phone\"\ncolumns = [\n{columns}]\n",
         toml_str(data)
@@ -344,6 +352,7 @@ pub fn write(dir: &Path, spec: &DeploymentSpec) -> anyhow::Result<Deployment> {
     let bank = node_config(
         "bank",
         "partner",
+        &partner_key,
         &url,
         &spec.bank_data,
         "customers",
@@ -354,6 +363,7 @@ pub fn write(dir: &Path, spec: &DeploymentSpec) -> anyhow::Result<Deployment> {
     let partner = node_config(
         "partner",
         "bank",
+        &bank_key,
         &url,
         &spec.partner_data,
         "users",
@@ -442,6 +452,16 @@ mod tests {
                 vec![]
             };
             assert_eq!(bank.policy.allow_activation, expected);
+            // Production-like: the peer's key pinned, planners named.
+            assert_eq!(
+                bank.policy.partner_keys.get("partner").map(hex::encode),
+                Some(key(&dir, "partner").expect("key"))
+            );
+            assert!(!bank.test_deployment && !partner.test_deployment);
+            assert_eq!(
+                partner.policy.planner_rule("users", "ana", "bank", "segment"),
+                Some(0)
+            );
             assert_eq!(partner.datasets[0].columns.len(), 4);
             for (data, columns) in [(&customers, BANK_COLUMNS), (&users, PARTNER_COLUMNS)] {
                 let attributes = &data.attributes;

@@ -4,27 +4,27 @@
 //! coordinator goes away.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::BTreeMap,
     future::Future,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use jointly_protocol::{
+    ProtocolError,
     ids::Normalizer,
     overlap::Limits,
     party::Outcome,
     transcript::{Recorder, Seat, SessionInfo},
     wire::{
-        BreakdownRelease, ColumnInfo, Completed, DatasetInfo, Hello, JobDecision, JobOffer, Join,
-        LaneRelease, NodeMessage, OverlapResult, Proof, QueryResult, ReleasedCount, Role, SessionFrame,
-        SessionProgress, SessionReport, StartSession, TranscriptIndex, TranscriptPart, TranscriptRequest,
-        coordinator_message::Body as FromCoordinator, node_message::Body as ToCoordinator, query_result,
-        session_frame, session_report::Outcome as ReportOutcome,
+        ColumnInfo, DatasetInfo, Hello, JobDecision, JobOffer, Join, NodeMessage, Proof, Role, SessionFrame,
+        SessionProgress, SessionReport, StartSession, TranscriptIndex,
+        coordinator_message::Body as FromCoordinator, node_message::Body as ToCoordinator, session_frame,
+        session_report::Outcome as ReportOutcome,
     },
 };
 use prost::Message;
-use tokio::{sync::mpsc, task::JoinHandle};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::{info, warn};
 
@@ -35,20 +35,22 @@ use crate::{
     events::LoadedEvents,
     identity::{Identity, attach_message},
     ledger::{Ledger, Refusal},
-    policy::{Accepted, Activation, Holdings, Work, decide},
+    policy::{Accepted, Holdings, decide},
+    report::NotReleased,
     session::{Closing, Finished, OUTBOUND_FRAMES, SessionFailure, Transcript, drive},
-    transcripts::{self, TranscriptFiles},
+    slots::Slots,
+    transcripts::TranscriptFiles,
     transport::{GatewayClient, connect},
-    work::{self, Selection},
+    work::{self, BuildError, Selection},
 };
 
 /// A node with its datasets loaded, ready to attach.
 pub struct Node {
-    config: NodeConfig,
+    pub(crate) config: NodeConfig,
     identity: Identity,
-    datasets: BTreeMap<String, LoadedDataset>,
+    pub(crate) datasets: BTreeMap<String, LoadedDataset>,
     events: BTreeMap<String, LoadedEvents>,
-    ledger: Ledger,
+    pub(crate) ledger: Ledger,
 }
 
 impl std::fmt::Debug for Node {
@@ -72,11 +74,17 @@ impl Node {
     /// from a blocking thread.
     pub fn load(config: NodeConfig) -> Result<Self, NodeError> {
         let identity = Identity::load(&config.identity_key)?;
+        if config.test_deployment {
+            warn!(
+                node = %config.name,
+                "test deployment (test_deployment = true): partners' keys need not be pinned, so the coordinator's registry is trusted for them; never load real customers' data like this"
+            );
+        }
         let normalizer = Normalizer::new(&config.default_country).map_err(|e| NodeError::ConfigInvalid {
             path: "default_country".into(),
             message: e.to_string(),
         })?;
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| NodeError::DataDir {
+        crate::dirs::private_dir(&config.data_dir).map_err(|e| NodeError::DataDir {
             path: config.data_dir.clone(),
             message: format!("cannot create it: {e}"),
         })?;
@@ -129,21 +137,36 @@ impl Node {
         &self.ledger
     }
 
-    /// Decides an offer by policy and, when accepting, reserves its budget.
+    /// Decides an offer by policy and, when accepting, reserves its budget
+    /// and records the planner's signed request (a replay gets no second
+    /// job). Blocking: noise is drawn and the ledger written.
     fn answer(&self, offer: &JobOffer, running: usize) -> Result<Accepted, String> {
         let node = &self.config.name;
         let accepted = decide(
             node,
             &self.config.policy,
+            &self.config.limits,
             offer,
             self.holdings(),
             running,
-            self.config.limits.max_sessions,
         )?;
+        let r = &accepted.requester;
+        match self.ledger.record_request(&r.principal, &r.nonce, &offer.job_id) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(format!(
+                    "node '{node}' refuses: planner '{}''s signed request already created a job here; a replayed request gets none",
+                    r.principal
+                ));
+            }
+            Err(e) => return Err(format!("node '{node}' cannot record the request: {e}")),
+        }
         let plan = &accepted.noise;
-        match self.ledger.reserve(&plan.charge, plan.budget_micro) {
+        match self.ledger.reserve(&plan.charges, &plan.budgets_micro) {
             Ok(Ok(())) => Ok(accepted),
-            Ok(Err(Refusal::OverBudget { spent_micro, .. })) => Err(plan.over_budget(node, spent_micro)),
+            Ok(Err(Refusal::OverBudget {
+                dataset, spent_micro, ..
+            })) => Err(plan.over_budget(node, &dataset, spent_micro)),
             Ok(Err(Refusal::Duplicate)) => Err(format!(
                 "node '{node}' already has job '{}' on its budget ledger; submit the query again as a new job",
                 offer.job_id
@@ -152,14 +175,14 @@ impl Node {
         }
     }
 
-    /// Gives back the budget of a job that ended before this node released
-    /// anything (a no-op once committed).
+    /// Gives back what a job that ended had not spent (see
+    /// [`Ledger::release`]; a no-op once committed).
     fn release_budget(&self, job_id: &str) {
         match self.ledger.release(job_id) {
-            Ok(true) => info!(node = %self.config.name, job = %job_id, "budget reservation released"),
+            Ok(true) => info!(node = %self.config.name, job = %job_id, "unspent budget given back"),
             Ok(false) => {}
             Err(e) => {
-                warn!(node = %self.config.name, job = %job_id, error = %e, "could not release a budget reservation; it stays counted as spent")
+                warn!(node = %self.config.name, job = %job_id, error = %e, "could not give back a budget reservation; it stays counted as spent")
             }
         }
     }
@@ -298,11 +321,22 @@ impl Node {
         };
         info!(node = %self.config.name, coordinator = %link.url, "attached");
 
-        let sessions: Arc<Mutex<HashMap<String, JoinHandle<()>>>> = Arc::default();
-        let mut accepted: HashMap<String, (JobOffer, Accepted)> = HashMap::new();
+        let slots: Arc<Mutex<Slots>> = Arc::default();
+        let limits = &self.config.limits;
+        let offer_age = Duration::from_secs(limits.offer_start_seconds.max(1));
+        let mut sweep = tokio::time::interval(Duration::from_secs(1).min(offer_age));
         let result = loop {
             let message = tokio::select! {
                 () = shutdown.as_mut() => break Ok(Detach::Shutdown),
+                _ = sweep.tick() => {
+                    // A start or cancel that never came: the slot and the
+                    // reservation would otherwise be held for ever.
+                    for job_id in lock(&slots).expire(offer_age) {
+                        warn!(node = %self.config.name, job = %job_id, "accepted job never started (limits.offer_start_seconds); dropped");
+                        self.release_budget(&job_id);
+                    }
+                    continue;
+                }
                 m = inbound.message() => match next(m) {
                     Ok(m) => m,
                     Err(e) => break Err(e),
@@ -310,66 +344,99 @@ impl Node {
             };
             match message {
                 FromCoordinator::Offer(offer) => {
-                    let running = lock(&sessions).values().filter(|h| !h.is_finished()).count();
-                    let decision = self.answer(&offer, running + accepted.len());
-                    let (accept, reason, terms) = match &decision {
-                        Ok(a) => (true, String::new(), Some(a.noise.terms(&self.config.name))),
-                        Err(reason) => (false, reason.clone(), None),
+                    let running = {
+                        let mut s = lock(&slots);
+                        let running = s.busy();
+                        if !s.decide(&offer.job_id) {
+                            warn!(job = %offer.job_id, "an offer for a job this node already has; ignored");
+                            continue;
+                        }
+                        running
                     };
-                    info!(node = %self.config.name, job = %offer.job_id, accept, reason = %reason, "job offer");
-                    let job_id = offer.job_id.clone();
-                    if let Ok(a) = decision {
-                        accepted.insert(job_id.clone(), (offer, a));
-                    }
-                    let _ = control
-                        .send(send(ToCoordinator::Decision(JobDecision {
-                            job_id,
-                            accept,
-                            reason,
-                            terms,
-                        })))
-                        .await;
+                    // Deciding draws noise and writes the ledger: off the
+                    // control loop, which keeps answering meanwhile.
+                    let (node, slots, control) = (Arc::clone(self), Arc::clone(&slots), control.clone());
+                    tokio::spawn(async move {
+                        let job_id = offer.job_id.clone();
+                        let decided = {
+                            let node = Arc::clone(&node);
+                            let offer = offer.clone();
+                            tokio::task::spawn_blocking(move || node.answer(&offer, running))
+                                .await
+                                .unwrap_or_else(|e| Err(format!("internal error while deciding: {e}")))
+                        };
+                        let (accept, reason, terms) = match &decided {
+                            Ok(a) => (true, String::new(), Some(a.noise.terms(&node.config.name))),
+                            Err(reason) => (false, reason.clone(), None),
+                        };
+                        info!(node = %node.config.name, job = %job_id, accept, reason = %reason, "job offer");
+                        if let Ok(a) = decided
+                            && !lock(&slots).decided(&job_id, Some((offer, a)))
+                        {
+                            // Cancelled while it was being decided.
+                            node.release_budget(&job_id);
+                            return;
+                        }
+                        if !accept {
+                            lock(&slots).decided(&job_id, None);
+                        }
+                        let _ = control
+                            .send(NodeMessage {
+                                body: Some(ToCoordinator::Decision(JobDecision {
+                                    job_id,
+                                    accept,
+                                    reason,
+                                    terms,
+                                })),
+                            })
+                            .await;
+                    });
                 }
                 FromCoordinator::Start(start) => {
-                    let Some((offer, a)) = accepted.remove(&start.job_id) else {
-                        warn!(job = %start.job_id, "start for a job this node did not accept; ignored");
+                    let pending = lock(&slots).start(&start.job_id);
+                    let Some(pending) = pending else {
+                        warn!(job = %start.job_id, "start for a job this node did not accept (or dropped); ignored");
                         continue;
                     };
                     let job_id = start.job_id.clone();
                     let task = tokio::spawn(Arc::clone(self).session(
                         client.clone(),
                         control.clone(),
-                        offer,
-                        a,
+                        pending.offer,
+                        pending.accepted,
                         start,
                     ));
-                    let mut map = lock(&sessions);
-                    map.retain(|_, h| !h.is_finished());
-                    map.insert(job_id, task);
+                    lock(&slots).running(&job_id, task);
                 }
                 FromCoordinator::Cancel(cancel) => {
-                    accepted.remove(&cancel.job_id);
-                    if let Some(task) = lock(&sessions).remove(&cancel.job_id) {
+                    let task = lock(&slots).cancel(&cancel.job_id);
+                    if let Some(task) = task {
                         task.abort();
+                        let _ = task.await;
                         warn!(job = %cancel.job_id, reason = %cancel.reason, "session cancelled by the coordinator");
                     }
                     self.release_budget(&cancel.job_id);
                 }
                 FromCoordinator::FetchTranscript(request) => {
-                    tokio::spawn(Arc::clone(self).serve_transcript(control.clone(), request));
+                    let (client, node, dir) = (
+                        client.clone(),
+                        self.config.name.clone(),
+                        self.config.data_dir.clone(),
+                    );
+                    tokio::spawn(async move { crate::uploads::serve(client, node, &dir, request).await });
                 }
                 FromCoordinator::Challenge(_) | FromCoordinator::Welcome(_) => {}
             }
         };
         // Sessions ride this connection: without it they cannot finish. What
-        // they had not committed never left this node, so its budget returns.
-        let ended: Vec<(String, JoinHandle<()>)> = lock(&sessions).drain().collect();
-        for (job_id, task) in ended {
+        // they had not spent goes back to the budget.
+        let (sessions, accepted) = lock(&slots).drain();
+        for (job_id, task) in sessions {
             task.abort();
             let _ = task.await;
             self.release_budget(&job_id);
         }
-        for job_id in accepted.into_keys() {
+        for job_id in accepted {
             self.release_budget(&job_id);
         }
         result
@@ -407,7 +474,7 @@ impl Node {
                             }
                             .encode_to_vec(),
                             exact_count,
-                            epsilon: accepted.noise.charge.epsilon,
+                            epsilon: accepted.noise.charged_epsilon(),
                         };
                         match finished.link.close(closing, finished.attestations).await {
                             Ok(written) => {
@@ -425,8 +492,17 @@ impl Node {
                             Err(failure) => self.failed(&job_id, &failure.to_string(), false),
                         }
                     }
-                    Err(message) => self.failed(&job_id, &message, true),
+                    Err(NotReleased::Committed(message)) => self.failed(&job_id, &message, false),
+                    Err(NotReleased::Withheld(message)) => self.failed(&job_id, &message, true),
                 }
+            }
+            Err(SessionFailure::Local(message)) if message.ends_with(&BELOW_MIN_ACTIVATION.to_string()) => {
+                // This node's own decision on a noised count, drawn with its
+                // release share: what it tells is spent.
+                if let Err(e) = self.commit_budget(&job_id) {
+                    warn!(node = %self.config.name, job = %job_id, error = %e, "could not commit the budget of a refused activation");
+                }
+                self.failed(&job_id, &message, false)
             }
             Err(SessionFailure::Local(message) | SessionFailure::Remote(message)) => {
                 self.failed(&job_id, &message, true)
@@ -451,154 +527,6 @@ impl Node {
         ReportOutcome::Error(format!("node '{}': {message}", self.config.name))
     }
 
-    /// Serves an auditor's fetch: the shared copy of a job's transcript, in
-    /// parts on the control stream.
-    async fn serve_transcript(
-        self: Arc<Self>,
-        control: mpsc::Sender<NodeMessage>,
-        request: TranscriptRequest,
-    ) {
-        let part = |data: Vec<u8>, last: bool, error: String| NodeMessage {
-            body: Some(ToCoordinator::Transcript(TranscriptPart {
-                request_id: request.request_id,
-                data,
-                last,
-                error,
-            })),
-        };
-        if let Err(e) = transcripts::check_job_id(&request.job_id) {
-            let _ = control.send(part(Vec::new(), true, e)).await;
-            return;
-        }
-        let path = transcripts::shared_path(&self.config.data_dir, &request.job_id);
-        let file = match tokio::fs::File::open(&path).await {
-            Ok(f) => f,
-            Err(e) => {
-                let error = format!(
-                    "node '{}' has no transcript of job {} ({e})",
-                    self.config.name, request.job_id
-                );
-                let _ = control.send(part(Vec::new(), true, error)).await;
-                return;
-            }
-        };
-        use tokio::io::AsyncReadExt;
-        let mut reader = tokio::io::BufReader::new(file);
-        loop {
-            let mut data = Vec::with_capacity(TRANSCRIPT_PART);
-            match (&mut reader)
-                .take(TRANSCRIPT_PART as u64)
-                .read_to_end(&mut data)
-                .await
-            {
-                Ok(n) => {
-                    let last = n < TRANSCRIPT_PART;
-                    if control.send(part(data, last, String::new())).await.is_err() || last {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let error = format!("node '{}' cannot read {}: {e}", self.config.name, path.display());
-                    let _ = control.send(part(Vec::new(), true, error)).await;
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Turns a finished protocol into what this node releases: the receiver's
-    /// count with its own noise share added and its threshold applied, the
-    /// sender's noise shares, or a breakdown's decryption shares. The budget
-    /// is committed first, so nothing noise-bearing leaves the node
-    /// unrecorded. An activation's members are written only after that.
-    fn release(
-        &self,
-        job_id: &str,
-        accepted: &Accepted,
-        outcome: Outcome,
-        selection: &Selection,
-    ) -> Result<ReportOutcome, String> {
-        let plan = &accepted.noise;
-        let mut members = None;
-        let report = match outcome {
-            Outcome::Overlap(o) => self.released_count(accepted, o.intersection),
-            Outcome::Activation(a) => {
-                if let Work::Segment {
-                    activation: Activation::Receive { min_activation },
-                    ..
-                } = accepted.work
-                    && (a.members.len() as u64) < min_activation
-                {
-                    return Err(format!(
-                        "the segment has fewer members than this node's policy.min_activation = {min_activation}; no members were written"
-                    ));
-                }
-                let report = self.released_count(accepted, a.members.len() as u64);
-                members = Some(a.members);
-                report
-            }
-            Outcome::Breakdown(lanes) => ReportOutcome::Breakdown(BreakdownRelease {
-                // The bank's own count: only its share of noise is on it, and
-                // that share alone gives the job's epsilon.
-                conversions: selection.conversions.map(|n| {
-                    i64::try_from(n)
-                        .unwrap_or(i64::MAX)
-                        .saturating_add(plan.shares().last().copied().unwrap_or(0))
-                }),
-                lanes: lanes
-                    .into_iter()
-                    .map(|l| LaneRelease {
-                        lane: l.lane,
-                        cells: l.cells as u32,
-                        slots: l.slots as u32,
-                        ciphertexts: l.ciphertexts,
-                        decryption_shares: l.decryption_shares,
-                    })
-                    .collect(),
-            }),
-            _ => ReportOutcome::Completed(Completed {
-                noise_shares: if plan.exact {
-                    Vec::new()
-                } else {
-                    plan.shares().to_vec()
-                },
-            }),
-        };
-        match self.ledger.commit(&plan.charge.job_id) {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err("its budget reservation for this job is gone; nothing was released".into());
-            }
-            Err(e) => return Err(format!("cannot commit its budget, so nothing was released: {e}")),
-        }
-        if let Some(members) = members {
-            let dataset = &self.datasets[&accepted.dataset];
-            let path = crate::members::write(&self.config.data_dir, job_id, dataset, selection, &members)?;
-            info!(node = %self.config.name, job = %job_id, members = members.len(), file = %path.display(), "segment members written");
-        }
-        Ok(report)
-    }
-
-    /// The receiver's count with its noise share, thresholded here as well
-    /// as at the coordinator: this node alone knows its partial sum, and a
-    /// coordinator cannot skip the check.
-    fn released_count(&self, accepted: &Accepted, count: u64) -> ReportOutcome {
-        let plan = &accepted.noise;
-        let noised = i64::try_from(count)
-            .unwrap_or(i64::MAX)
-            .saturating_add(plan.shares().first().copied().unwrap_or(0));
-        let below = noised < i64::try_from(plan.min_aggregation).unwrap_or(i64::MAX);
-        ReportOutcome::Result(QueryResult {
-            result: Some(query_result::Result::Overlap(OverlapResult {
-                intersection: Some(ReleasedCount {
-                    value: if below { 0 } else { noised },
-                    below_threshold: below,
-                }),
-            })),
-            release: None,
-        })
-    }
-
     async fn run_session(
         self: &Arc<Self>,
         mut client: GatewayClient,
@@ -611,13 +539,33 @@ impl Node {
             chunk_points: self.config.limits.chunk_points,
             max_chunk_points: jointly_protocol::overlap::MAX_CHUNK_POINTS,
             max_peer_set: self.config.limits.max_peer_set_size,
+            min_peer_set: accepted.noise.min_set_size,
         };
         let (node, plan) = (Arc::clone(self), accepted.clone());
-        let (party, selection) =
-            tokio::task::spawn_blocking(move || work::build(node.holdings(), &plan, limits))
-                .await
-                .map_err(|e| SessionFailure::Local(format!("internal error: {e}")))?
-                .map_err(SessionFailure::Local)?;
+        let built = tokio::task::spawn_blocking(move || work::build(node.holdings(), &plan, limits))
+            .await
+            .map_err(|e| SessionFailure::Local(format!("internal error: {e}")))?;
+        let (party, selection) = match built {
+            Ok(b) => b,
+            Err(BuildError::TooSmall(message)) => {
+                // The refusal follows from the noised size: the peer-view
+                // part of the charge is spent, as if the list had gone out.
+                let _ = self.ledger.start(&offer.job_id);
+                return Err(SessionFailure::Local(message));
+            }
+            Err(BuildError::Failed(message)) => return Err(SessionFailure::Local(message)),
+        };
+        // From the first message on, the cover on this node's lists is out.
+        match self.ledger.start(&offer.job_id) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(SessionFailure::Local(
+                    "its budget reservation for this job is gone (expired or cancelled); nothing was sent"
+                        .into(),
+                ));
+            }
+            Err(e) => return Err(SessionFailure::Local(format!("cannot record its budget: {e}"))),
+        }
 
         let transcript = self.transcript(offer, accepted, &start)?;
         let (out, frames) = mpsc::channel::<SessionFrame>(OUTBOUND_FRAMES);
@@ -648,14 +596,16 @@ impl Node {
             out,
             inbound,
             Duration::from_millis(500),
+            Duration::from_secs(self.config.limits.session_idle_seconds.max(1)),
             move |p| {
+                // A fraction only: counts of points would give list sizes.
+                let permille = (p.done.saturating_mul(1000) / p.total.max(1)).min(1000) as u32;
                 // Progress is advisory: drop it rather than wait when the control
                 // stream is busy.
                 let _ = control.try_send(NodeMessage {
                     body: Some(ToCoordinator::Progress(SessionProgress {
                         job_id: job_id.clone(),
-                        done: p.done,
-                        total: p.total,
+                        permille,
                     })),
                 });
             },
@@ -702,6 +652,7 @@ impl Node {
             },
             spec: offer.spec.clone().unwrap_or_default(),
             terms: accepted.terms,
+            requester: Some(accepted.requester.clone()),
         };
         let files = TranscriptFiles::create(&self.config.data_dir, &offer.job_id).map_err(local)?;
         Ok(Transcript {
@@ -711,9 +662,8 @@ impl Node {
     }
 }
 
-/// Bytes per transcript part sent to the coordinator: well inside the
-/// transport's frame limit (`MAX_FRAME_BYTES`) with the message around it.
-const TRANSCRIPT_PART: usize = 512 << 10;
+/// The protocol's refusal of a segment too small to activate.
+const BELOW_MIN_ACTIVATION: ProtocolError = ProtocolError::BelowMinActivation;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding this lock leaves a plain map behind; keep going.

@@ -54,7 +54,11 @@ pub fn print(config: &NodeConfig, json: bool) -> Result<(), NodeError> {
         };
         let state = match e.state {
             crate::ledger::EntryState::Reserved => "reserved (counted as spent)",
+            crate::ledger::EntryState::Started => "started (the peer-view part spent)",
             crate::ledger::EntryState::Committed => "committed",
+            crate::ledger::EntryState::Partial => {
+                "partial (job failed after its lists went out: that part spent)"
+            }
             crate::ledger::EntryState::Released => "released (job failed, not spent)",
         };
         println!(

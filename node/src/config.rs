@@ -42,6 +42,11 @@ pub struct NodeConfig {
     /// conversions. Their names share one namespace with `datasets`.
     #[serde(default)]
     pub events: Vec<EventsConfig>,
+    /// A test deployment: partners' keys need not be pinned (the node then
+    /// trusts the coordinator's registry for them) and says so at start-up.
+    /// Never set it where real customers' data is loaded.
+    #[serde(default)]
+    pub test_deployment: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -98,6 +103,52 @@ pub struct Policy {
     /// trusted under the key the coordinator registered.
     #[serde(default, deserialize_with = "hex_keys")]
     pub partner_keys: BTreeMap<String, [u8; 32]>,
+    /// Smallest list this node works with, its own filtered list or the
+    /// peer's, judged on the noised size (a list's length less its cover's
+    /// mean). Default: `min_aggregation`.
+    pub min_set_size: Option<u64>,
+    /// Which planners (by name or organisation) may query which datasets, and
+    /// with which query kinds. A job no rule allows is refused.
+    #[serde(default)]
+    pub planners: Vec<PlannerRule>,
+    /// Planners' Ed25519 public keys (64 hex characters each), pinned: a job
+    /// whose request the coordinator says a listed planner signed with
+    /// another key is refused, so a coordinator cannot stand in for her.
+    #[serde(default, deserialize_with = "hex_keys")]
+    pub planner_keys: BTreeMap<String, [u8; 32]>,
+}
+
+/// One `[[policy.planners]]` entry: who may query which of this node's
+/// datasets, and how.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlannerRule {
+    /// Datasets (or event tables) of this node; "*" for all.
+    pub datasets: Vec<String>,
+    /// Planners by registered name.
+    #[serde(default)]
+    pub planners: Vec<String>,
+    /// Planners by organisation.
+    #[serde(default)]
+    pub organisations: Vec<String>,
+    /// Query kinds allowed (overlap, segment, breakdown, attribution, lift);
+    /// empty for all.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+}
+
+/// The query kinds a `[[policy.planners]]` rule may name.
+pub const QUERY_KINDS: [&str; 5] = ["overlap", "segment", "breakdown", "attribution", "lift"];
+
+impl PlannerRule {
+    /// Whether the rule lets `planner` of `organisation` run a `kind` query
+    /// over `dataset`.
+    pub fn allows(&self, dataset: &str, planner: &str, organisation: &str, kind: &str) -> bool {
+        self.datasets.iter().any(|d| d == "*" || d == dataset)
+            && (self.planners.iter().any(|p| p == planner)
+                || self.organisations.iter().any(|o| o == organisation))
+            && (self.kinds.is_empty() || self.kinds.iter().any(|k| k == kind))
+    }
 }
 
 fn hex_keys<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, [u8; 32]>, D::Error> {
@@ -127,6 +178,9 @@ impl Default for Policy {
             min_activation: default_min_activation(),
             allow_activation: Vec::new(),
             partner_keys: BTreeMap::new(),
+            min_set_size: None,
+            planners: Vec::new(),
+            planner_keys: BTreeMap::new(),
         }
     }
 }
@@ -145,7 +199,8 @@ pub struct BudgetConfig {
 
 impl Policy {
     /// The budget that applies to `dataset` with `partner`: its own entry, else
-    /// the dataset's "*" entry.
+    /// the dataset's "*" entry, which every partner without its own shares as
+    /// one pool (so colluding partners cannot multiply it).
     pub fn budget(&self, dataset: &str, partner: &str) -> Option<&BudgetConfig> {
         let of = |p: &str| {
             self.budgets
@@ -155,8 +210,52 @@ impl Policy {
         of(partner).or_else(|| of("*"))
     }
 
+    /// The smallest noised list size this node works with.
+    pub fn min_set_size(&self) -> u64 {
+        self.min_set_size.unwrap_or(self.min_aggregation)
+    }
+
+    /// The first rule letting this planner run this query, if any.
+    pub fn planner_rule(
+        &self,
+        dataset: &str,
+        planner: &str,
+        organisation: &str,
+        kind: &str,
+    ) -> Option<usize> {
+        self.planners
+            .iter()
+            .position(|r| r.allows(dataset, planner, organisation, kind))
+    }
+
     fn check(&self, datasets: &std::collections::BTreeSet<&str>) -> Result<(), String> {
         check_epsilon(self.max_epsilon).map_err(|e| format!("policy.max_epsilon: {e}"))?;
+        for (i, rule) in self.planners.iter().enumerate() {
+            let at = format!("[[policy.planners]] entry {}", i + 1);
+            if rule.datasets.is_empty() {
+                return Err(format!("{at}: `datasets` is empty; name datasets or \"*\""));
+            }
+            if let Some(d) = rule
+                .datasets
+                .iter()
+                .find(|d| *d != "*" && !datasets.contains(d.as_str()))
+            {
+                return Err(format!(
+                    "{at}: dataset '{d}' is not among [[datasets]] or [[events]]"
+                ));
+            }
+            if rule.planners.is_empty() && rule.organisations.is_empty() {
+                return Err(format!(
+                    "{at}: name `planners` or `organisations`, or the entry allows nobody"
+                ));
+            }
+            if let Some(k) = rule.kinds.iter().find(|k| !QUERY_KINDS.contains(&k.as_str())) {
+                return Err(format!(
+                    "{at}: `kinds` names '{k}'; use {}",
+                    QUERY_KINDS.join(", ")
+                ));
+            }
+        }
         check_delta(self.delta).map_err(|e| format!("policy.delta: {e} (1e-6 is usual)"))?;
         for a in &self.allow_activation {
             if !self.partners.contains(a) {
@@ -198,6 +297,18 @@ pub struct NodeLimits {
     /// Protocol sessions run at once; further offers are refused as busy.
     #[serde(default = "default_max_sessions")]
     pub max_sessions: usize,
+    /// Values (noise shares and cover counts) one job may make this node
+    /// draw; an offer asking for more is refused before anything is drawn.
+    #[serde(default = "default_max_job_values")]
+    pub max_job_values: usize,
+    /// An accepted offer whose session has not started after this long is
+    /// dropped and its budget given back (a lost start or cancel).
+    #[serde(default = "default_offer_start_seconds")]
+    pub offer_start_seconds: u64,
+    /// A session with no message from the peer for this long is ended by
+    /// this node, whatever the coordinator does.
+    #[serde(default = "default_session_idle_seconds")]
+    pub session_idle_seconds: u64,
 }
 
 impl Default for NodeLimits {
@@ -206,6 +317,9 @@ impl Default for NodeLimits {
             max_peer_set_size: default_max_peer_set(),
             chunk_points: default_chunk_points(),
             max_sessions: default_max_sessions(),
+            max_job_values: default_max_job_values(),
+            offer_start_seconds: default_offer_start_seconds(),
+            session_idle_seconds: default_session_idle_seconds(),
         }
     }
 }
@@ -525,6 +639,15 @@ fn default_chunk_points() -> usize {
 fn default_max_sessions() -> usize {
     4
 }
+fn default_max_job_values() -> usize {
+    2_000_000
+}
+fn default_offer_start_seconds() -> u64 {
+    120
+}
+fn default_session_idle_seconds() -> u64 {
+    300
+}
 fn default_min_aggregation() -> u64 {
     10
 }
@@ -607,7 +730,41 @@ impl NodeConfig {
             e.check().map_err(invalid)?;
         }
         config.policy.check(&names).map_err(invalid)?;
+        if !config.test_deployment {
+            if let Some(p) = config
+                .policy
+                .partners
+                .iter()
+                .find(|p| !config.policy.partner_keys.contains_key(*p))
+            {
+                return Err(invalid(format!(
+                    "partner '{p}' has no pinned key in policy.partner_keys: without it the coordinator could stand in for '{p}'. Add its public key (from `jointly-node keygen`), or set test_deployment = true for a test deployment"
+                )));
+            }
+        }
+        check_plain_http(&config.coordinator.url).map_err(invalid)?;
         Ok(config)
+    }
+}
+
+/// Plain HTTP carries the node's session frames unencrypted: allowed to a
+/// loopback coordinator only.
+fn check_plain_http(url: &str) -> Result<(), String> {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Ok(());
+    };
+    let host = rest.split(['/', '?']).next().unwrap_or_default();
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(format!(
+            "coordinator.url = {url:?} is plain HTTP to a host other than loopback; use https:// with coordinator.ca_cert"
+        ))
     }
 }
 
@@ -841,6 +998,86 @@ mod tests {
         );
         let c = NodeConfig::parse(&ok, Path::new(".")).expect("limits are inclusive");
         assert_eq!(c.datasets[0].columns[0].domain().len(), MAX_GROUP_VALUES + 1);
+    }
+
+    #[test]
+    fn production_needs_pinned_partners_and_tls_off_loopback() {
+        let c = NodeConfig::parse(EXAMPLE, Path::new(".")).expect("example parses");
+        assert!(c.policy.partner_keys.contains_key("partner") && !c.test_deployment);
+        assert_eq!(c.policy.min_set_size(), 10);
+        let unpinned = EXAMPLE.replace("partner_keys = { partner =", "# partner_keys = { partner =");
+        let e = NodeConfig::parse(&unpinned, Path::new("."))
+            .expect_err("unpinned")
+            .to_string();
+        assert!(
+            e.contains("partner 'partner'") && e.contains("policy.partner_keys"),
+            "{e}"
+        );
+        let test = format!(
+            "test_deployment = true
+{unpinned}"
+        );
+        assert!(
+            NodeConfig::parse(&test, Path::new("."))
+                .expect("test")
+                .test_deployment
+        );
+        for url in ["http://10.0.0.5:7700", "http://coordinator.bank.cn:7700"] {
+            let remote = EXAMPLE.replace("http://127.0.0.1:7700", url);
+            let e = NodeConfig::parse(&remote, Path::new("."))
+                .expect_err("plain http")
+                .to_string();
+            assert!(e.contains("plain HTTP") && e.contains("https://"), "{e}");
+        }
+        for url in [
+            "http://localhost:7700",
+            "http://[::1]:7700",
+            "https://coordinator.bank.cn:7700",
+        ] {
+            let ok = EXAMPLE.replace("http://127.0.0.1:7700", url);
+            NodeConfig::parse(&ok, Path::new(".")).expect(url);
+        }
+    }
+
+    #[test]
+    fn planner_rules_are_checked_and_matched() {
+        let c = NodeConfig::parse(EXAMPLE, Path::new(".")).expect("example parses");
+        let p = &c.policy;
+        assert_eq!(p.planner_rule("customers", "ana", "bank", "breakdown"), Some(0));
+        assert_eq!(
+            p.planner_rule("customers", "lina.partner", "partner", "overlap"),
+            Some(1)
+        );
+        assert_eq!(
+            p.planner_rule("customers", "lina.partner", "partner", "breakdown"),
+            None
+        );
+        assert_eq!(
+            p.planner_rule("conversions", "lina.partner", "partner", "overlap"),
+            None
+        );
+        assert_eq!(p.planner_rule("customers", "eve", "elsewhere", "overlap"), None);
+        for (rule, want) in [
+            ("datasets = []\norganisations = [\"bank\"]", "`datasets` is empty"),
+            (
+                "datasets = [\"nope\"]\norganisations = [\"bank\"]",
+                "dataset 'nope'",
+            ),
+            ("datasets = [\"*\"]", "allows nobody"),
+            (
+                "datasets = [\"*\"]\nplanners = [\"a\"]\nkinds = [\"sort\"]",
+                "'sort'",
+            ),
+        ] {
+            let text = format!("{EXAMPLE}\n[[policy.planners]]\n{rule}\n");
+            let e = NodeConfig::parse(&text, Path::new("."))
+                .expect_err(rule)
+                .to_string();
+            assert!(
+                e.contains("[[policy.planners]] entry 3") && e.contains(want),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub fn write(
     let dir = data_dir.join("activations");
     let path = dir.join(format!("{job_id}.csv"));
     let fail = |e: std::io::Error| format!("cannot write the segment's members to {}: {e}", path.display());
-    std::fs::create_dir_all(&dir).map_err(fail)?;
+    crate::dirs::private_dir(&dir).map_err(fail)?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -12,15 +12,17 @@ use jointly_protocol::{
     ids::{IdKind, match_kind},
     lift::LiftPlan,
     overlap::Terms,
-    terms::job_terms,
-    wire::{self, DatasetRef, Filter, JobOffer, Role, query_spec::Query},
+    request,
+    terms::{job_terms, with_requester},
+    wire::{self, DatasetRef, Filter, JobOffer, Requester, Role, SubmitQueryRequest, query_spec::Query},
 };
+use prost::Message;
 
 use crate::{
-    config::{ColumnUse, EventKind, Policy},
+    config::{ColumnUse, EventKind, NodeLimits, Policy},
     dataset::LoadedDataset,
     events::LoadedEvents,
-    privacy::{NoisePlan, QueryShape, plan},
+    privacy::{LaneCover, NoisePlan, QueryShape, plan},
 };
 
 /// What the node will run for an accepted offer.
@@ -37,6 +39,8 @@ pub struct Accepted {
     pub work: Work,
     /// The checks this node made, in plain language, for the transcript.
     pub checks: Vec<String>,
+    /// The planner who asked, as the offer carried it (her signature checked).
+    pub requester: Requester,
 }
 
 /// The protocol a job runs on this node, with this node's part of the query.
@@ -142,10 +146,12 @@ fn filter_uses(filters: &[Filter]) -> impl Iterator<Item = (&str, ColumnUse)> {
 fn own_schema(dataset: &LoadedDataset, group_by: &[String], measures: &[String]) -> SideSchema {
     let column = |name: &str| dataset.columns.iter().find(|c| c.name == name);
     SideSchema {
+        // Saturating: a product past usize fails the plan's shape check
+        // instead of wrapping round to a small number of cells.
         groups: group_by
             .iter()
             .map(|g| column(g).map_or(1, |c| c.domain().len()))
-            .product(),
+            .fold(1usize, usize::saturating_mul),
         measure_bounds: measures
             .iter()
             .map(|m| column(m).map_or(0, |c| c.bound()))
@@ -153,14 +159,169 @@ fn own_schema(dataset: &LoadedDataset, group_by: &[String], measures: &[String])
     }
 }
 
-/// Checks an offer against the policy and the loaded datasets.
-pub fn decide(
+/// What a query kind asks of this node: its work, terms, the noise of what
+/// it releases and the cover of what its peer sees, and the datasets it
+/// reads (each charged).
+struct Planned {
+    kind: &'static str,
+    work: Work,
+    terms: Terms,
+    scales: Vec<u64>,
+    sensitivity_sq: f64,
+    cover_sensitivity_sq: f64,
+    cover: Vec<LaneCover>,
+    datasets: Vec<String>,
+}
+
+/// The cover of a count the receiver sees (overlap, segment sizing): R pads
+/// U; S pads W and adds dummies for R's one batch. Either way one person
+/// moves one cover-hidden count by 1 (S: R's view is the intersection plus
+/// dummies and |W| less it, each moved by 1 at most and only one of them).
+fn count_cover(role: Role) -> Vec<LaneCover> {
+    match role {
+        Role::Sender => vec![LaneCover { pads: 1, dummies: 1 }],
+        _ => vec![LaneCover { pads: 1, dummies: 0 }],
+    }
+}
+
+/// How long a planner's signed request may be old when the offer comes.
+const REQUEST_MAX_AGE_MS: i64 = 2 * request::MAX_SKEW_MS;
+
+/// Checks who asked: the planner's signature over the request, that the
+/// request's query is the offer's, that it is recent, her pinned key if
+/// this node pins one, and a `[[policy.planners]]` rule for every dataset
+/// the job reads. Returns the plain-language check for the transcript.
+fn check_requester(
     node: &str,
     policy: &Policy,
     offer: &JobOffer,
+    kind: &str,
+    datasets: &[String],
+    now_ms: i64,
+) -> Result<(Requester, String), String> {
+    let r = offer.requester.clone().ok_or_else(|| {
+        format!("node '{node}' refuses: the offer names no planner (a coordinator without access control?)")
+    })?;
+    request::verify_requester(&r).map_err(|e| {
+        format!(
+            "node '{node}' refuses: the request planner '{}' is said to have signed fails its check ({e}); the coordinator may have altered or forged it",
+            r.principal
+        )
+    })?;
+    let signed = SubmitQueryRequest::decode(r.request.as_slice())
+        .map_err(|_| format!("node '{node}' refuses: the signed request is not a query submission"))?;
+    let offered = offer
+        .spec
+        .as_ref()
+        .map(Message::encode_to_vec)
+        .unwrap_or_default();
+    if signed
+        .spec
+        .as_ref()
+        .map(Message::encode_to_vec)
+        .unwrap_or_default()
+        != offered
+    {
+        return Err(format!(
+            "node '{node}' refuses: the offered query is not the one planner '{}' signed",
+            r.principal
+        ));
+    }
+    if r.timestamp_ms.abs_diff(now_ms) > REQUEST_MAX_AGE_MS as u64 {
+        return Err(format!(
+            "node '{node}' refuses: planner '{}' signed this request {} s from now, beyond {} s: a replayed request, or clocks out of step",
+            r.principal,
+            (r.timestamp_ms - now_ms) / 1000,
+            REQUEST_MAX_AGE_MS / 1000
+        ));
+    }
+    if r.role != "planner" {
+        return Err(format!(
+            "node '{node}' refuses: '{}' has role '{}'; only planners submit queries",
+            r.principal, r.role
+        ));
+    }
+    if let Some(pinned) = policy.planner_keys.get(&r.principal)
+        && pinned.as_slice() != r.public_key.as_slice()
+    {
+        return Err(format!(
+            "node '{node}' refuses: planner '{}' signed with another key than the one pinned in policy.planner_keys; the coordinator may be standing in for her",
+            r.principal
+        ));
+    }
+    let mut rules = Vec::new();
+    for d in datasets {
+        let rule = policy
+            .planner_rule(d, &r.principal, &r.organisation, kind)
+            .ok_or_else(|| {
+                format!(
+                    "node '{node}' refuses: no [[policy.planners]] entry lets planner '{}' (organisation '{}') run a {kind} query over dataset '{d}'; add one naming the planner or her organisation",
+                    r.principal, r.organisation
+                )
+            })?;
+        rules.push(format!("'{d}' by entry {}", rule + 1));
+    }
+    let pinned = if policy.planner_keys.contains_key(&r.principal) {
+        "pinned in policy.planner_keys"
+    } else {
+        "as the coordinator registers it"
+    };
+    let check = format!(
+        "planner '{}' of organisation '{}' (workspace '{}') signed this query with her key ({pinned}); [[policy.planners]] allows it on {}",
+        r.principal,
+        r.organisation,
+        r.workspace,
+        rules.join(", ")
+    );
+    Ok((r, check))
+}
+
+/// The dataset the query names for this node, which the offer must name too:
+/// a coordinator cannot run a query on another of the node's datasets.
+fn named_dataset(node: &str, query: &Query, offer: &JobOffer) -> Result<(), String> {
+    let on_node = |d: &Option<DatasetRef>| d.as_ref().filter(|d| d.node == node).map(|d| d.dataset.clone());
+    let named: Vec<String> = match query {
+        Query::Overlap(q) => [on_node(&q.left), on_node(&q.right)]
+            .into_iter()
+            .flatten()
+            .collect(),
+        Query::Segment(q) => [on_node(&q.left), on_node(&q.right)]
+            .into_iter()
+            .flatten()
+            .collect(),
+        Query::Breakdown(q) => [on_node(&q.left), on_node(&q.right)]
+            .into_iter()
+            .flatten()
+            .collect(),
+        Query::Attribution(q) => [on_node(&q.conversions), on_node(&q.exposures)]
+            .into_iter()
+            .flatten()
+            .collect(),
+        Query::Lift(q) => [on_node(&q.customers), on_node(&q.groups)]
+            .into_iter()
+            .flatten()
+            .collect(),
+    };
+    if named.len() == 1 && named[0] == offer.dataset {
+        Ok(())
+    } else {
+        Err(format!(
+            "node '{node}' refuses: the offer names dataset '{}', which is not the one the query names for this node",
+            offer.dataset
+        ))
+    }
+}
+
+/// Checks an offer against the policy and the loaded datasets. Draws the
+/// job's noise and cover when accepting: callers run it off the async
+/// workers.
+pub fn decide(
+    node: &str,
+    policy: &Policy,
+    limits: &NodeLimits,
+    offer: &JobOffer,
     holdings: Holdings<'_>,
     running_sessions: usize,
-    max_sessions: usize,
 ) -> Result<Accepted, String> {
     let Some(spec) = offer.spec.as_ref() else {
         return Err(format!("node '{node}' received an offer without a query"));
@@ -174,6 +335,7 @@ pub fn decide(
             offer.peer_node
         ));
     }
+    named_dataset(node, query, offer)?;
     let no_dataset = || format!("node '{node}' has no dataset '{}'", offer.dataset);
     let own_kind = match query {
         Query::Attribution(_) => holdings.events.get(&offer.dataset).map(|e| e.config().id_kind),
@@ -197,23 +359,28 @@ pub fn decide(
             offer.dataset, offer.peer_node
         )
     })?;
-    if running_sessions >= max_sessions {
+    if running_sessions >= limits.max_sessions {
         return Err(format!(
-            "node '{node}' is busy: {running_sessions} sessions running (limits.max_sessions = {max_sessions}); run the query again later"
+            "node '{node}' is busy: {running_sessions} sessions running (limits.max_sessions = {}); run the query again later",
+            limits.max_sessions
         ));
     }
     let privacy = spec
         .privacy
         .as_ref()
         .ok_or_else(|| format!("node '{node}' refuses a query without privacy terms"))?;
-    let (kind, work, terms, scales, sensitivity_sq) = match query {
-        Query::Overlap(_) => (
-            "overlap",
-            Work::Overlap,
-            job_terms(&offer.job_id, spec),
-            vec![1],
-            1.0,
-        ),
+    let own = vec![offer.dataset.clone()];
+    let planned = match query {
+        Query::Overlap(_) => Planned {
+            kind: "overlap",
+            work: Work::Overlap,
+            terms: job_terms(&offer.job_id, spec),
+            scales: if role == Role::Sender { vec![] } else { vec![1] },
+            sensitivity_sq: if role == Role::Sender { 0.0 } else { 1.0 },
+            cover_sensitivity_sq: 1.0,
+            cover: count_cover(role),
+            datasets: own,
+        },
         Query::Segment(q) => {
             let dataset = table()?;
             let side = side_of(node, q.left.as_ref(), q.right.as_ref())?;
@@ -223,39 +390,77 @@ pub fn decide(
             };
             check_columns(node, dataset, filter_uses(filters))?;
             let activation = segment_activation(node, policy, offer, &q.activate, role)?;
-            let work = Work::Segment {
-                filters: filters.clone(),
-                activation,
+            // An activation's receiver sees its members exactly, by the
+            // sender's consent: there the sender noises what is released and
+            // the receiver adds the dummies (for the sender's count).
+            let (scales, sensitivity_sq, cover) = match activation {
+                Activation::None => (
+                    if role == Role::Sender { vec![] } else { vec![1] },
+                    if role == Role::Sender { 0.0 } else { 1.0 },
+                    count_cover(role),
+                ),
+                Activation::Receive { .. } => (vec![1], 1.0, vec![LaneCover { pads: 1, dummies: 1 }]),
+                Activation::Allow { .. } => (vec![1], 1.0, vec![LaneCover { pads: 1, dummies: 0 }]),
             };
-            ("segment", work, job_terms(&offer.job_id, spec), vec![1], 1.0)
+            Planned {
+                kind: "segment",
+                work: Work::Segment {
+                    filters: filters.clone(),
+                    activation,
+                },
+                terms: job_terms(&offer.job_id, spec),
+                scales,
+                sensitivity_sq,
+                cover_sensitivity_sq: 1.0,
+                cover,
+                datasets: own,
+            }
         }
         Query::Breakdown(q) => breakdown_work(node, table()?, offer, spec, q, role)?,
         Query::Attribution(q) => attribution_work(node, holdings, offer, spec, q, role)?,
         Query::Lift(q) => lift_work(node, holdings, offer, spec, q, role)?,
     };
-    let noise = plan(
-        node,
-        policy,
-        privacy,
-        QueryShape {
-            job_id: &offer.job_id,
-            dataset: &offer.dataset,
-            partner: &offer.peer_node,
-            kind,
-            sensitivity_sq,
-            noise_scales: &scales,
-        },
-    )?;
-    let checks = checks_made(policy, offer, &offer.dataset, hash_kind, &noise, &work);
+    let shape = QueryShape {
+        job_id: &offer.job_id,
+        datasets: &planned.datasets.iter().map(String::as_str).collect::<Vec<_>>(),
+        partner: &offer.peer_node,
+        kind: planned.kind,
+        sensitivity_sq: planned.sensitivity_sq,
+        noise_scales: &planned.scales,
+        cover_sensitivity_sq: planned.cover_sensitivity_sq,
+        cover: &planned.cover,
+    };
+    // Bounded before anything is drawn: a coordinator's offer cannot make
+    // this node sample (and hold) billions of values.
+    if shape.values() > limits.max_job_values {
+        return Err(format!(
+            "node '{node}' refuses: the job needs {} noise values and cover counts, above limits.max_job_values = {}; group by fewer columns or ask for a shorter period",
+            shape.values(),
+            limits.max_job_values
+        ));
+    }
+    let (requester, planner_check) =
+        check_requester(node, policy, offer, planned.kind, &planned.datasets, now_ms())?;
+    let noise = plan(node, policy, privacy, shape)?;
+    let mut checks = checks_made(policy, offer, &offer.dataset, hash_kind, &noise, &planned.work);
+    checks.insert(0, planner_check);
     Ok(Accepted {
         role,
         dataset: offer.dataset.clone(),
         hash_kind,
         noise,
-        terms,
-        work,
+        terms: with_requester(planned.terms, Some(&requester)),
+        work: planned.work,
         checks,
+        requester,
     })
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// What `decide` checked before accepting, as the transcript's summary states it.
@@ -273,22 +478,31 @@ fn checks_made(
         format!("dataset '{dataset}' matches the peer's identifiers as {hash_kind}"),
     ];
     if noise.exact {
-        checks.push("an exact result is allowed by policy.allow_exact".into());
+        checks.push(
+            "an exact result is allowed by policy.allow_exact: no noise and no cover on the lists".into(),
+        );
     } else {
         checks.push(format!(
-            "epsilon {} is within policy.max_epsilon = {}; this node's noise share has sigma {:.3}",
+            "epsilon {} is within policy.max_epsilon = {}; it covers this node's noise on what is released and the cover on what its peer sees (dummies and random points), all with sigma {:.3} per unit",
             noise.epsilon,
             policy.max_epsilon,
             noise.sigma()
         ));
     }
+    for c in &noise.charges {
+        let budget = if c.budget_partner == "*" {
+            "the pool shared by partners without their own entry".to_string()
+        } else {
+            format!("'{peer}'")
+        };
+        checks.push(format!(
+            "budget for dataset '{}' with {budget} in period {}: this job charged epsilon {} (reserved; the peer-view part spent when the session starts, the rest at release)",
+            c.dataset, c.period, c.epsilon
+        ));
+    }
     checks.push(format!(
-        "budget for dataset '{dataset}' with '{peer}' in period {}: this job charged epsilon {} (reserved, committed at release)",
-        noise.charge.period, noise.charge.epsilon
-    ));
-    checks.push(format!(
-        "released values below policy.min_aggregation = {} are withheld",
-        noise.min_aggregation
+        "released values below policy.min_aggregation = {} are withheld; lists below policy.min_set_size = {} (noised) are refused",
+        noise.min_aggregation, noise.min_set_size
     ));
     match work {
         Work::Overlap => {}
@@ -375,8 +589,6 @@ fn segment_activation(
     ))
 }
 
-type Planned = (&'static str, Work, Terms, Vec<u64>, f64);
-
 fn breakdown_work(
     node: &str,
     dataset: &LoadedDataset,
@@ -427,6 +639,9 @@ fn breakdown_work(
         Side::Right => (peer, own),
     };
     let plan = BreakdownPlan::new(left, right).map_err(|e| format!("node '{node}' refuses: {e}"))?;
+    // The peer's groups come from the coordinator: a plan beyond the
+    // protocol's limits is refused before any noise is drawn for it.
+    plan.check().map_err(|e| format!("node '{node}' refuses: {e}"))?;
     let expected_role = if plan.first_receiver() == side {
         Role::Receiver
     } else {
@@ -446,6 +661,26 @@ fn breakdown_work(
     let terms = plan.terms(&offer.job_id, spec);
     let scales = plan.noise_scales();
     let sensitivity_sq = plan.statistics() as f64;
+    // Each lane's receiver pads its batches, its sender pads W and answers
+    // each batch with dummies; per lane one person moves one hidden count.
+    let cover: Vec<LaneCover> = plan
+        .lanes
+        .iter()
+        .map(|lane| {
+            let batches = lane.shape.receiver_groups;
+            if lane.receiver == side {
+                LaneCover {
+                    pads: batches,
+                    dummies: 0,
+                }
+            } else {
+                LaneCover {
+                    pads: 1,
+                    dummies: batches,
+                }
+            }
+        })
+        .collect();
     let work = Work::Breakdown {
         side,
         plan,
@@ -453,7 +688,16 @@ fn breakdown_work(
         measures,
         filters: filters.clone(),
     };
-    Ok(("breakdown", work, terms, scales, sensitivity_sq))
+    Ok(Planned {
+        kind: "breakdown",
+        work,
+        terms,
+        scales,
+        sensitivity_sq,
+        cover_sensitivity_sq: cover.len() as f64,
+        cover,
+        datasets: vec![offer.dataset.clone()],
+    })
 }
 
 fn events<'a>(
@@ -517,15 +761,48 @@ fn attribution_work(
         EventKind::Conversions => (offer.peer_channels as usize, offer.peer_campaigns as usize),
     };
     let plan = attribution_plan(q, channels, campaigns).map_err(|e| format!("node '{node}' refuses: {e}"))?;
-    let noise = attribution_noise(&plan, kind == EventKind::Conversions);
+    let bank = kind == EventKind::Conversions;
+    let noise = attribution_noise(&plan, bank);
     let terms = attribution_terms(&offer.job_id, spec, &plan);
-    Ok((
-        "attribution",
-        Work::Attribution { plan },
+    let (buckets, k) = (plan.buckets.len(), f64::from(plan.period.max_conversions));
+    // The bank pads every window's value buckets: a person has at most K
+    // elements, so K batch sizes move. The partner answers every bucket
+    // with dummies (a person matches in at most K of them) and sends each
+    // window's W at one common length, the largest window's plus its pad,
+    // which one person moves by at most 1.
+    let (cover, cover_sensitivity_sq) = if bank {
+        (
+            vec![
+                LaneCover {
+                    pads: buckets,
+                    dummies: 0
+                };
+                plan.windows()
+            ],
+            k,
+        )
+    } else {
+        (
+            vec![
+                LaneCover {
+                    pads: 1,
+                    dummies: buckets
+                };
+                plan.windows()
+            ],
+            k + 1.0,
+        )
+    };
+    Ok(Planned {
+        kind: "attribution",
+        work: Work::Attribution { plan },
         terms,
-        noise.scales,
-        noise.sensitivity_sq,
-    ))
+        scales: noise.scales,
+        sensitivity_sq: noise.sensitivity_sq,
+        cover_sensitivity_sq,
+        cover,
+        datasets: vec![offer.dataset.clone()],
+    })
 }
 
 fn lift_work(
@@ -599,26 +876,109 @@ fn lift_work(
         ));
     }
     let noise = lift_noise(&plan);
-    Ok((
-        "lift",
-        Work::Lift { plan, side },
-        job_terms(&offer.job_id, spec),
-        noise.scales,
-        noise.sensitivity_sq,
-    ))
+    // The partner pads its two arms; the bank pads its customers and answers
+    // each arm with dummies. The bank reads its customers and conversions,
+    // and both budgets pay.
+    let (cover, datasets) = match &side {
+        LiftSide::Bank { conversions } => (
+            vec![LaneCover { pads: 1, dummies: 2 }],
+            vec![offer.dataset.clone(), conversions.clone()],
+        ),
+        LiftSide::Partner { .. } => (
+            vec![LaneCover { pads: 2, dummies: 0 }],
+            vec![offer.dataset.clone()],
+        ),
+    };
+    Ok(Planned {
+        kind: "lift",
+        work: Work::Lift { plan, side },
+        terms: job_terms(&offer.job_id, spec),
+        scales: noise.scales,
+        sensitivity_sq: noise.sensitivity_sq,
+        cover_sensitivity_sq: 1.0,
+        cover,
+        datasets,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
+    use ed25519_dalek::SigningKey;
     use jointly_protocol::{
         idlist::IdList,
+        request::{RequestHeader, SUBMIT_QUERY},
         wire::{DatasetRef, OverlapQuery, Privacy, QuerySpec},
     };
 
     use super::*;
-    use crate::{attributes::Attributes, config::BudgetConfig, dataset::LoadReport, period::Period};
+    use crate::{
+        attributes::Attributes,
+        config::{BudgetConfig, PlannerRule},
+        dataset::LoadReport,
+        period::Period,
+    };
+
+    fn alice() -> SigningKey {
+        SigningKey::from_bytes(&[5; 32])
+    }
+
+    /// The requester a coordinator puts in an offer for alice of the bank,
+    /// signed by `key` over the offer's own query `age_ms` ago.
+    fn requester(offer: &JobOffer, key: &SigningKey, age_ms: i64) -> Requester {
+        let request = SubmitQueryRequest {
+            spec: offer.spec.clone(),
+            workspace: "campaigns".into(),
+        }
+        .encode_to_vec();
+        let nonce = [9u8; 16];
+        let timestamp_ms = now_ms() - age_ms;
+        let header = RequestHeader {
+            coordinator_id: "coord",
+            method: SUBMIT_QUERY,
+            principal: "alice",
+            timestamp_ms,
+            nonce: &nonce,
+        };
+        Requester {
+            principal: "alice".into(),
+            organisation: "bank".into(),
+            role: "planner".into(),
+            workspace: "campaigns".into(),
+            public_key: key.verifying_key().to_bytes().to_vec(),
+            signature: request::sign(key, &header, &request).to_vec(),
+            request,
+            timestamp_ms,
+            nonce: nonce.to_vec(),
+            coordinator_id: "coord".into(),
+        }
+    }
+
+    fn signed(mut offer: JobOffer) -> JobOffer {
+        offer.requester = Some(requester(&offer, &alice(), 0));
+        offer
+    }
+
+    fn bank_planners() -> Vec<PlannerRule> {
+        vec![PlannerRule {
+            datasets: vec!["*".into()],
+            planners: vec![],
+            organisations: vec!["bank".into()],
+            kinds: vec![],
+        }]
+    }
+
+    fn limits() -> NodeLimits {
+        NodeLimits::default()
+    }
+
+    fn at(node: &str, dataset: &str) -> Option<DatasetRef> {
+        Some(DatasetRef {
+            node: node.into(),
+            dataset: dataset.into(),
+        })
+    }
 
     fn dataset(kind: IdKind) -> LoadedDataset {
         LoadedDataset {
@@ -636,8 +996,8 @@ mod tests {
             job_id: "j".into(),
             spec: Some(QuerySpec {
                 query: Some(Query::Overlap(OverlapQuery {
-                    left: Some(DatasetRef::default()),
-                    right: Some(DatasetRef::default()),
+                    left: at("bank", "customers"),
+                    right: at("partner", "users"),
                 })),
                 privacy: Some(privacy),
             }),
@@ -649,6 +1009,7 @@ mod tests {
             peer_measure_bounds: vec![],
             peer_channels: 0,
             peer_campaigns: 0,
+            requester: None,
         }
     }
 
@@ -667,6 +1028,7 @@ mod tests {
                 epsilon: 4.0,
                 period: Period::Month,
             }],
+            planners: bank_planners(),
             ..Policy::default()
         };
         let datasets = BTreeMap::from([("customers".to_string(), dataset(IdKind::Phone))]);
@@ -679,19 +1041,68 @@ mod tests {
             datasets: &no_datasets,
             events: &events,
         };
-        let ok = decide("bank", &policy, &offer("partner", "sha256_phone", true), d, 0, 4).expect("accept");
+        let ok = decide(
+            "bank",
+            &policy,
+            &limits(),
+            &signed(offer("partner", "sha256_phone", true)),
+            d,
+            0,
+        )
+        .expect("accept");
         assert_eq!(ok.hash_kind, IdKind::Sha256Phone);
-        let e = decide("bank", &policy, &offer("stranger", "phone", true), d, 0, 4).expect_err("partner");
+        let e = decide(
+            "bank",
+            &policy,
+            &limits(),
+            &signed(offer("stranger", "phone", true)),
+            d,
+            0,
+        )
+        .expect_err("partner");
         assert!(e.contains("policy.partners"), "{e}");
-        let e = decide("bank", &policy, &offer("partner", "email", true), d, 0, 4).expect_err("kinds");
+        let e = decide(
+            "bank",
+            &policy,
+            &limits(),
+            &signed(offer("partner", "email", true)),
+            d,
+            0,
+        )
+        .expect_err("kinds");
         assert!(e.contains("cannot match"), "{e}");
-        let e = decide("bank", &policy, &offer("partner", "phone", true), none, 0, 4).expect_err("dataset");
+        let e = decide(
+            "bank",
+            &policy,
+            &limits(),
+            &signed(offer("partner", "phone", true)),
+            none,
+            0,
+        )
+        .expect_err("dataset");
         assert!(e.contains("no dataset"), "{e}");
-        let e = decide("bank", &policy, &offer("partner", "phone", true), d, 4, 4).expect_err("busy");
+        let e = decide(
+            "bank",
+            &policy,
+            &limits(),
+            &signed(offer("partner", "phone", true)),
+            d,
+            4,
+        )
+        .expect_err("busy");
         assert!(e.contains("busy"), "{e}");
-        let noised = decide("bank", &policy, &offer("partner", "phone", false), d, 0, 4).expect("noised");
+        let noised = decide(
+            "bank",
+            &policy,
+            &limits(),
+            &signed(offer("partner", "phone", false)),
+            d,
+            0,
+        )
+        .expect("noised");
         assert!(!noised.noise.exact && noised.noise.sigma() > 0.5);
-        assert_eq!(noised.noise.charge.partner, "partner");
+        assert_eq!(noised.noise.charges[0].partner, "partner");
+        assert_eq!(noised.noise.charges[0].budget_partner, "*");
         // The planner cannot buy precision past the policy.
         for epsilon in [1.5, 0.0, -1.0, f64::NAN, f64::INFINITY] {
             let o = offer_with(
@@ -702,20 +1113,36 @@ mod tests {
                     exact: false,
                 },
             );
-            let e = decide("bank", &policy, &o, d, 0, 4).expect_err("epsilon");
+            let e = decide("bank", &policy, &limits(), &signed(o), d, 0).expect_err("epsilon");
             assert!(e.contains("epsilon"), "{e}");
         }
         let strict = Policy {
             allow_exact: false,
             ..policy.clone()
         };
-        let e = decide("bank", &strict, &offer("partner", "phone", true), d, 0, 4).expect_err("exact");
+        let e = decide(
+            "bank",
+            &strict,
+            &limits(),
+            &signed(offer("partner", "phone", true)),
+            d,
+            0,
+        )
+        .expect_err("exact");
         assert!(e.contains("allow_exact"), "{e}");
         let no_budget = Policy {
             budgets: vec![],
             ..policy
         };
-        let e = decide("bank", &no_budget, &offer("partner", "phone", false), d, 0, 4).expect_err("budget");
+        let e = decide(
+            "bank",
+            &no_budget,
+            &limits(),
+            &signed(offer("partner", "phone", false)),
+            d,
+            0,
+        )
+        .expect_err("budget");
         assert!(e.contains("[[policy.budgets]]"), "{e}");
     }
 
@@ -814,6 +1241,7 @@ mod tests {
                 epsilon: 4.0,
                 period: Period::Month,
             }],
+            planners: bank_planners(),
             ..Policy::default()
         };
         let datasets = BTreeMap::new();
@@ -828,7 +1256,9 @@ mod tests {
         let partner_policy = policy("bank", "exposures");
         let mut offer = attribution_offer(Role::Sender, "exposures", 2);
         offer.peer_node = "bank".into();
-        let ok = decide("partner", &partner_policy, &offer, h, 0, 4).expect("partner accepts");
+        // Both nodes get the one request the planner signed.
+        let offer = signed(offer);
+        let ok = decide("partner", &partner_policy, &limits(), &offer, h, 0).expect("partner accepts");
         let Work::Attribution { plan } = &ok.work else {
             panic!("not attribution work")
         };
@@ -839,34 +1269,206 @@ mod tests {
             peer_channels: 3,
             ..offer.clone()
         };
-        let e = decide("partner", &partner_policy, &misstated, h, 0, 4).expect_err("misstated");
+        let e = decide("partner", &partner_policy, &limits(), &misstated, h, 0).expect_err("misstated");
         assert!(e.contains("misstates the channels"), "{e}");
         let wrong_role = JobOffer {
             role: Role::Receiver.into(),
             ..offer.clone()
         };
-        let e = decide("partner", &partner_policy, &wrong_role, h, 0, 4).expect_err("role");
+        let e = decide("partner", &partner_policy, &limits(), &wrong_role, h, 0).expect_err("role");
         assert!(e.contains("exposures' node sends"), "{e}");
 
         let bank_policy = policy("partner", "conversions");
-        let bank_offer = attribution_offer(Role::Receiver, "conversions", 2);
-        let ok = decide("bank", &bank_policy, &bank_offer, h, 0, 4).expect("bank accepts");
+        let bank_offer = JobOffer {
+            requester: offer.requester.clone(),
+            ..attribution_offer(Role::Receiver, "conversions", 2)
+        };
+        let ok = decide("bank", &bank_policy, &limits(), &bank_offer, h, 0).expect("bank accepts");
         // The bank also noises its conversion count.
         assert_eq!(ok.noise.shares().len(), 3 * 6 * 2 + 1);
         assert_eq!(ok.terms, {
-            let p = decide("partner", &partner_policy, &offer, h, 0, 4).expect("partner");
+            let p = decide("partner", &partner_policy, &limits(), &offer, h, 0).expect("partner");
             p.terms
         });
         // A table of the wrong kind under the offered name.
         let e = decide(
             "bank",
             &bank_policy,
-            &attribution_offer(Role::Receiver, "exposures", 2),
+            &limits(),
+            &signed(attribution_offer(Role::Receiver, "exposures", 2)),
             h,
             0,
-            4,
         )
         .expect_err("not named");
-        assert!(e.contains("does not name its dataset"), "{e}");
+        assert!(e.contains("not the one the query names"), "{e}");
+    }
+
+    fn holdings_with_customers() -> (BTreeMap<String, LoadedDataset>, BTreeMap<String, LoadedEvents>) {
+        (
+            BTreeMap::from([("customers".to_string(), dataset(IdKind::Phone))]),
+            BTreeMap::new(),
+        )
+    }
+
+    fn plain_policy() -> Policy {
+        Policy {
+            partners: vec!["partner".into()],
+            budgets: vec![BudgetConfig {
+                dataset: "customers".into(),
+                partner: "partner".into(),
+                epsilon: 4.0,
+                period: Period::Month,
+            }],
+            planners: bank_planners(),
+            ..Policy::default()
+        }
+    }
+
+    #[test]
+    fn who_asked_is_checked_before_anything_is_drawn() {
+        let (datasets, events) = holdings_with_customers();
+        let h = Holdings {
+            datasets: &datasets,
+            events: &events,
+        };
+        let policy = plain_policy();
+        let decide_on = |policy: &Policy, o: &JobOffer| decide("bank", policy, &limits(), o, h, 0);
+        let base = offer("partner", "phone", false);
+        let ok = decide_on(&policy, &signed(base.clone())).expect("alice of the bank");
+        assert_eq!(ok.requester.principal, "alice");
+        assert!(
+            ok.checks[0].contains("planner 'alice'") && ok.checks[0].contains("entry 1"),
+            "{:?}",
+            ok.checks
+        );
+        // The terms bind the requester: another request, other terms.
+        let mut other = signed(base.clone());
+        if let Some(r) = other.requester.as_mut() {
+            r.nonce = vec![1; 16];
+            let header = RequestHeader {
+                nonce: &r.nonce,
+                ..request::requester_header(r)
+            };
+            r.signature = request::sign(&alice(), &header, &r.request).to_vec();
+        }
+        assert_ne!(
+            decide_on(&policy, &other).expect("another request").terms,
+            ok.terms
+        );
+
+        let e = decide_on(&policy, &base).expect_err("no requester");
+        assert!(e.contains("names no planner"), "{e}");
+        // The coordinator changes the query after alice signed it.
+        let mut altered = signed(base.clone());
+        if let Some(Query::Overlap(q)) = altered.spec.as_mut().and_then(|s| s.query.as_mut()) {
+            q.right = at("partner", "other");
+        }
+        let e = decide_on(&policy, &altered).expect_err("altered");
+        assert!(e.contains("not the one planner 'alice' signed"), "{e}");
+        // Or forges her signature with a key of its own.
+        let mut forged = signed(base.clone());
+        if let Some(r) = forged.requester.as_mut() {
+            r.signature[0] ^= 1;
+        }
+        let e = decide_on(&policy, &forged).expect_err("forged");
+        assert!(e.contains("fails its check"), "{e}");
+        let mut stale = base.clone();
+        stale.requester = Some(requester(&stale, &alice(), 3_600_000));
+        let e = decide_on(&policy, &stale).expect_err("stale");
+        assert!(e.contains("replayed request"), "{e}");
+        // A pinned key that differs: the coordinator stands in for alice.
+        let pinned = Policy {
+            planner_keys: [("alice".to_string(), [7u8; 32])].into(),
+            ..plain_policy()
+        };
+        let e = decide_on(&pinned, &signed(base.clone())).expect_err("pinned");
+        assert!(e.contains("policy.planner_keys"), "{e}");
+        // No rule names her organisation.
+        let nobody = Policy {
+            planners: vec![PlannerRule {
+                datasets: vec!["customers".into()],
+                planners: vec!["bob".into()],
+                organisations: vec![],
+                kinds: vec![],
+            }],
+            ..plain_policy()
+        };
+        let e = decide_on(&nobody, &signed(base.clone())).expect_err("not allowed");
+        assert!(
+            e.contains("[[policy.planners]]") && e.contains("'alice'") && e.contains("'customers'"),
+            "{e}"
+        );
+        let wrong_kind = Policy {
+            planners: vec![PlannerRule {
+                kinds: vec!["breakdown".into()],
+                ..bank_planners()[0].clone()
+            }],
+            ..plain_policy()
+        };
+        let e = decide_on(&wrong_kind, &signed(base)).expect_err("kind");
+        assert!(e.contains("overlap query"), "{e}");
+    }
+
+    #[test]
+    fn the_offer_must_name_the_dataset_the_query_names() {
+        let mut datasets = BTreeMap::from([("customers".to_string(), dataset(IdKind::Phone))]);
+        let mut vip = dataset(IdKind::Phone);
+        vip.name = "vip".into();
+        datasets.insert("vip".into(), vip);
+        let events = BTreeMap::new();
+        let h = Holdings {
+            datasets: &datasets,
+            events: &events,
+        };
+        let mut o = offer("partner", "phone", false);
+        o.dataset = "vip".into();
+        let e = decide("bank", &plain_policy(), &limits(), &signed(o), h, 0).expect_err("other dataset");
+        assert!(
+            e.contains("dataset 'vip'") && e.contains("not the one the query names"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_offer_cannot_make_the_node_draw_without_bound() {
+        use jointly_protocol::wire::BreakdownQuery;
+        let (datasets, events) = holdings_with_customers();
+        let h = Holdings {
+            datasets: &datasets,
+            events: &events,
+        };
+        let breakdown = |peer_groups: u32| JobOffer {
+            spec: Some(QuerySpec {
+                query: Some(Query::Breakdown(BreakdownQuery {
+                    left: at("bank", "customers"),
+                    right: at("partner", "users"),
+                    ..Default::default()
+                })),
+                privacy: Some(Privacy {
+                    epsilon: 1.0,
+                    exact: false,
+                }),
+            }),
+            peer_groups,
+            ..offer("partner", "phone", false)
+        };
+        let e = decide(
+            "bank",
+            &plain_policy(),
+            &limits(),
+            &signed(breakdown(u32::MAX)),
+            h,
+            0,
+        )
+        .expect_err("four billion groups");
+        assert!(e.contains("at most 4096"), "{e}");
+        // (Drawing noise for it first would allocate billions of shares.)
+        let tight = NodeLimits {
+            max_job_values: 5,
+            ..NodeLimits::default()
+        };
+        let e = decide("bank", &plain_policy(), &tight, &signed(breakdown(10)), h, 0).expect_err("bounded");
+        assert!(e.contains("limits.max_job_values = 5"), "{e}");
+        assert!(decide("bank", &plain_policy(), &limits(), &signed(breakdown(10)), h, 0).is_ok());
     }
 }

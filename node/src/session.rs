@@ -79,6 +79,7 @@ pub struct Link {
     out: mpsc::Sender<SessionFrame>,
     inbound: Streaming<SessionFrame>,
     transcript: Box<Transcript>,
+    idle: Duration,
 }
 
 /// What the closing exchange needs from the node.
@@ -124,20 +125,31 @@ fn is_closing(msg: &ProtocolMessage) -> bool {
     matches!(msg.kind, Some(Kind::Closing(_) | Kind::Cosign(_)))
 }
 
+/// The failure of a session whose peer went silent.
+fn idle_failure(idle: Duration) -> SessionFailure {
+    SessionFailure::Local(format!(
+        "no message from the peer for {} s (limits.session_idle_seconds); this node ended the session",
+        idle.as_secs()
+    ))
+}
+
 /// Runs `party` until its side of the protocol is done. `report` is called
-/// with progress at most every `every`. On a local protocol error an `Abort`
-/// naming the step is sent so the coordinator and the peer learn why.
+/// with progress at most every `every`; a peer silent for `idle` ends the
+/// session. On a local protocol error an `Abort` naming the step is sent so
+/// the coordinator and the peer learn why.
 pub async fn drive(
     party: Box<dyn Party>,
     transcript: Transcript,
     out: mpsc::Sender<SessionFrame>,
     mut inbound: Streaming<SessionFrame>,
     every: Duration,
+    idle: Duration,
     mut report: impl FnMut(Progress) + Send,
 ) -> Result<Finished, SessionFailure> {
     let mut side = Some((party, Box::new(transcript)));
     let mut may_transmit = true;
     let mut last_report = Instant::now();
+    let mut quiet_until = tokio::time::Instant::now() + idle;
     loop {
         let Some((mut current, transcript)) = side.take() else {
             return Err(SessionFailure::Local("internal error: party lost".into()));
@@ -166,6 +178,7 @@ pub async fn drive(
                     out,
                     inbound,
                     transcript,
+                    idle,
                 },
             });
         }
@@ -179,6 +192,7 @@ pub async fn drive(
             biased;
             frame = next_frame(&out, &mut inbound) => {
                 let sealed = frame?;
+                quiet_until = tokio::time::Instant::now() + idle;
                 let (back, result) = cpu(move || {
                     let (mut p, mut t) = (current, transcript);
                     let r = t
@@ -221,9 +235,11 @@ pub async fn drive(
                 }
                 side = Some(back);
             }
-            // Neither branch can fire only when the peer stream is gone, which
-            // the first branch reports; this guards against a silent hang.
-            else => return Err(SessionFailure::Local("internal error: session stalled".into())),
+            () = tokio::time::sleep_until(quiet_until) => {
+                let failure = idle_failure(idle);
+                abort(&out, &failure.to_string()).await;
+                return Err(failure);
+            }
         }
     }
 }
@@ -241,6 +257,7 @@ impl Link {
             out,
             mut inbound,
             transcript,
+            idle,
         } = self;
         let (frame, mut transcript) = cpu(move || {
             let mut t = transcript;
@@ -256,7 +273,7 @@ impl Link {
         .await?;
         send(&out, frame.map_err(SessionFailure::Local)?).await?;
         while !transcript.recorder.peer_closed() {
-            receive_closing(&out, &mut inbound, &mut transcript).await?;
+            receive_closing(&out, &mut inbound, &mut transcript, idle).await?;
         }
         let cosign = transcript
             .recorder
@@ -264,7 +281,7 @@ impl Link {
             .map_err(|e| SessionFailure::Local(e.to_string()))?;
         send(&out, transcript.seal(&cosign).map_err(SessionFailure::Local)?).await?;
         while !transcript.recorder.peer_cosigned() {
-            receive_closing(&out, &mut inbound, &mut transcript).await?;
+            receive_closing(&out, &mut inbound, &mut transcript, idle).await?;
         }
         let summary = match transcript.recorder.finish() {
             Ok(digest) => digest,
@@ -294,8 +311,11 @@ async fn receive_closing(
     out: &mpsc::Sender<SessionFrame>,
     inbound: &mut Streaming<SessionFrame>,
     transcript: &mut Transcript,
+    idle: Duration,
 ) -> Result<(), SessionFailure> {
-    let sealed = next_frame(out, inbound).await?;
+    let sealed = tokio::time::timeout(idle, next_frame(out, inbound))
+        .await
+        .map_err(|_| idle_failure(idle))??;
     let result = transcript
         .recorder
         .open(sealed)

@@ -95,7 +95,7 @@ impl TranscriptFiles {
         check_job_id(job_id)?;
         let (full_path, shared_path) = (full_path(data_dir, job_id), shared_path(data_dir, job_id));
         let fail = |e: std::io::Error| format!("cannot create the transcript {}: {e}", full_path.display());
-        std::fs::create_dir_all(data_dir.join(DIR)).map_err(fail)?;
+        crate::dirs::private_dir(&data_dir.join(DIR)).map_err(fail)?;
         Ok(Self {
             full: create(&partial(&full_path)).map_err(fail)?,
             shared: create(&partial(&shared_path)).map_err(fail)?,

@@ -9,10 +9,11 @@ use jointly_protocol::{
     activation::{ActivationReceiver, ActivationSender},
     attribution,
     breakdown::{Breakdown, BreakdownReceiver, BreakdownSender, Lane, LaneRows},
+    cover::Cover,
     idlist::IdList,
     ids::{IdKind, convert},
     lift::{self, LiftPlan},
-    overlap::{Limits, OverlapReceiver, OverlapSender},
+    overlap::{Announce, Limits, OverlapReceiver, OverlapSender, Setup},
     party::Party,
     wire::Role,
 };
@@ -92,6 +93,85 @@ pub fn select_ids(all: &Arc<IdList>, positions: Option<Vec<u32>>, kind: IdKind) 
     })
 }
 
+/// Why this node does not run an accepted job after all.
+#[derive(Debug)]
+pub enum BuildError {
+    /// Its own list, noised as its peer would see it, is below its
+    /// policy.min_set_size. The refusal follows from the noised size, which
+    /// the job's charge covers: the peer-view part counts as spent.
+    TooSmall(String),
+    /// Anything else (a dataset gone, rows that do not fit the plan).
+    Failed(String),
+}
+
+impl std::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BuildError::TooSmall(m) | BuildError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<String> for BuildError {
+    fn from(m: String) -> Self {
+        BuildError::Failed(m)
+    }
+}
+
+impl From<&str> for BuildError {
+    fn from(m: &str) -> Self {
+        BuildError::Failed(m.to_string())
+    }
+}
+
+/// The setup of lane `lane`: this node's cover for it, its limits and terms.
+fn setup(accepted: &Accepted, limits: Limits, cover: Cover) -> Setup {
+    Setup {
+        limits: Limits {
+            min_peer_set: accepted.noise.min_set_size,
+            ..limits
+        },
+        terms: accepted.terms,
+        cover,
+        min_aggregation: accepted.noise.min_aggregation,
+    }
+}
+
+fn lane_cover(accepted: &Accepted, lane: usize) -> Result<Cover, BuildError> {
+    accepted
+        .noise
+        .covers()
+        .get(lane)
+        .cloned()
+        .ok_or_else(|| BuildError::Failed("internal error: a lane has no cover".into()))
+}
+
+/// Refuses this node's own list when its noised size (what the peer will
+/// compute from the announcement) is below policy.min_set_size.
+fn check_own_size(
+    accepted: &Accepted,
+    rows: u64,
+    cover: &Cover,
+    dummy_batches: u64,
+) -> Result<(), BuildError> {
+    let announced = Announce {
+        set_size: rows + cover.total_pads() + cover.total_dummies(),
+        terms: accepted.terms,
+        key: None,
+        pad_offset: cover.pad_offset,
+        dummy_offset: cover.dummy_offset,
+        min_aggregation: 0,
+    };
+    let noised = announced.noised_size(cover.pads.len() as u64, dummy_batches);
+    let minimum = accepted.noise.min_set_size;
+    if noised < minimum {
+        return Err(BuildError::TooSmall(format!(
+            "its list for this job holds about {noised} rows (noised), below its policy.min_set_size = {minimum}; nothing was sent. Widen the filters"
+        )));
+    }
+    Ok(())
+}
+
 /// Per-person rows in the order of a selection of all persons: borrowed
 /// when the selection kept the order, reordered otherwise.
 fn in_selection_order<'a, T: Clone>(rows: &'a [Vec<T>], sel: &Selection) -> std::borrow::Cow<'a, [Vec<T>]> {
@@ -119,11 +199,15 @@ fn attribution(
     accepted: &Accepted,
     plan: &attribution::Plan,
     limits: Limits,
-) -> Result<(Box<dyn Party>, Selection), String> {
-    let (kind, terms) = (accepted.hash_kind, accepted.terms);
+) -> Result<(Box<dyn Party>, Selection), BuildError> {
+    let kind = accepted.hash_kind;
     let mut sel = select_ids(events.ids(), None, kind)?;
     let per_lane = plan.lane_shape().released_values();
     let (noise, rest) = lane_shares(accepted.noise.shares(), plan.windows(), per_lane)?;
+    let covers: Vec<Cover> = (0..plan.windows())
+        .map(|w| lane_cover(accepted, w))
+        .collect::<Result<_, _>>()?;
+    let buckets = plan.buckets.len() as u64;
     let party = match events {
         LoadedEvents::Conversions { data, .. } => {
             let rows = in_selection_order(&data.rows, &sel);
@@ -132,17 +216,73 @@ fn attribution(
             if rest.len() != 1 {
                 return Err("noise share for the conversion count missing".into());
             }
+            let total = lanes.iter().map(|l| l.rows.len() as u64).sum::<u64>();
+            let cover = total_cover(&covers);
+            check_own_size(accepted, total, &cover, 0)?;
             sel.conversions = Some(elements.elements);
-            attribution::bank_party(plan, lanes, noise, limits, terms)
+            let setups = covers.into_iter().map(|c| setup(accepted, limits, c)).collect();
+            attribution::bank_party(plan, lanes, noise, setups)
         }
         LoadedEvents::Exposures { data, .. } => {
             let touches = in_selection_order(&data.touches, &sel);
             let lanes = attribution::sender_lanes(plan, &sel.ids, &touches).map_err(|e| e.to_string())?;
-            attribution::partner_party(plan, lanes, noise, limits, terms)
+            let sizes: Vec<u64> = lanes.iter().map(|l| l.rows.len() as u64).collect();
+            let covers = if accepted.noise.exact {
+                covers
+            } else {
+                common_length(covers, &sizes, buckets)?
+            };
+            // Judged on window 0's announcement, as the bank will judge it:
+            // with the common length, that is the largest window's size.
+            if let (Some(first), Some(&rows)) = (covers.first(), sizes.first()) {
+                check_own_size(accepted, rows, first, buckets)?;
+            }
+            let setups = covers.into_iter().map(|c| setup(accepted, limits, c)).collect();
+            attribution::partner_party(plan, lanes, noise, setups)
         }
     }
     .map_err(|e| e.to_string())?;
     Ok((Box::new(party), sel))
+}
+
+/// All of a receiver's lanes' pads as one cover, for its own size check.
+fn total_cover(covers: &[Cover]) -> Cover {
+    let pads: Vec<u64> = covers.iter().flat_map(|c| c.pads.iter().copied()).collect();
+    Cover {
+        pads,
+        pad_offset: covers.first().map_or(0, |c| c.pad_offset),
+        dummies: Vec::new(),
+        dummy_offset: 0,
+    }
+}
+
+/// The partner's windows all go out at one length: the largest window's
+/// rows, every bucket's dummy width, and one pad (lane 0's draw). A
+/// window's pad is what tops it up to that length, and its announced pad
+/// offset is the pad's mean plus the dummies' mean, so the bank computes the
+/// noised size of the largest window from any lane's announcement.
+fn common_length(covers: Vec<Cover>, sizes: &[u64], buckets: u64) -> Result<Vec<Cover>, BuildError> {
+    let first = covers.first().ok_or("internal error: no lanes")?;
+    let (pad, pad_offset, dummy_offset) = (
+        first.pads.first().copied().unwrap_or(0),
+        first.pad_offset,
+        first.dummy_offset,
+    );
+    let largest = sizes.iter().copied().max().unwrap_or(0);
+    let length = largest + buckets * 2 * dummy_offset + pad;
+    covers
+        .into_iter()
+        .zip(sizes)
+        .map(|(mut c, &rows)| {
+            let used = rows + c.total_dummies();
+            let fill = length
+                .checked_sub(used)
+                .ok_or("internal error: a window's dummies exceed their width")?;
+            c.pads = vec![fill];
+            c.pad_offset = pad_offset + buckets * dummy_offset;
+            Ok(c)
+        })
+        .collect()
 }
 
 /// Lift: the bank's payload per customer, or the partner's test and control
@@ -153,8 +293,8 @@ fn lift(
     plan: &LiftPlan,
     side: &LiftSide,
     limits: Limits,
-) -> Result<(Box<dyn Party>, Selection), String> {
-    let (kind, terms) = (accepted.hash_kind, accepted.terms);
+) -> Result<(Box<dyn Party>, Selection), BuildError> {
+    let kind = accepted.hash_kind;
     let dataset = holdings
         .datasets
         .get(&accepted.dataset)
@@ -162,16 +302,24 @@ fn lift(
     let sel = select(dataset, None, kind)?;
     let shape = plan.lane_shape();
     let noise = accepted.noise.shares().to_vec();
+    let cover = lane_cover(accepted, 0)?;
     let lane = match side {
         LiftSide::Bank { conversions } => {
             let Some(LoadedEvents::Conversions { data, .. }) = holdings.events.get(conversions) else {
-                return Err(format!("the conversions table '{conversions}' is gone"));
+                return Err(format!("the conversions table '{conversions}' is gone").into());
             };
             let converting = select_ids(&data.ids, None, kind)?;
             let rows = in_selection_order(&data.rows, &converting);
             let payload =
                 lift::bank_rows(plan, &sel.ids, &converting.ids, &rows).map_err(|e| e.to_string())?;
-            BreakdownSender::new(0, shape, payload, noise, limits, terms).map(|s| Lane::Sender(Box::new(s)))
+            check_own_size(
+                accepted,
+                payload.rows.len() as u64,
+                &cover,
+                shape.receiver_groups as u64,
+            )?;
+            BreakdownSender::new(0, shape, payload, noise, setup(accepted, limits, cover))
+                .map(|s| Lane::Sender(Box::new(s)))
         }
         LiftSide::Partner {
             column,
@@ -202,21 +350,25 @@ fn lift(
                 })
                 .collect();
             let rows = lift::partner_rows(&sel.ids, &group_of).map_err(|e| e.to_string())?;
-            BreakdownReceiver::new(0, shape, rows, noise, limits, terms).map(|r| Lane::Receiver(Box::new(r)))
+            check_own_size(accepted, rows.rows.len() as u64, &cover, 0)?;
+            BreakdownReceiver::new(0, shape, rows, noise, setup(accepted, limits, cover))
+                .map(|r| Lane::Receiver(Box::new(r)))
         }
     }
     .map_err(|e| e.to_string())?;
     Ok((Box::new(Breakdown::new(vec![lane])), sel))
 }
 
-/// Builds this node's party for the session.
+/// Builds this node's party for the session: its rows after the query's
+/// filters, each lane's cover as the node drew it, and its own list checked
+/// against policy.min_set_size on the size its peer will see.
 pub fn build(
     holdings: Holdings<'_>,
     accepted: &Accepted,
     limits: Limits,
-) -> Result<(Box<dyn Party>, Selection), String> {
-    let (kind, role, terms) = (accepted.hash_kind, accepted.role, accepted.terms);
-    let gone = || format!("dataset '{}' is gone", accepted.dataset);
+) -> Result<(Box<dyn Party>, Selection), BuildError> {
+    let (kind, role) = (accepted.hash_kind, accepted.role);
+    let gone = || BuildError::Failed(format!("dataset '{}' is gone", accepted.dataset));
     match &accepted.work {
         Work::Attribution { plan } => {
             let events = holdings.events.get(&accepted.dataset).ok_or_else(gone)?;
@@ -226,13 +378,18 @@ pub fn build(
         _ => {}
     }
     let dataset = holdings.datasets.get(&accepted.dataset).ok_or_else(gone)?;
+    let failed = |e: jointly_protocol::ProtocolError| BuildError::Failed(e.to_string());
     match &accepted.work {
         Work::Overlap => {
             let sel = select(dataset, None, kind)?;
             let ids = Arc::clone(&sel.ids);
+            let cover = lane_cover(accepted, 0)?;
+            let dummy_batches = u64::from(role == Role::Sender);
+            check_own_size(accepted, ids.len() as u64, &cover, dummy_batches)?;
+            let setup = setup(accepted, limits, cover);
             let party: Box<dyn Party> = match role {
-                Role::Sender => Box::new(OverlapSender::new(ids, limits, terms)),
-                _ => Box::new(OverlapReceiver::new(ids, limits, terms)),
+                Role::Sender => Box::new(OverlapSender::new(ids, setup).map_err(failed)?),
+                _ => Box::new(OverlapReceiver::new(ids, setup).map_err(failed)?),
             };
             Ok((party, sel))
         }
@@ -240,12 +397,23 @@ pub fn build(
             let positions = dataset.attributes.select(filters)?;
             let sel = select(dataset, Some(positions), kind)?;
             let ids = Arc::clone(&sel.ids);
+            let cover = lane_cover(accepted, 0)?;
+            // The list's dummies: a plain segment's sender hides R's count,
+            // an activation's receiver hides S's.
+            let dummy_batches = cover.dummies.len() as u64;
+            check_own_size(accepted, ids.len() as u64, &cover, dummy_batches)?;
+            let setup = setup(accepted, limits, cover);
             let party: Box<dyn Party> = match (activation, role) {
-                (Activation::None, Role::Sender) => Box::new(OverlapSender::new(ids, limits, terms)),
-                (Activation::None, _) => Box::new(OverlapReceiver::new(ids, limits, terms)),
-                (Activation::Receive { .. }, _) => Box::new(ActivationReceiver::new(ids, limits, terms)),
+                (Activation::None, Role::Sender) => Box::new(OverlapSender::new(ids, setup).map_err(failed)?),
+                (Activation::None, _) => Box::new(OverlapReceiver::new(ids, setup).map_err(failed)?),
+                (Activation::Receive { .. }, _) => {
+                    Box::new(ActivationReceiver::new(ids, setup).map_err(failed)?)
+                }
                 (Activation::Allow { min_activation }, _) => {
-                    Box::new(ActivationSender::new(ids, limits, terms, *min_activation))
+                    // The sender decides on its release share's noise, so the
+                    // decision costs nothing beyond the release.
+                    let noise = accepted.noise.shares().first().copied().unwrap_or(0);
+                    Box::new(ActivationSender::new(ids, setup, *min_activation, noise).map_err(failed)?)
                 }
             };
             Ok((party, sel))
@@ -288,18 +456,27 @@ pub fn build(
                     .to_vec();
                 offset += n;
                 let number = i as u32;
-                let built = if lane.receiver == *side {
+                let cover = lane_cover(accepted, i)?;
+                let receives = lane.receiver == *side;
+                let dummy_batches = if receives {
+                    0
+                } else {
+                    lane.shape.receiver_groups as u64
+                };
+                check_own_size(accepted, rows.rows.len() as u64, &cover, dummy_batches)?;
+                let setup = setup(accepted, limits, cover);
+                let built = if receives {
                     let rows = LaneRows {
                         measures: Vec::new(),
                         ..rows.clone()
                     };
-                    BreakdownReceiver::new(number, lane.shape, rows, noise, limits, terms)
+                    BreakdownReceiver::new(number, lane.shape, rows, noise, setup)
                         .map(|r| Lane::Receiver(Box::new(r)))
                 } else {
-                    BreakdownSender::new(number, lane.shape, rows.clone(), noise, limits, terms)
+                    BreakdownSender::new(number, lane.shape, rows.clone(), noise, setup)
                         .map(|s| Lane::Sender(Box::new(s)))
                 };
-                lanes.push(built.map_err(|e| e.to_string())?);
+                lanes.push(built.map_err(failed)?);
             }
             Ok((Box::new(Breakdown::new(lanes)), sel))
         }

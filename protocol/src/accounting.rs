@@ -207,6 +207,37 @@ fn epsilon_unchecked(rho: f64, ln_inv_delta: f64) -> f64 {
     fc.min(fd).max(0.0)
 }
 
+/// Per cover count, the largest probability its truncation may cut: 2^-100.
+///
+/// A node hides its list sizes, and a sender the receiver's match counts,
+/// with counts `offset + Z`, Z ~ N_Z(0, σ²) conditioned on |Z| ≤ offset, so
+/// that a count is never negative and a batch's dummies fit a public number
+/// of points (README, "Leakage"). Conditioning moves each count's law by
+/// P(|Z| > offset) in total variation, so a query with k such counts is
+/// (ε, δ + (1 + e^ε)·k·2^-100)-DP where the untruncated one is (ε, δ): see
+/// [`truncation_delta`].
+pub const COVER_TAIL: f64 = 7.888_609_052_210_118e-31;
+
+/// The offset of a cover count drawn with variance σ²: the smallest integer
+/// m with 2·exp(−m²/(2σ²)) ≤ [`COVER_TAIL`], about 11.8σ.
+///
+/// For Z ~ N_Z(0, σ²) with normaliser S = Σ_k exp(−k²/(2σ²)):
+/// P(|Z| > m) = 2·Σ_{k>m} exp(−k²/(2σ²))/S ≤ 2·∫_m^∞ exp(−x²/(2σ²))dx/S
+/// ≤ σ·√(2π)·exp(−m²/(2σ²))/S, and S ≥ max(1, σ·√(2π) − 1) (a sum over
+/// the integers of a unimodal function is within its peak of its integral),
+/// so σ·√(2π)/S ≤ 2 and P(|Z| > m) ≤ 2·exp(−m²/(2σ²)).
+pub fn cover_offset(variance: f64) -> Result<u64, AccountingError> {
+    let v = check_positive(variance, |value| AccountingError::Variance { value })?;
+    let m = (2.0 * v * (2.0 / COVER_TAIL).ln()).sqrt().ceil();
+    // One more than the float gives, so rounding can only add margin.
+    Ok(m as u64 + 1)
+}
+
+/// What truncating `counts` cover counts adds to δ for a query stated at ε.
+pub fn truncation_delta(counts: usize, epsilon: f64) -> f64 {
+    (1.0 + epsilon.exp()) * counts as f64 * COVER_TAIL
+}
+
 #[cfg(test)]
 #[path = "accounting_tests.rs"]
 mod tests;

@@ -202,3 +202,48 @@ fn bad_parameters_are_named() {
     ));
     assert_eq!(epsilon_for(rho(f64::INFINITY), 1e-6), Ok(f64::INFINITY));
 }
+
+/// P(|Z| > m) for Z ~ N_Z(0, σ²), summed term by term in f64 (every term
+/// is far above f64's smallest normal number here).
+fn discrete_gaussian_tail(sigma2: f64, m: u64) -> f64 {
+    let weight = |k: f64| (-k * k / (2.0 * sigma2)).exp();
+    let reach = (40.0 * sigma2.sqrt()).ceil() as u64 + m + 10;
+    let total: f64 = 1.0 + 2.0 * (1..reach).map(|k| weight(k as f64)).sum::<f64>();
+    let tail: f64 = 2.0 * (m + 1..reach).map(|k| weight(k as f64)).sum::<f64>();
+    tail / total
+}
+
+#[test]
+fn cover_offsets_cut_less_than_the_stated_tail() {
+    // sqrt(2·ln(2^101)) = 11.8327...: the offset is ⌈11.8327·σ⌉ + 1.
+    assert_eq!(cover_offset(1.0), Ok(13));
+    assert_eq!(cover_offset(100.0), Ok(120));
+    assert_eq!(cover_offset(20.5), Ok(55));
+    for sigma2 in [0.01, 0.3, 1.0, 4.5, 20.5, 333.0, 10_000.0] {
+        let m = cover_offset(sigma2).expect("offset");
+        let tail = discrete_gaussian_tail(sigma2, m);
+        assert!(tail <= COVER_TAIL, "σ² = {sigma2}: P(|Z| > {m}) = {tail:e}");
+        // Not wastefully far out either: a third fewer points would not do
+        // (below σ = 1 the rounding up dominates).
+        if sigma2 >= 1.0 {
+            assert!(
+                discrete_gaussian_tail(sigma2, m * 2 / 3) > COVER_TAIL,
+                "σ² = {sigma2}"
+            );
+        }
+    }
+    assert!(matches!(cover_offset(0.0), Err(AccountingError::Variance { .. })));
+    assert!(matches!(
+        cover_offset(f64::NAN),
+        Err(AccountingError::Variance { .. })
+    ));
+}
+
+#[test]
+fn truncation_adds_a_negligible_delta() {
+    assert_eq!(COVER_TAIL, 2f64.powi(-100));
+    // 10,000 cover counts at ε = 1: (1 + e)·10^4·2^-100 ≈ 2.9e-26.
+    let d = truncation_delta(10_000, 1.0);
+    assert!((d - 2.933e-26).abs() < 1e-29, "{d:e}");
+    assert_eq!(truncation_delta(0, 1.0), 0.0);
+}

@@ -8,25 +8,31 @@
 //! large enough. S thereby learns the segment's size, which R learns anyway.
 //!
 //! ```text
-//! R -> S  Announce |X| + terms, U = r*H(x) in R's (random) order, End U
-//! S -> R  Announce |Y| + terms, W = shuffle(s*H(y)), End W
-//! R -> S  Z = shuffle(r*w for w in W), End Z
-//! S       count = |s*U ∩ Z|; refuses below its min_activation
+//! R -> S  Announce |U| + terms, U = r*H(x), r*t_j*B, pads, in R's (random) order, End U
+//! S -> R  Announce |W| + terms, W = shuffle(s*H(y), pads), End W
+//! R -> S  Z = shuffle(r*w for w in W, r*t_j*K_S, random up to 2*offset), End Z
+//! S       count = |s*U ∩ Z|: the segment plus R's dummies; with its own
+//!         noise added and R's mean taken off, refused below min_activation
 //! S -> R  V = s*u in U's order (not shuffled), End V
 //! R       members = { x_i : V_i ∈ r*W }
 //! ```
+//!
+//! The cover runs the other way round from the overlap's: here S counts, so
+//! R adds the matching dummies ([`crate::cover`]) and S none. S's own
+//! dummies would make R deliver people who are not members.
 
 use std::sync::Arc;
 
 use crate::{
     attest::{self, Attestation},
+    cover::{Dummies, Entry},
     error::ProtocolError,
-    group::{PointBytes, SessionKey, decode_and_mask, validate_points},
+    group::{PointBytes, SessionKey, decode_and_mask, mask_each, validate_points},
     hash::{HashToGroup, ID_DST},
     idlist::IdList,
     overlap::{
-        Limits, List, MaskedStream, OverlapMessage, Terms, capacity_for, check_announce, check_chunk,
-        check_end, next_chunk,
+        Announce, List, MaskedStream, OverlapMessage, Setup, capacity_for, check_announce, check_chunk,
+        check_end, next_chunk, peer_key_point,
     },
     party::{Outcome, Party, Progress},
     shuffle,
@@ -61,12 +67,11 @@ fn sorted_unique(mut points: Vec<PointBytes>, list: List) -> Result<Vec<PointByt
 /// R: learns its members.
 pub struct ActivationReceiver {
     key: SessionKey,
-    terms: Terms,
+    setup: Setup,
     hasher: HashToGroup,
-    limits: Limits,
     announced: bool,
     u: MaskedStream,
-    peer_size: Option<u64>,
+    peer: Option<Announce>,
     rw: Vec<PointBytes>,
     /// W as received, for the attestation of `rw` (A.Z).
     w: Vec<PointBytes>,
@@ -87,15 +92,17 @@ impl std::fmt::Debug for ActivationReceiver {
 }
 
 impl ActivationReceiver {
-    pub fn new(ids: Arc<IdList>, limits: Limits, terms: Terms) -> Self {
-        Self {
+    /// The cover has one pad (U) and one dummy count: the dummies S counts.
+    pub fn new(ids: Arc<IdList>, setup: Setup) -> Result<Self, ProtocolError> {
+        setup.cover.check(1, 1)?;
+        let dummies = Dummies::new(&setup.cover.dummies, setup.cover.dummy_width());
+        let pads = setup.cover.pads[0];
+        Ok(Self {
             key: SessionKey::random(),
-            terms,
             hasher: HashToGroup::new(ID_DST),
-            limits,
             announced: false,
-            u: MaskedStream::new(ids),
-            peer_size: None,
+            u: MaskedStream::new(ids, dummies, pads),
+            peer: None,
             rw: Vec::new(),
             w: Vec::new(),
             w_closed: false,
@@ -104,26 +111,23 @@ impl ActivationReceiver {
             z_closed: false,
             v: Vec::new(),
             v_closed: false,
-        }
+            setup,
+        })
     }
 
     pub fn poll(&mut self) -> Option<OverlapMessage> {
         if !self.announced {
             self.announced = true;
-            return Some(OverlapMessage::Announce {
-                set_size: self.u.len(),
-                terms: self.terms,
-                key: Some(self.key.public()),
-            });
+            return Some(OverlapMessage::Announce(
+                self.setup.announce(self.u.len(), Some(self.key.public())),
+            ));
         }
-        if let Some(m) = self
-            .u
-            .poll(List::U, &self.key, &self.hasher, self.limits.chunk_points)
-        {
+        let chunk = self.setup.limits.chunk_points;
+        if let Some(m) = self.u.poll(List::U, &self.key, &self.hasher, chunk) {
             return Some(m);
         }
         if self.w_closed && !self.z_closed {
-            if let Some(points) = next_chunk(&self.z, &mut self.z_next, self.limits.chunk_points) {
+            if let Some(points) = next_chunk(&self.z, &mut self.z_next, chunk) {
                 return Some(OverlapMessage::Points {
                     list: List::Z,
                     points,
@@ -138,11 +142,18 @@ impl ActivationReceiver {
     }
 
     pub fn receive(&mut self, msg: OverlapMessage) -> Result<(), ProtocolError> {
-        match (msg, self.peer_size) {
-            (OverlapMessage::Announce { set_size, terms, .. }, None) => {
-                check_announce(set_size, &terms, &self.terms, &self.limits)?;
-                self.peer_size = Some(set_size);
-                self.rw.reserve(capacity_for(set_size));
+        let limits = self.setup.limits;
+        match (msg, self.peer) {
+            (OverlapMessage::Announce(a), None) => {
+                check_announce(&a, &self.setup.terms, &limits, 1, 0)?;
+                if a.dummy_offset != 0 {
+                    // Dummies in W would be delivered as members.
+                    return Err(ProtocolError::Shape {
+                        what: "the sender announced matching dummies in a segment activation",
+                    });
+                }
+                self.peer = Some(a);
+                self.rw.reserve(capacity_for(a.set_size));
                 Ok(())
             }
             (
@@ -152,7 +163,13 @@ impl ActivationReceiver {
                 },
                 Some(peer),
             ) if !self.w_closed => {
-                check_chunk(List::W.step(), points.len(), self.rw.len(), peer, &self.limits)?;
+                check_chunk(
+                    List::W.step(),
+                    points.len(),
+                    self.rw.len(),
+                    peer.set_size,
+                    &limits,
+                )?;
                 let masked = decode_and_mask(&self.key, &points).map_err(|bad| ProtocolError::BadPoint {
                     step: List::W.step(),
                     bad,
@@ -162,10 +179,14 @@ impl ActivationReceiver {
                 Ok(())
             }
             (OverlapMessage::End { list: List::W, count }, Some(peer)) if !self.w_closed => {
-                check_end(List::W.step(), count, self.rw.len(), peer)?;
+                check_end(List::W.step(), count, self.rw.len(), peer.set_size)?;
                 self.w_closed = true;
-                // Z is r*W shuffled: S must not tell which of its rows matched.
+                // Z is r*W with this node's dummies' answers, shuffled: S must
+                // not tell which of its rows matched, nor which are dummies.
+                let key_s = peer_key_point(peer.key, List::Z.step())?;
+                let extra = self.u.dummies().answers(0, &key_s);
                 let mut z = self.rw.clone();
+                z.extend(mask_each(&self.key, extra.len(), |i| extra[i]));
                 shuffle::shuffle(&mut z);
                 self.z = z;
                 Ok(())
@@ -177,13 +198,7 @@ impl ActivationReceiver {
                 },
                 _,
             ) if self.u.closed && !self.v_closed => {
-                check_chunk(
-                    List::V.step(),
-                    points.len(),
-                    self.v.len(),
-                    self.u.len(),
-                    &self.limits,
-                )?;
+                check_chunk(List::V.step(), points.len(), self.v.len(), self.u.len(), &limits)?;
                 validate_points(&points).map_err(|bad| ProtocolError::BadPoint {
                     step: List::V.step(),
                     bad,
@@ -209,14 +224,16 @@ impl ActivationReceiver {
 
     pub fn progress(&self) -> Progress {
         let own = self.u.len();
-        let peer = self.peer_size.unwrap_or(0);
+        let peer = self.peer.map_or(0, |p| p.set_size);
+        let width = self.setup.cover.dummy_width();
         Progress {
             done: self.u.next as u64 + self.rw.len() as u64 + self.z_next as u64 + self.v.len() as u64,
-            total: 2 * own + 2 * peer,
+            total: 2 * own + 2 * peer + width,
         }
     }
 
-    /// The members: the rows of U whose answer in V is among `r*W`.
+    /// The members: the rows of U whose answer in V is among `r*W`. This
+    /// node's dummies and pads are not rows, so they are never members.
     pub fn finish(self) -> Result<ActivationOutcome, ProtocolError> {
         if !self.is_done() {
             return Err(ProtocolError::Unexpected {
@@ -229,30 +246,36 @@ impl ActivationReceiver {
         let mut members: Vec<u32> = self
             .v
             .iter()
-            .zip(&self.u.order)
-            .filter(|(v, _)| rw.binary_search(v).is_ok())
-            .map(|(_, &position)| position)
+            .enumerate()
+            .filter(|(_, v)| rw.binary_search(v).is_ok())
+            .filter_map(|(i, _)| match self.u.entry(i) {
+                Entry::Row(row) => Some(row as u32),
+                Entry::Dummy(_) | Entry::Pad => None,
+            })
             .collect();
         members.sort_unstable();
         Ok(ActivationOutcome {
             members,
             own_set_size: self.u.len(),
-            peer_set_size: self.peer_size.unwrap_or(0),
+            peer_set_size: self.peer.map_or(0, |p| p.set_size),
         })
     }
 }
 
-/// S: learns the segment's size, and answers in R's order only above its
+/// S: learns the segment's size plus R's dummies, and answers in R's order
+/// only when that, with its own noise and R's mean taken off, reaches its
 /// `min_activation`.
 pub struct ActivationSender {
     key: SessionKey,
-    terms: Terms,
+    setup: Setup,
     hasher: HashToGroup,
-    limits: Limits,
     min_activation: u64,
+    /// This node's noise on the count it decides on (its release share, so
+    /// the decision costs nothing beyond the release).
+    decision_noise: i64,
     announced: bool,
     w: MaskedStream,
-    peer_size: Option<u64>,
+    peer: Option<Announce>,
     v: Vec<PointBytes>,
     /// U as received, for the attestation of V (A.V).
     u: Vec<PointBytes>,
@@ -273,16 +296,23 @@ impl std::fmt::Debug for ActivationSender {
 }
 
 impl ActivationSender {
-    pub fn new(ids: Arc<IdList>, limits: Limits, terms: Terms, min_activation: u64) -> Self {
-        Self {
+    /// The cover has one pad (W) and no dummies.
+    pub fn new(
+        ids: Arc<IdList>,
+        setup: Setup,
+        min_activation: u64,
+        decision_noise: i64,
+    ) -> Result<Self, ProtocolError> {
+        setup.cover.check(1, 0)?;
+        let pads = setup.cover.pads[0];
+        Ok(Self {
             key: SessionKey::random(),
-            terms,
             hasher: HashToGroup::new(ID_DST),
-            limits,
             min_activation,
+            decision_noise,
             announced: false,
-            w: MaskedStream::new(ids),
-            peer_size: None,
+            w: MaskedStream::new(ids, Dummies::none(), pads),
+            peer: None,
             v: Vec::new(),
             u: Vec::new(),
             u_closed: false,
@@ -291,26 +321,28 @@ impl ActivationSender {
             approved: false,
             v_next: 0,
             v_closed: false,
-        }
+            setup,
+        })
+    }
+
+    fn z_len(&self) -> u64 {
+        let width = self.peer.map_or(0, |p| p.dummy_offset.saturating_mul(2));
+        self.w.len().saturating_add(width)
     }
 
     pub fn poll(&mut self) -> Option<OverlapMessage> {
         if !self.announced {
             self.announced = true;
-            return Some(OverlapMessage::Announce {
-                set_size: self.w.len(),
-                terms: self.terms,
-                key: Some(self.key.public()),
-            });
+            return Some(OverlapMessage::Announce(
+                self.setup.announce(self.w.len(), Some(self.key.public())),
+            ));
         }
-        if let Some(m) = self
-            .w
-            .poll(List::W, &self.key, &self.hasher, self.limits.chunk_points)
-        {
+        let chunk = self.setup.limits.chunk_points;
+        if let Some(m) = self.w.poll(List::W, &self.key, &self.hasher, chunk) {
             return Some(m);
         }
         if self.approved && !self.v_closed {
-            if let Some(points) = next_chunk(&self.v, &mut self.v_next, self.limits.chunk_points) {
+            if let Some(points) = next_chunk(&self.v, &mut self.v_next, chunk) {
                 return Some(OverlapMessage::Points {
                     list: List::V,
                     points,
@@ -326,11 +358,13 @@ impl ActivationSender {
     }
 
     pub fn receive(&mut self, msg: OverlapMessage) -> Result<(), ProtocolError> {
-        match (msg, self.peer_size) {
-            (OverlapMessage::Announce { set_size, terms, .. }, None) => {
-                check_announce(set_size, &terms, &self.terms, &self.limits)?;
-                self.peer_size = Some(set_size);
-                self.v.reserve(capacity_for(set_size));
+        let limits = self.setup.limits;
+        match (msg, self.peer) {
+            (OverlapMessage::Announce(a), None) => {
+                // R's list holds its dummies besides its pad.
+                check_announce(&a, &self.setup.terms, &limits, 1, 1)?;
+                self.peer = Some(a);
+                self.v.reserve(capacity_for(a.set_size));
                 Ok(())
             }
             (
@@ -340,7 +374,7 @@ impl ActivationSender {
                 },
                 Some(peer),
             ) if !self.u_closed => {
-                check_chunk(List::U.step(), points.len(), self.v.len(), peer, &self.limits)?;
+                check_chunk(List::U.step(), points.len(), self.v.len(), peer.set_size, &limits)?;
                 let masked = decode_and_mask(&self.key, &points).map_err(|bad| ProtocolError::BadPoint {
                     step: List::U.step(),
                     bad,
@@ -351,7 +385,7 @@ impl ActivationSender {
                 Ok(())
             }
             (OverlapMessage::End { list: List::U, count }, Some(peer)) if !self.u_closed => {
-                check_end(List::U.step(), count, self.v.len(), peer)?;
+                check_end(List::U.step(), count, self.v.len(), peer.set_size)?;
                 self.u_closed = true;
                 self.decide()
             }
@@ -362,13 +396,7 @@ impl ActivationSender {
                 },
                 Some(_),
             ) if self.w.closed && !self.z_closed => {
-                check_chunk(
-                    List::Z.step(),
-                    points.len(),
-                    self.z.len(),
-                    self.w.len(),
-                    &self.limits,
-                )?;
+                check_chunk(List::Z.step(), points.len(), self.z.len(), self.z_len(), &limits)?;
                 validate_points(&points).map_err(|bad| ProtocolError::BadPoint {
                     step: List::Z.step(),
                     bad,
@@ -377,7 +405,7 @@ impl ActivationSender {
                 Ok(())
             }
             (OverlapMessage::End { list: List::Z, count }, Some(_)) if self.w.closed && !self.z_closed => {
-                check_end(List::Z.step(), count, self.z.len(), self.w.len())?;
+                check_end(List::Z.step(), count, self.z.len(), self.z_len())?;
                 self.z_closed = true;
                 self.decide()
             }
@@ -389,18 +417,18 @@ impl ActivationSender {
     }
 
     /// Counts the segment once U and Z are complete, and approves answering
-    /// in order only if it is large enough.
+    /// in order only if its noised size is large enough.
     fn decide(&mut self) -> Result<(), ProtocolError> {
         if !(self.u_closed && self.z_closed) {
             return Ok(());
         }
         let z = sorted_unique(std::mem::take(&mut self.z), List::Z)?;
         sorted_unique(self.v.clone(), List::U)?;
-        let count = self.v.iter().filter(|v| z.binary_search(v).is_ok()).count() as u64;
-        if count < self.min_activation {
-            return Err(ProtocolError::BelowMinActivation {
-                min_activation: self.min_activation,
-            });
+        let count = self.v.iter().filter(|v| z.binary_search(v).is_ok()).count() as i64;
+        let mean = self.peer.map_or(0, |p| p.dummy_offset) as i64;
+        let noised = count - mean + self.decision_noise;
+        if noised < i64::try_from(self.min_activation).unwrap_or(i64::MAX) {
+            return Err(ProtocolError::BelowMinActivation);
         }
         self.approved = true;
         Ok(())
@@ -411,10 +439,10 @@ impl ActivationSender {
     }
 
     pub fn progress(&self) -> Progress {
-        let peer = self.peer_size.unwrap_or(0);
+        let peer = self.peer.map_or(0, |p| p.set_size);
         Progress {
             done: self.w.next as u64 + self.v.len() as u64 + self.z.len() as u64 + self.v_next as u64,
-            total: 2 * self.w.len() + 2 * peer,
+            total: self.w.len() + self.z_len() + 2 * peer,
         }
     }
 }
@@ -440,7 +468,7 @@ impl Party for ActivationReceiver {
         let w = std::mem::take(&mut self.w);
         Ok(vec![Attestation::make(
             &self.key,
-            &self.terms,
+            &self.setup.terms,
             attest::ACTIVATION_RECEIVER_STEP,
             (List::W, &w),
             self.rw.clone(),
@@ -473,7 +501,7 @@ impl Party for ActivationSender {
         let u = std::mem::take(&mut self.u);
         Ok(vec![Attestation::make(
             &self.key,
-            &self.terms,
+            &self.setup.terms,
             attest::ACTIVATION_SENDER_STEP,
             (List::U, &u),
             self.v.clone(),

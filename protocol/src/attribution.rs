@@ -28,7 +28,7 @@ use crate::{
     elgamal::OneHot,
     error::ProtocolError,
     idlist::IdList,
-    overlap::{Limits, Terms},
+    overlap::Setup,
 };
 
 const SECONDS_PER_DAY: i64 = 86_400;
@@ -92,6 +92,11 @@ impl Period {
         if self.end <= self.start {
             return plan("the period must end after it starts");
         }
+        // A span past i64 (a hostile or mistyped period) must be refused, not
+        // wrapped round to a short one.
+        if self.end.checked_sub(self.start).is_none() {
+            return plan("the period is too long to represent");
+        }
         if self.windows() > MAX_WINDOWS {
             return plan("too many windows (at most 744, a month of hours)");
         }
@@ -102,7 +107,10 @@ impl Period {
     }
 
     pub fn windows(&self) -> usize {
-        usize::try_from((self.end - self.start) / self.window.seconds()).unwrap_or(usize::MAX)
+        self.end
+            .checked_sub(self.start)
+            .and_then(|span| usize::try_from(span / self.window.seconds()).ok())
+            .unwrap_or(usize::MAX)
     }
 
     pub fn window_start(&self, w: usize) -> i64 {
@@ -317,29 +325,29 @@ pub fn sender_lanes(
 }
 
 /// The bank's side of the session: a receiving lane per window, in order.
-/// `noise[w]` is its share for every value lane `w` releases.
+/// `noise[w]` is its share for every value lane `w` releases, `setups[w]`
+/// the lane's cover (a pad per value bucket).
 pub fn bank_party(
     plan: &Plan,
     lanes: Vec<LaneRows>,
     noise: Vec<Vec<i64>>,
-    limits: Limits,
-    terms: Terms,
+    setups: Vec<Setup>,
 ) -> Result<Breakdown, ProtocolError> {
-    party(plan, lanes, noise, |w, shape, rows, noise| {
-        BreakdownReceiver::new(w, shape, rows, noise, limits, terms).map(|r| Lane::Receiver(Box::new(r)))
+    party(plan, lanes, noise, setups, |w, shape, rows, noise, setup| {
+        BreakdownReceiver::new(w, shape, rows, noise, setup).map(|r| Lane::Receiver(Box::new(r)))
     })
 }
 
-/// The partner's side of the session: a sending lane per window, in order.
+/// The partner's side of the session: a sending lane per window, in order;
+/// `setups[w]` holds window `w`'s pad and its dummies per value bucket.
 pub fn partner_party(
     plan: &Plan,
     lanes: Vec<LaneRows>,
     noise: Vec<Vec<i64>>,
-    limits: Limits,
-    terms: Terms,
+    setups: Vec<Setup>,
 ) -> Result<Breakdown, ProtocolError> {
-    party(plan, lanes, noise, |w, shape, rows, noise| {
-        BreakdownSender::new(w, shape, rows, noise, limits, terms).map(|s| Lane::Sender(Box::new(s)))
+    party(plan, lanes, noise, setups, |w, shape, rows, noise, setup| {
+        BreakdownSender::new(w, shape, rows, noise, setup).map(|s| Lane::Sender(Box::new(s)))
     })
 }
 
@@ -347,22 +355,24 @@ fn party<F>(
     plan: &Plan,
     lanes: Vec<LaneRows>,
     noise: Vec<Vec<i64>>,
+    setups: Vec<Setup>,
     lane: F,
 ) -> Result<Breakdown, ProtocolError>
 where
-    F: Fn(u32, LaneShape, LaneRows, Vec<i64>) -> Result<Lane, ProtocolError>,
+    F: Fn(u32, LaneShape, LaneRows, Vec<i64>, Setup) -> Result<Lane, ProtocolError>,
 {
-    if lanes.len() != plan.windows() || noise.len() != lanes.len() {
+    if lanes.len() != plan.windows() || noise.len() != lanes.len() || setups.len() != lanes.len() {
         return Err(ProtocolError::Shape {
-            what: "attribution needs one lane and one set of noise shares per window",
+            what: "attribution needs one lane, one set of noise shares and one cover per window",
         });
     }
     let shape = plan.lane_shape();
     lanes
         .into_iter()
         .zip(noise)
+        .zip(setups)
         .enumerate()
-        .map(|(w, (rows, noise))| lane(w as u32, shape, rows, noise))
+        .map(|(w, ((rows, noise), setup))| lane(w as u32, shape, rows, noise, setup))
         .collect::<Result<Vec<_>, _>>()
         .map(Breakdown::in_order)
 }

@@ -186,8 +186,11 @@ fn run(plan: &Plan, d: &Data) -> (Totals, Elements) {
     let shape = plan.lane_shape();
     let zeros = vec![0; shape.released_values()];
     let noise = || vec![zeros.clone(); plan.windows()];
-    let bank = bank_party(plan, r_lanes, noise(), limits(), T).expect("bank party");
-    let partner = partner_party(plan, s_lanes, noise(), limits(), T).expect("partner party");
+    let buckets = shape.receiver_groups;
+    let bank_setups = vec![Setup::exact(limits(), T, buckets, 0); plan.windows()];
+    let partner_setups = vec![Setup::exact(limits(), T, 1, buckets); plan.windows()];
+    let bank = bank_party(plan, r_lanes, noise(), bank_setups).expect("bank party");
+    let partner = partner_party(plan, s_lanes, noise(), partner_setups).expect("partner party");
     let (Outcome::Breakdown(bank), Outcome::Breakdown(partner)) =
         run_pair(Box::new(bank), Box::new(partner)).expect("honest session")
     else {

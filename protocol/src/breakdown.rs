@@ -4,18 +4,20 @@
 //! customers.
 //!
 //! One *lane* is one direction of matching. Its receiver R partitions its
-//! rows by its own group into batches (padded to a size bucket) and learns
-//! only how many rows of each batch matched; its sender S attaches to each of
+//! rows by its own group into batches (each with its random cover points)
+//! and learns only how many rows of each batch matched, plus the sender's
+//! dummies ([`crate::cover`]); its sender S attaches to each of
 //! its rows an encrypted one-hot payload of its own group and measures; R
 //! sums the payloads of matched rows per batch. A breakdown with measures on
 //! both sides runs two lanes in one session ([`Breakdown`]), the second with
 //! the roles swapped, since only a lane's sender can contribute measures.
 //!
 //! ```text
-//! R -> S  Announce |X'| + terms, KeyOffer, Batches [sizes], U (batch by batch), End U
-//! S -> R  Announce |Y| + terms, KeyOffer, W = s*H(y) (shuffled), End W
-//! S -> R  V: per batch, s*u shuffled within the batch, End V
-//! S -> R  Payloads: Enc(one-hot of g_S(y), clipped measures) in W's order
+//! R -> S  Announce |U| + terms + K_R, KeyOffer, Batches [sizes], U (batch by batch), End U
+//! S -> R  Announce |W| + terms, KeyOffer, W = s*H(y), dummies, pads (shuffled), End W
+//! S -> R  V: per batch, s*u and 2*offset dummy answers, shuffled within the batch, End V
+//! S -> R  Payloads: Enc(one-hot of g_S(y), clipped measures) in W's order,
+//!         Enc(0) for dummies and pads
 //! R -> S  Release: per batch, re-randomized sum of matched payloads + R's noise
 //! R, S    to the coordinator only: decryption shares (S also the ciphertexts
 //!         with its own noise added)
@@ -32,15 +34,19 @@ use rayon::prelude::*;
 
 use crate::{
     bsgs::BsgsTable,
+    cover::{Dummies, Entry, Layout, random_point},
     elgamal::{
-        Ciphertext, ElGamalError, JointKeys, KeyOffer, OneHot, SlotShares, decode_ciphertexts,
+        Ciphertext, ElGamalError, JointKeys, KeyOffer, OneHot, SlotShares, ZERO_ROW, decode_ciphertexts,
         decode_decryption_shares,
     },
     error::ProtocolError,
     group::{PointBytes, SessionKey, decode_and_mask, mask_each, validate_points},
     hash::{HashToGroup, ID_DST},
     idlist::IdList,
-    overlap::{Limits, List, Terms, capacity_for, check_announce, check_chunk, check_end, next_chunk},
+    overlap::{
+        Announce, Limits, List, Setup, Terms, capacity_for, check_announce, check_chunk, check_end,
+        next_chunk, peer_key_point,
+    },
     party::{Outcome, Party, Progress},
     shuffle,
 };
@@ -51,22 +57,6 @@ pub const MAX_MESSAGE_POINTS: usize = 30_000;
 
 /// Largest number of slots in one payload (sender groups × statistics).
 pub const MAX_SLOTS: usize = 4096;
-
-/// Smallest padded batch: a receiver group with fewer rows (even none) is
-/// padded to this many points.
-pub const MIN_BUCKET: u64 = 16;
-
-/// The padded size of a batch of `n` rows: the smallest `m * 2^e` with
-/// `8 <= m < 16` that is at least `n`, and at least [`MIN_BUCKET`]. S learns
-/// the batch sizes only to within 1/8 (padding costs at most 12.5%).
-pub fn bucket(n: u64) -> u64 {
-    if n <= MIN_BUCKET {
-        return MIN_BUCKET;
-    }
-    let shift = (64 - n.leading_zeros()).saturating_sub(4);
-    let top = n.div_ceil(1 << shift);
-    top << shift
-}
 
 /// The shape of one lane, which both parties derive from the query spec and
 /// their schemas: R's groups are the batches, S's groups and statistics the
@@ -147,10 +137,7 @@ impl std::fmt::Debug for LaneRows {
 /// A message of one breakdown lane.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BreakdownMessage {
-    Announce {
-        set_size: u64,
-        terms: Terms,
-    },
+    Announce(Announce),
     KeyOffer {
         slots: usize,
         offer: Vec<u8>,
@@ -180,7 +167,7 @@ pub enum BreakdownMessage {
 impl BreakdownMessage {
     pub fn describe(&self) -> &'static str {
         match self {
-            BreakdownMessage::Announce { .. } => "a set-size announcement",
+            BreakdownMessage::Announce(_) => "a set-size announcement",
             BreakdownMessage::KeyOffer { .. } => "a key offer",
             BreakdownMessage::Batches { .. } => "the batch sizes",
             BreakdownMessage::Points { list: List::U, .. } => "points of list U",
@@ -264,17 +251,13 @@ fn check_noise(shape: &LaneShape, noise: &[i64]) -> Result<(), ProtocolError> {
     Ok(())
 }
 
-/// A uniformly random point: padding, indistinguishable from masked points.
-fn random_point() -> RistrettoPoint {
-    use rand::RngCore;
-    let mut wide = [0u8; 64];
-    rand::rng().fill_bytes(&mut wide);
-    RistrettoPoint::from_uniform_bytes(&wide)
-}
-
-/// The receiver's list U: every batch's rows and padding, shuffled within
-/// the batch. `None` marks a padding point.
-fn plan_batches(rows: &LaneRows, batches: usize) -> Result<(Vec<u64>, Vec<Option<u32>>), ProtocolError> {
+/// The receiver's list U: every batch's rows and `pads[b]` random points,
+/// shuffled within the batch. `None` marks a pad.
+fn plan_batches(
+    rows: &LaneRows,
+    batches: usize,
+    pads: &[u64],
+) -> Result<(Vec<u64>, Vec<Option<u32>>), ProtocolError> {
     if rows.groups.len() != rows.rows.len() {
         return Err(ProtocolError::Shape {
             what: "every receiver row needs a group",
@@ -289,11 +272,10 @@ fn plan_batches(rows: &LaneRows, batches: usize) -> Result<(Vec<u64>, Vec<Option
     }
     let mut sizes = Vec::with_capacity(batches);
     let mut order = Vec::new();
-    for mut batch in members {
-        let padded = bucket(batch.len() as u64);
-        batch.resize(padded as usize, None);
+    for (mut batch, &pad) in members.into_iter().zip(pads) {
+        batch.resize(batch.len() + pad as usize, None);
         shuffle::shuffle(&mut batch);
-        sizes.push(padded);
+        sizes.push(batch.len() as u64);
         order.extend(batch);
     }
     Ok((sizes, order))
@@ -303,8 +285,7 @@ fn plan_batches(rows: &LaneRows, batches: usize) -> Result<(Vec<u64>, Vec<Option
 pub struct BreakdownReceiver {
     lane: u32,
     shape: LaneShape,
-    terms: Terms,
-    limits: Limits,
+    setup: Setup,
     key: SessionKey,
     hasher: HashToGroup,
     shares: SlotShares,
@@ -314,7 +295,7 @@ pub struct BreakdownReceiver {
     batch_sizes: Vec<u64>,
     u_plan: Vec<Option<u32>>,
     u_next: usize,
-    peer_size: Option<u64>,
+    peer: Option<Announce>,
     joint: Option<JointKeys>,
     rw: Vec<PointBytes>,
     w_closed: bool,
@@ -348,24 +329,24 @@ impl std::fmt::Debug for BreakdownReceiver {
 }
 
 impl BreakdownReceiver {
-    /// `noise`: this node's share per slot per batch (zeros when exact).
+    /// `noise`: this node's share per slot per batch (zeros when exact); the
+    /// cover has one pad per batch and no dummies.
     pub fn new(
         lane: u32,
         shape: LaneShape,
         rows: LaneRows,
         noise: Vec<i64>,
-        limits: Limits,
-        terms: Terms,
+        setup: Setup,
     ) -> Result<Self, ProtocolError> {
         shape.check()?;
         check_noise(&shape, &noise)?;
-        let (batch_sizes, u_plan) = plan_batches(&rows, shape.receiver_groups)?;
+        setup.cover.check(shape.receiver_groups, 0)?;
+        let (batch_sizes, u_plan) = plan_batches(&rows, shape.receiver_groups, &setup.cover.pads)?;
         let shares = SlotShares::generate(shape.slots(), &mut rand::rng()).map_err(elgamal(STEP_KEYS))?;
         Ok(Self {
             lane,
             shape,
-            terms,
-            limits,
+            setup,
             key: SessionKey::random(),
             hasher: HashToGroup::new(ID_DST),
             shares,
@@ -375,7 +356,7 @@ impl BreakdownReceiver {
             batch_sizes,
             u_plan,
             u_next: 0,
-            peer_size: None,
+            peer: None,
             joint: None,
             rw: Vec::new(),
             w_closed: false,
@@ -393,18 +374,29 @@ impl BreakdownReceiver {
         self.u_plan.len() as u64
     }
 
+    /// Points the sender answers each batch with besides U's.
+    fn width(&self) -> u64 {
+        self.peer.map_or(0, |p| p.dummy_offset.saturating_mul(2))
+    }
+
+    /// V: every batch of U answered, with the sender's dummy width each.
+    fn v_total(&self) -> u64 {
+        let batches = self.batch_sizes.len() as u64;
+        self.u_total()
+            .saturating_add(self.width().saturating_mul(batches))
+    }
+
     pub fn poll(&mut self) -> Option<BreakdownMessage> {
         match self.sent {
             SentStage::Nothing => {
                 self.sent = SentStage::Announce;
-                return Some(BreakdownMessage::Announce {
-                    set_size: self.u_total(),
-                    terms: self.terms,
-                });
+                return Some(BreakdownMessage::Announce(
+                    self.setup.announce(self.u_total(), Some(self.key.public())),
+                ));
             }
             SentStage::Announce => {
                 self.sent = SentStage::KeyOffer;
-                let context = key_context(&self.terms, self.lane, b"R");
+                let context = key_context(&self.setup.terms, self.lane, b"R");
                 return Some(BreakdownMessage::KeyOffer {
                     slots: self.shares.slots(),
                     offer: self.shares.offer(&context, &mut rand::rng()).to_bytes(),
@@ -418,7 +410,7 @@ impl BreakdownReceiver {
             }
             SentStage::Batches => {
                 if self.u_next < self.u_plan.len() {
-                    let end = (self.u_next + self.limits.chunk_points.max(1)).min(self.u_plan.len());
+                    let end = (self.u_next + self.setup.limits.chunk_points.max(1)).min(self.u_plan.len());
                     let slice = &self.u_plan[self.u_next..end];
                     let (ids, hasher) = (&self.ids, &self.hasher);
                     // Padding points are uniformly random, like masked points.
@@ -457,21 +449,21 @@ impl BreakdownReceiver {
             expected: "the sender's announcement, key offer, lists W and V, or payloads",
             got: got.describe(),
         };
+        let limits = self.setup.limits;
         match msg {
-            BreakdownMessage::Announce { set_size, terms } if self.peer_size.is_none() => {
-                check_announce(set_size, &terms, &self.terms, &self.limits)?;
-                self.peer_size = Some(set_size);
-                self.rw.reserve(capacity_for(set_size));
+            BreakdownMessage::Announce(a) if self.peer.is_none() => {
+                let batches = self.batch_sizes.len() as u64;
+                check_announce(&a, &self.setup.terms, &limits, 1, batches)?;
+                self.peer = Some(a);
+                self.rw.reserve(capacity_for(a.set_size));
                 Ok(())
             }
-            BreakdownMessage::KeyOffer { slots, offer }
-                if self.peer_size.is_some() && self.joint.is_none() =>
-            {
+            BreakdownMessage::KeyOffer { slots, offer } if self.peer.is_some() && self.joint.is_none() => {
                 self.joint = Some(peer_keys(
                     &self.shares,
                     slots,
                     &offer,
-                    &self.terms,
+                    &self.setup.terms,
                     self.lane,
                     b"S",
                 )?);
@@ -481,8 +473,8 @@ impl BreakdownReceiver {
                 list: List::W,
                 points,
             } if self.joint.is_some() && !self.w_closed => {
-                let peer = self.peer_size.unwrap_or(0);
-                check_chunk(step_of(List::W), points.len(), self.rw.len(), peer, &self.limits)?;
+                let peer = self.peer_size();
+                check_chunk(step_of(List::W), points.len(), self.rw.len(), peer, &limits)?;
                 let masked = decode_and_mask(&self.key, &points).map_err(|bad| ProtocolError::BadPoint {
                     step: step_of(List::W),
                     bad,
@@ -491,12 +483,7 @@ impl BreakdownReceiver {
                 Ok(())
             }
             BreakdownMessage::End { list: List::W, count } if self.joint.is_some() && !self.w_closed => {
-                check_end(
-                    step_of(List::W),
-                    count,
-                    self.rw.len(),
-                    self.peer_size.unwrap_or(0),
-                )?;
+                check_end(step_of(List::W), count, self.rw.len(), self.peer_size())?;
                 self.w_closed = true;
                 self.lists_complete()
             }
@@ -504,28 +491,28 @@ impl BreakdownReceiver {
             BreakdownMessage::Points {
                 list: List::V,
                 points,
-            } if self.sent >= SentStage::Batches && !self.v_closed => {
+            } if self.sent >= SentStage::Batches && self.peer.is_some() && !self.v_closed => {
                 check_chunk(
                     step_of(List::V),
                     points.len(),
                     self.v.len(),
-                    self.u_total(),
-                    &self.limits,
+                    self.v_total(),
+                    &limits,
                 )?;
                 validate_points(&points).map_err(|bad| ProtocolError::BadPoint {
                     step: step_of(List::V),
                     bad,
                 })?;
                 if self.v.is_empty() {
-                    self.v.reserve(capacity_for(self.u_total()));
+                    self.v.reserve(capacity_for(self.v_total()));
                 }
                 self.v.extend_from_slice(&points);
                 Ok(())
             }
             BreakdownMessage::End { list: List::V, count }
-                if self.sent >= SentStage::ListEnd && !self.v_closed =>
+                if self.sent >= SentStage::ListEnd && self.peer.is_some() && !self.v_closed =>
             {
-                check_end(step_of(List::V), count, self.v.len(), self.u_total())?;
+                check_end(step_of(List::V), count, self.v.len(), self.v_total())?;
                 self.v_closed = true;
                 self.lists_complete()
             }
@@ -546,18 +533,24 @@ impl BreakdownReceiver {
         }
         self.matched = Some(self.match_rows()?);
         self.sums = vec![Ciphertext::zero(self.shape.slots()); self.shape.cells()];
-        if self.peer_size == Some(0) {
+        if self.peer_size() == 0 {
             self.prepare_release()?;
         }
         Ok(())
+    }
+
+    fn peer_size(&self) -> u64 {
+        self.peer.map_or(0, |p| p.set_size)
     }
 
     /// Matches every row of W to the batch whose V point equals its `r*w`.
     fn match_rows(&mut self) -> Result<Vec<u32>, ProtocolError> {
         let mut tagged: Vec<(PointBytes, u32)> = Vec::with_capacity(self.v.len());
         let mut points = std::mem::take(&mut self.v).into_iter();
+        let width = self.width();
         for (batch, &size) in self.batch_sizes.iter().enumerate() {
-            tagged.extend(points.by_ref().take(size as usize).map(|p| (p, batch as u32)));
+            let answered = (size + width) as usize;
+            tagged.extend(points.by_ref().take(answered).map(|p| (p, batch as u32)));
         }
         tagged.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
         if tagged.windows(2).any(|w| w[0].0 == w[1].0) {
@@ -602,7 +595,7 @@ impl BreakdownReceiver {
             });
         }
         let rows = (bytes.len() / unit) as u64;
-        let peer = self.peer_size.unwrap_or(0);
+        let peer = self.peer_size();
         if self.payload_rows + rows > peer {
             return Err(ProtocolError::CountMismatch {
                 step: STEP_PAYLOADS,
@@ -682,10 +675,10 @@ impl BreakdownReceiver {
     }
 
     pub fn progress(&self) -> Progress {
-        let peer = self.peer_size.unwrap_or(0);
+        let peer = self.peer_size();
         Progress {
             done: self.u_next as u64 + self.rw.len() as u64 + self.v.len() as u64 + self.payload_rows,
-            total: 2 * self.u_total() + 2 * peer,
+            total: self.u_total() + self.v_total() + 2 * peer,
         }
     }
 
@@ -729,19 +722,21 @@ fn peer_keys(
 pub struct BreakdownSender {
     lane: u32,
     shape: LaneShape,
-    terms: Terms,
-    limits: Limits,
+    setup: Setup,
     key: SessionKey,
     hasher: HashToGroup,
     shares: SlotShares,
     noise: Vec<i64>,
     rows: LaneRows,
     sent: SentStage,
-    /// W's order: indices into `rows`, shuffled.
+    /// W: rows, then dummies, then pads ([`Layout`]).
+    layout: Layout,
+    dummies: Dummies,
+    /// W's order: indices into `layout`, shuffled.
     w_order: Vec<u32>,
     w_next: usize,
     w_closed: bool,
-    peer_size: Option<u64>,
+    peer: Option<Announce>,
     joint: Option<JointKeys>,
     batch_sizes: Option<Vec<u64>>,
     batch: usize,
@@ -754,6 +749,8 @@ pub struct BreakdownSender {
     v_closed: bool,
     payload_next: usize,
     outcome: Option<LaneOutcome>,
+    /// The receiver's session key, once announced, when there are dummies.
+    peer_key: Option<RistrettoPoint>,
 }
 
 impl std::fmt::Debug for BreakdownSender {
@@ -766,17 +763,18 @@ impl std::fmt::Debug for BreakdownSender {
 }
 
 impl BreakdownSender {
-    /// `noise`: this node's share per slot per receiver batch (zeros when exact).
+    /// `noise`: this node's share per slot per receiver batch (zeros when
+    /// exact); the cover has one pad (W) and a dummy count per receiver batch.
     pub fn new(
         lane: u32,
         shape: LaneShape,
         rows: LaneRows,
         noise: Vec<i64>,
-        limits: Limits,
-        terms: Terms,
+        setup: Setup,
     ) -> Result<Self, ProtocolError> {
         shape.check()?;
         check_noise(&shape, &noise)?;
+        setup.cover.check(1, shape.receiver_groups)?;
         if rows.groups.len() != rows.rows.len()
             || rows.measures.len() != rows.rows.len() * shape.payload.measures
             || rows.groups.iter().any(|&g| g as usize >= shape.payload.groups)
@@ -786,21 +784,28 @@ impl BreakdownSender {
             });
         }
         let shares = SlotShares::generate(shape.slots(), &mut rand::rng()).map_err(elgamal(STEP_KEYS))?;
+        let dummies = Dummies::new(&setup.cover.dummies, setup.cover.dummy_width());
+        let layout = Layout {
+            rows: rows.rows.len(),
+            dummies: dummies.len(),
+            pads: setup.cover.pads[0] as usize,
+        };
         Ok(Self {
             lane,
             shape,
-            terms,
-            limits,
+            setup,
             key: SessionKey::random(),
             hasher: HashToGroup::new(ID_DST),
             shares,
             noise,
-            w_order: shuffle::permutation(rows.rows.len()),
+            w_order: shuffle::permutation(layout.len()),
+            layout,
+            dummies,
             rows,
             sent: SentStage::Nothing,
             w_next: 0,
             w_closed: false,
-            peer_size: None,
+            peer: None,
             joint: None,
             batch_sizes: None,
             batch: 0,
@@ -813,25 +818,29 @@ impl BreakdownSender {
             v_closed: false,
             payload_next: 0,
             outcome: None,
+            peer_key: None,
         })
     }
 
     fn own_size(&self) -> u64 {
-        self.rows.rows.len() as u64
+        self.layout.len() as u64
+    }
+
+    fn peer_size(&self) -> u64 {
+        self.peer.map_or(0, |p| p.set_size)
     }
 
     pub fn poll(&mut self) -> Option<BreakdownMessage> {
         match self.sent {
             SentStage::Nothing => {
                 self.sent = SentStage::Announce;
-                return Some(BreakdownMessage::Announce {
-                    set_size: self.own_size(),
-                    terms: self.terms,
-                });
+                return Some(BreakdownMessage::Announce(
+                    self.setup.announce(self.own_size(), Some(self.key.public())),
+                ));
             }
             SentStage::Announce => {
                 self.sent = SentStage::KeyOffer;
-                let context = key_context(&self.terms, self.lane, b"S");
+                let context = key_context(&self.setup.terms, self.lane, b"S");
                 return Some(BreakdownMessage::KeyOffer {
                     slots: self.shares.slots(),
                     offer: self.shares.offer(&context, &mut rand::rng()).to_bytes(),
@@ -839,7 +848,7 @@ impl BreakdownSender {
             }
             _ => {}
         }
-        let chunk = self.limits.chunk_points.max(1);
+        let chunk = self.setup.limits.chunk_points.max(1);
         // V first: it is ready-made and R cannot match without it.
         if let Some(points) = next_chunk(&self.v_ready, &mut self.v_next, chunk) {
             self.v_sent += points.len() as u64;
@@ -863,8 +872,11 @@ impl BreakdownSender {
             let end = (self.w_next + chunk).min(self.w_order.len());
             let slice = &self.w_order[self.w_next..end];
             let (rows, ids, hasher) = (&self.rows.rows, &self.rows.ids, &self.hasher);
-            let points = mask_each(&self.key, slice.len(), |i| {
-                hasher.hash(&ids.hash_parts(rows[slice[i] as usize] as usize))
+            let (layout, dummies) = (self.layout, &self.dummies);
+            let points = mask_each(&self.key, slice.len(), |i| match layout.entry(slice[i]) {
+                Entry::Row(row) => hasher.hash(&ids.hash_parts(rows[row] as usize)),
+                Entry::Dummy(j) => dummies.base(j),
+                Entry::Pad => random_point(),
             });
             self.w_next = end;
             return Some(BreakdownMessage::Points {
@@ -882,14 +894,26 @@ impl BreakdownSender {
         // Payloads once R holds all of W and V, so it can match as they come.
         if self.v_closed && self.payload_next < self.w_order.len() {
             let joint = self.joint.as_ref()?;
-            let end = (self.payload_next + rows_per_message(self.shape.slots(), &self.limits))
+            let end = (self.payload_next + rows_per_message(self.shape.slots(), &self.setup.limits))
                 .min(self.w_order.len());
             let m = self.shape.payload.measures;
             let slice = &self.w_order[self.payload_next..end];
-            let groups: Vec<u32> = slice.iter().map(|&i| self.rows.groups[i as usize]).collect();
+            // Dummies and pads carry zeros, so no released sum moves.
+            let zeros = vec![0i64; m];
+            let row_of = |i: u32| match self.layout.entry(i) {
+                Entry::Row(row) => Some(row),
+                Entry::Dummy(_) | Entry::Pad => None,
+            };
+            let groups: Vec<u32> = slice
+                .iter()
+                .map(|&i| row_of(i).map_or(ZERO_ROW, |r| self.rows.groups[r]))
+                .collect();
             let measures: Vec<i64> = slice
                 .iter()
-                .flat_map(|&i| &self.rows.measures[i as usize * m..(i as usize + 1) * m])
+                .flat_map(|&i| match row_of(i) {
+                    Some(r) => &self.rows.measures[r * m..(r + 1) * m],
+                    None => &zeros[..],
+                })
                 .copied()
                 .collect();
             // Shapes were checked at construction; an error here is a bug, and
@@ -912,19 +936,27 @@ impl BreakdownSender {
             got: got.describe(),
         };
         match msg {
-            BreakdownMessage::Announce { set_size, terms } if self.peer_size.is_none() => {
-                check_announce(set_size, &terms, &self.terms, &self.limits)?;
-                self.peer_size = Some(set_size);
+            BreakdownMessage::Announce(a) if self.peer.is_none() => {
+                check_announce(
+                    &a,
+                    &self.setup.terms,
+                    &self.setup.limits,
+                    self.shape.receiver_groups as u64,
+                    0,
+                )?;
+                if self.setup.cover.dummy_width() > 0 {
+                    // The dummies' answers are built on the receiver's key.
+                    self.peer_key = Some(peer_key_point(a.key, step_of(List::V))?);
+                }
+                self.peer = Some(a);
                 Ok(())
             }
-            BreakdownMessage::KeyOffer { slots, offer }
-                if self.peer_size.is_some() && self.joint.is_none() =>
-            {
+            BreakdownMessage::KeyOffer { slots, offer } if self.peer.is_some() && self.joint.is_none() => {
                 self.joint = Some(peer_keys(
                     &self.shares,
                     slots,
                     &offer,
-                    &self.terms,
+                    &self.setup.terms,
                     self.lane,
                     b"R",
                 )?);
@@ -940,8 +972,10 @@ impl BreakdownSender {
             BreakdownMessage::End { list: List::U, count }
                 if self.batch_sizes.is_some() && !self.u_closed =>
             {
-                let total = self.peer_size.unwrap_or(0);
+                let total = self.peer_size();
                 check_end(step_of(List::U), count, self.u_received as usize, total)?;
+                // Batches after the last point are empty: answer them too.
+                self.answer_batches(&[]);
                 self.u_closed = true;
                 Ok(())
             }
@@ -955,40 +989,41 @@ impl BreakdownSender {
     }
 
     fn batches(&mut self, sizes: Vec<u64>) -> Result<(), ProtocolError> {
-        let announced = self.peer_size.unwrap_or(0);
+        let announced = self.peer_size();
         let total = sizes.iter().try_fold(0u64, |a, &s| a.checked_add(s));
         if sizes.len() != self.shape.receiver_groups || total != Some(announced) {
             return Err(ProtocolError::Shape {
                 what: "the receiver's batches do not match its groups or its announced size (breakdown step B.1)",
             });
         }
-        if sizes.iter().any(|&s| s != bucket(s)) {
-            return Err(ProtocolError::Shape {
-                what: "a receiver batch is not padded to a size bucket (breakdown step B.1)",
-            });
-        }
         self.batch_sizes = Some(sizes);
         Ok(())
     }
 
-    /// Masks U as it arrives; each batch, once complete, is shuffled on its
-    /// own and queued as V.
+    /// Masks U as it arrives; each batch, once complete, gets its dummies'
+    /// answers, is shuffled on its own and is queued as V.
     fn u_points(&mut self, points: &[PointBytes]) -> Result<(), ProtocolError> {
-        let total = self.peer_size.unwrap_or(0);
+        let total = self.peer_size();
         check_chunk(
             step_of(List::U),
             points.len(),
             self.u_received as usize,
             total,
-            &self.limits,
+            &self.setup.limits,
         )?;
         let masked = decode_and_mask(&self.key, points).map_err(|bad| ProtocolError::BadPoint {
             step: step_of(List::U),
             bad,
         })?;
         self.u_received += masked.len() as u64;
-        let sizes = self.batch_sizes.as_deref().unwrap_or(&[]);
-        let mut rest = &masked[..];
+        self.answer_batches(&masked);
+        Ok(())
+    }
+
+    /// Fills batches from `masked` in order, queuing each one completed.
+    fn answer_batches(&mut self, masked: &[PointBytes]) {
+        let sizes = self.batch_sizes.clone().unwrap_or_default();
+        let mut rest = masked;
         while let Some(&size) = sizes.get(self.batch) {
             let want = size as usize - self.batch_points.len();
             let take = want.min(rest.len());
@@ -998,11 +1033,14 @@ impl BreakdownSender {
                 break;
             }
             let mut done = std::mem::take(&mut self.batch_points);
+            if let Some(key_r) = &self.peer_key {
+                let extra = self.dummies.answers(self.batch, key_r);
+                done.extend(mask_each(&self.key, extra.len(), |i| extra[i]));
+            }
             shuffle::shuffle(&mut done);
             self.v_ready.extend(done);
             self.batch += 1;
         }
-        Ok(())
     }
 
     /// B.4 at S: exactly one ciphertext per announced batch, once.
@@ -1045,10 +1083,11 @@ impl BreakdownSender {
     }
 
     pub fn progress(&self) -> Progress {
-        let peer = self.peer_size.unwrap_or(0);
+        let peer = self.peer_size();
+        let answers = self.setup.cover.dummy_width() * self.shape.receiver_groups as u64;
         Progress {
             done: self.w_next as u64 + self.u_received + self.v_sent + self.payload_next as u64,
-            total: 2 * self.own_size() + 2 * peer,
+            total: 2 * self.own_size() + 2 * peer + answers,
         }
     }
 

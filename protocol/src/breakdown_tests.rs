@@ -3,7 +3,7 @@ use std::{collections::BTreeMap, sync::Arc};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use super::*;
-use crate::{ids::IdKind, party::run_pair, wire::ProtocolMessage};
+use crate::{cover::Cover, ids::IdKind, party::run_pair, wire::ProtocolMessage};
 
 const T: Terms = [9; 32];
 
@@ -108,14 +108,34 @@ fn expected(r: &Side, s: &Side, shape: &LaneShape) -> Vec<i64> {
     out
 }
 
+/// A receiver's exact setup: a pad per batch, all zero.
+fn rset(shape: &LaneShape) -> Setup {
+    Setup::exact(small(), T, shape.receiver_groups, 0)
+}
+
+/// A sender's exact setup: one pad, no dummy in any receiver batch.
+fn sset(shape: &LaneShape) -> Setup {
+    Setup::exact(small(), T, 1, shape.receiver_groups)
+}
+
 fn table() -> BsgsTable {
     BsgsTable::build(12).unwrap()
 }
 
 fn run_lane(r: &Side, s: &Side, count: bool, noise: (Vec<i64>, Vec<i64>)) -> Vec<i64> {
     let shape = shape(r, s, count);
-    let rx = BreakdownReceiver::new(0, shape, r.receiver_rows(), noise.0, small(), T).unwrap();
-    let sx = BreakdownSender::new(0, shape, s.rows(), noise.1, small(), T).unwrap();
+    run_covered(r, s, shape, noise, (rset(&shape), sset(&shape)))
+}
+
+fn run_covered(
+    r: &Side,
+    s: &Side,
+    shape: LaneShape,
+    noise: (Vec<i64>, Vec<i64>),
+    setups: (Setup, Setup),
+) -> Vec<i64> {
+    let rx = BreakdownReceiver::new(0, shape, r.receiver_rows(), noise.0, setups.0).unwrap();
+    let sx = BreakdownSender::new(0, shape, s.rows(), noise.1, setups.1).unwrap();
     let (a, b) = run_pair(
         Box::new(Breakdown::new(vec![Lane::Receiver(Box::new(rx))])),
         Box::new(Breakdown::new(vec![Lane::Sender(Box::new(sx))])),
@@ -132,19 +152,79 @@ fn run_lane(r: &Side, s: &Side, count: bool, noise: (Vec<i64>, Vec<i64>)) -> Vec
 }
 
 #[test]
-fn buckets_pad_by_at_most_an_eighth() {
-    assert_eq!(bucket(0), 16);
-    assert_eq!(bucket(16), 16);
-    assert_eq!(bucket(17), 18);
-    assert_eq!(bucket(31), 32);
-    assert_eq!(bucket(33), 36);
-    assert_eq!(bucket(1000), 1024);
-    assert_eq!(bucket(1025), 1152);
-    for n in (0..5000u64).chain([999_999, 1 << 40]) {
-        let b = bucket(n);
-        assert!(b >= n && b >= MIN_BUCKET && bucket(b) == b, "{n} -> {b}");
-        assert!(n <= 16 || (b - n) * 8 <= n, "{n} -> {b}");
+fn cover_points_change_no_cell() {
+    // R pads each of its 3 batches; S pads W and puts dummies in each batch
+    // (one batch has none, one the full width): every cell still equals the
+    // plaintext join, because dummies and pads carry zeros.
+    let r = side(0..300, 3, 0, 31);
+    let s = side(180..420, 4, 2, 32);
+    let shape = shape(&r, &s, true);
+    let zeros = vec![0; shape.released_values()];
+    let r_setup = Setup {
+        cover: Cover {
+            pads: vec![7, 0, 25],
+            pad_offset: 12,
+            dummies: vec![],
+            dummy_offset: 0,
+        },
+        ..rset(&shape)
+    };
+    let s_setup = Setup {
+        cover: Cover {
+            pads: vec![9],
+            pad_offset: 9,
+            dummies: vec![0, 6, 12],
+            dummy_offset: 6,
+        },
+        ..sset(&shape)
+    };
+    let got = run_covered(&r, &s, shape, (zeros.clone(), zeros), (r_setup, s_setup));
+    assert_eq!(got, expected(&r, &s, &shape));
+}
+
+#[test]
+fn the_receiver_matches_its_real_rows_plus_the_dummies() {
+    // Drive the lane by hand to see what R matched per batch.
+    let r = side(0..50, 2, 0, 33);
+    let s = side(25..90, 1, 0, 34);
+    let shape = shape(&r, &s, true);
+    let zeros = vec![0; shape.released_values()];
+    let s_setup = Setup {
+        cover: Cover {
+            pads: vec![5],
+            pad_offset: 4,
+            dummies: vec![3, 8],
+            dummy_offset: 4,
+        },
+        ..sset(&shape)
+    };
+    let mut rx = BreakdownReceiver::new(0, shape, r.receiver_rows(), zeros.clone(), rset(&shape)).unwrap();
+    let mut sx = BreakdownSender::new(0, shape, s.rows(), zeros, s_setup).unwrap();
+    while rx.matched.is_none() {
+        let mut moved = false;
+        if let Some(m) = rx.poll() {
+            sx.receive(m).unwrap();
+            moved = true;
+        }
+        if let Some(m) = sx.poll() {
+            rx.receive(m).unwrap();
+            moved = true;
+        }
+        assert!(moved, "stalled before matching");
     }
+    let mut per_batch = [0u64; 2];
+    for &b in rx.matched.as_deref().unwrap_or(&[]) {
+        if b != u32::MAX {
+            per_batch[b as usize] += 1;
+        }
+    }
+    let real = |g: u32| {
+        r.attrs
+            .iter()
+            .filter(|(id, (grp, _))| *grp == g && s.attrs.contains_key(*id))
+            .count() as u64
+    };
+    assert_eq!(per_batch, [real(0) + 3, real(1) + 8]);
 }
 
 #[test]
@@ -205,18 +285,18 @@ fn two_lanes_run_in_one_session() {
     let z = |s: &LaneShape| vec![0; s.released_values()];
     let left_party = Breakdown::new(vec![
         Lane::Receiver(Box::new(
-            BreakdownReceiver::new(0, s0, left.receiver_rows(), z(&s0), small(), T).unwrap(),
+            BreakdownReceiver::new(0, s0, left.receiver_rows(), z(&s0), rset(&s0)).unwrap(),
         )),
         Lane::Sender(Box::new(
-            BreakdownSender::new(1, s1, left.rows(), z(&s1), small(), T).unwrap(),
+            BreakdownSender::new(1, s1, left.rows(), z(&s1), sset(&s1)).unwrap(),
         )),
     ]);
     let right_party = Breakdown::new(vec![
         Lane::Sender(Box::new(
-            BreakdownSender::new(0, s0, right.rows(), z(&s0), small(), T).unwrap(),
+            BreakdownSender::new(0, s0, right.rows(), z(&s0), sset(&s0)).unwrap(),
         )),
         Lane::Receiver(Box::new(
-            BreakdownReceiver::new(1, s1, right.receiver_rows(), z(&s1), small(), T).unwrap(),
+            BreakdownReceiver::new(1, s1, right.receiver_rows(), z(&s1), rset(&s1)).unwrap(),
         )),
     ]);
     let (Outcome::Breakdown(a), Outcome::Breakdown(b)) =
@@ -245,8 +325,8 @@ fn sender_at_release(count_cells: usize) -> (BreakdownSender, BreakdownMessage, 
     let s = side(30..90, 2, 1, 16);
     let shape = shape(&r, &s, true);
     let zeros = vec![0; shape.released_values()];
-    let mut rx = BreakdownReceiver::new(0, shape, r.receiver_rows(), zeros.clone(), small(), T).unwrap();
-    let mut sx = BreakdownSender::new(0, shape, s.rows(), zeros, small(), T).unwrap();
+    let mut rx = BreakdownReceiver::new(0, shape, r.receiver_rows(), zeros.clone(), rset(&shape)).unwrap();
+    let mut sx = BreakdownSender::new(0, shape, s.rows(), zeros, sset(&shape)).unwrap();
     loop {
         let mut moved = false;
         if let Some(m) = rx.poll() {
@@ -299,7 +379,7 @@ fn a_release_before_the_payloads_is_refused() {
     let s = side(20..60, 2, 1, 18);
     let shape = shape(&r, &s, true);
     let zeros = vec![0; shape.released_values()];
-    let mut sx = BreakdownSender::new(0, shape, s.rows(), zeros.clone(), small(), T).unwrap();
+    let mut sx = BreakdownSender::new(0, shape, s.rows(), zeros.clone(), sset(&shape)).unwrap();
     // A well-formed release of S's own first payload, offered at the start:
     // decrypting it would reveal that row's group and measure.
     let (_, _, keys) = crate::elgamal::two_party_keys(shape.slots(), b"t", &mut rand::rng()).unwrap();
@@ -311,10 +391,14 @@ fn a_release_before_the_payloads_is_refused() {
             slots: shape.slots(),
             ciphertexts: ct.clone(),
         },
-        BreakdownMessage::Announce {
+        BreakdownMessage::Announce(Announce {
             set_size: 32,
             terms: T,
-        },
+            key: None,
+            pad_offset: 0,
+            dummy_offset: 0,
+            min_aggregation: 0,
+        }),
     ] {
         let _ = sx.receive(msg);
     }
@@ -326,7 +410,7 @@ fn a_release_before_the_payloads_is_refused() {
         .unwrap_err();
     assert!(matches!(e, ProtocolError::Unexpected { .. }), "{e}");
     // The receiver never takes a release at all.
-    let mut rx = BreakdownReceiver::new(0, shape, r.receiver_rows(), zeros, small(), T).unwrap();
+    let mut rx = BreakdownReceiver::new(0, shape, r.receiver_rows(), zeros, rset(&shape)).unwrap();
     let e = rx
         .receive(BreakdownMessage::Release {
             slots: shape.slots(),
@@ -342,22 +426,25 @@ fn the_sender_checks_batches_keys_and_terms() {
     let s = side(20..60, 2, 1, 20);
     let shape = shape(&r, &s, true);
     let zeros = vec![0; shape.released_values()];
-    let fresh = || BreakdownSender::new(0, shape, s.rows(), zeros.clone(), small(), T).unwrap();
-    let mut rx = BreakdownReceiver::new(0, shape, r.receiver_rows(), zeros.clone(), small(), T).unwrap();
+    let fresh = || BreakdownSender::new(0, shape, s.rows(), zeros.clone(), sset(&shape)).unwrap();
+    let mut rx = BreakdownReceiver::new(0, shape, r.receiver_rows(), zeros.clone(), rset(&shape)).unwrap();
     let announce = rx.poll().unwrap();
     let offer = rx.poll().unwrap();
 
+    let BreakdownMessage::Announce(honest) = announce.clone() else {
+        unreachable!()
+    };
     let mut sx = fresh();
     let e = sx
-        .receive(BreakdownMessage::Announce {
-            set_size: 32,
+        .receive(BreakdownMessage::Announce(Announce {
             terms: [1; 32],
-        })
+            ..honest
+        }))
         .unwrap_err();
     assert_eq!(e, ProtocolError::TermsMismatch);
 
     // A key offer made for another lane does not verify here.
-    let mut other = BreakdownReceiver::new(1, shape, r.receiver_rows(), zeros.clone(), small(), T).unwrap();
+    let mut other = BreakdownReceiver::new(1, shape, r.receiver_rows(), zeros.clone(), rset(&shape)).unwrap();
     other.poll();
     let foreign = other.poll().unwrap();
     let mut sx = fresh();
@@ -365,10 +452,8 @@ fn the_sender_checks_batches_keys_and_terms() {
     let e = sx.receive(foreign).unwrap_err();
     assert!(matches!(e, ProtocolError::Crypto { .. }), "{e}");
 
-    let BreakdownMessage::Announce { set_size, .. } = announce.clone() else {
-        unreachable!()
-    };
-    for sizes in [vec![set_size], vec![set_size - 16, 15], vec![set_size - 17, 17]] {
+    let set_size = honest.set_size;
+    for sizes in [vec![set_size], vec![set_size - 16, 15], vec![set_size, 1]] {
         let mut sx = fresh();
         sx.receive(announce.clone()).unwrap();
         sx.receive(offer.clone()).unwrap();
@@ -393,8 +478,7 @@ fn lane_messages_survive_the_wire_and_bad_lanes_are_refused() {
             shape,
             r.receiver_rows(),
             vec![0; shape.released_values()],
-            small(),
-            T,
+            rset(&shape),
         )
         .unwrap(),
     ))]);
@@ -420,8 +504,7 @@ fn shapes_beyond_the_limits_are_refused() {
             big,
             r.receiver_rows(),
             vec![0; big.released_values()],
-            small(),
-            T
+            rset(&big),
         )
         .is_err()
     );
@@ -435,7 +518,7 @@ fn shapes_beyond_the_limits_are_refused() {
         },
     };
     assert!(
-        BreakdownReceiver::new(0, ok, r.receiver_rows(), vec![0; 2], small(), T).is_err(),
+        BreakdownReceiver::new(0, ok, r.receiver_rows(), vec![0; 2], rset(&ok)).is_err(),
         "noise count"
     );
 }

@@ -174,6 +174,12 @@ pub enum DleqError {
     /// The shuffled list is not a permutation of the proven list.
     #[error("the shuffled list is not a permutation of the proven list")]
     NotAPermutation,
+    /// The list in the chain is not the proven list plus exactly the
+    /// announced number of dummy answers.
+    #[error(
+        "the list in the chain is not the proven list plus exactly the announced number of dummy answers"
+    )]
+    NotContained,
     /// Well-formed, but the proof does not hold for this statement (another
     /// key, context or list, or a point not masked with the key).
     #[error("the masking proof does not hold for this key, context and lists")]
@@ -354,6 +360,46 @@ pub fn verify_shuffled_hinted(
         return Err(DleqError::NotAPermutation);
     }
     verify_aligned_hinted(context, key, inputs, aligned_outputs, hints, proof)
+}
+
+/// As [`verify_shuffled_hinted`], for a list that holds the proven outputs
+/// and `extra` points more (a party's dummy answers, which no proof can
+/// cover: their base points are the party's secret): `containing` must be
+/// exactly the outputs plus `extra` other points, as multisets.
+#[allow(clippy::too_many_arguments)]
+pub fn verify_contained_hinted(
+    context: &[u8],
+    key: &PointBytes,
+    inputs: &[PointBytes],
+    aligned_outputs: &[PointBytes],
+    containing: &[PointBytes],
+    extra: usize,
+    hints: Hints<'_>,
+    proof: &Proof,
+) -> Result<(), DleqError> {
+    if aligned_outputs.len().checked_add(extra) != Some(containing.len())
+        || !contains_multiset(containing, aligned_outputs)
+    {
+        return Err(DleqError::NotContained);
+    }
+    verify_aligned_hinted(context, key, inputs, aligned_outputs, hints, proof)
+}
+
+/// Whether every point of `part` is in `whole`, counted with multiplicity.
+fn contains_multiset(whole: &[PointBytes], part: &[PointBytes]) -> bool {
+    let (mut a, mut b) = (whole.to_vec(), part.to_vec());
+    rayon::join(|| a.par_sort_unstable(), || b.par_sort_unstable());
+    let mut i = 0;
+    for p in &b {
+        while i < a.len() && a[i] < *p {
+            i += 1;
+        }
+        if i == a.len() || a[i] != *p {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Hints of the wrong length for their list are ignored whole.

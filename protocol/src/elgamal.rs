@@ -34,7 +34,8 @@ use zeroize::Zeroize;
 use crate::group::BadPoint;
 
 pub use cipher::{
-    Ciphertext, DecryptionShare, OneHot, decode_ciphertexts, decode_decryption_shares, encode_ciphertexts,
+    Ciphertext, DecryptionShare, OneHot, ZERO_ROW, decode_ciphertexts, decode_decryption_shares,
+    encode_ciphertexts,
 };
 pub use keys::{
     JointKey, JointKeys, KeyOffer, KeyProof, KeyShare, PublicShare, SlotShares, VerifiedShare,
@@ -62,6 +63,10 @@ pub enum ElGamalError {
     /// position among the measures, never its value).
     #[error("measure {index} is not in the small range the layout declares")]
     NotSmall { index: usize },
+    /// A dummy row ([`ZERO_ROW`]) given a measure other than 0 (its
+    /// position, never the value).
+    #[error("payload row {row} belongs to no group but carries a measure")]
+    ZeroRowMeasures { row: usize },
     /// A flat list of plaintexts that is not a whole number of rows.
     #[error("{values} plaintexts are not a whole number of rows of {slots} slots")]
     RaggedRows { values: usize, slots: usize },

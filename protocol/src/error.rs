@@ -38,6 +38,11 @@ pub enum ProtocolError {
         "the peer announced {announced} identifiers, above this node's limit of {limit} (raise max_peer_set_size in the node config to allow it)"
     )]
     PeerSetTooLarge { announced: u64, limit: u64 },
+    /// The peer's list, less its cover's means, is below this node's minimum.
+    #[error(
+        "the peer's list holds about {noised} rows (its length less its noise offsets), below this node's policy.min_set_size = {minimum}; a list this small would single people out"
+    )]
+    PeerSetTooSmall { noised: u64, minimum: u64 },
     /// The same masked point twice in one list: identifiers are de-duplicated,
     /// so an honest peer never does this, and it would inflate the count.
     #[error("{step}: the peer sent the same masked point more than once")]
@@ -62,11 +67,13 @@ pub enum ProtocolError {
         step: &'static str,
         error: crate::elgamal::ElGamalError,
     },
-    /// The segment is smaller than a node's policy allows to activate.
+    /// The segment's noised size is below a node's policy.min_activation.
+    /// The message is the same whichever node decided and by how much: the
+    /// planner and the peer learn one noised bit, nothing more.
     #[error(
-        "the segment has fewer members than node policy.min_activation = {min_activation} allows to deliver; nothing was delivered"
+        "the segment is too small to activate: its noised size is below a node's policy.min_activation; nothing was delivered"
     )]
-    BelowMinActivation { min_activation: u64 },
+    BelowMinActivation,
     /// A decrypted value outside the range the release step searches: the
     /// shares do not belong together, or a sum exceeds what clipping allows.
     #[error(

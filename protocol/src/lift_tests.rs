@@ -6,7 +6,7 @@ use crate::{
     breakdown::{Breakdown, BreakdownReceiver, BreakdownSender, Lane, open_lane},
     bsgs::BsgsTable,
     ids::IdKind,
-    overlap::Limits,
+    overlap::{Limits, Setup},
     party::{Outcome, run_pair},
 };
 
@@ -135,8 +135,27 @@ fn the_lane_releases_what_the_plain_join_gives() {
         chunk_points: 16,
         ..Limits::default()
     };
-    let r = BreakdownReceiver::new(0, shape, partner_lane, zeros.clone(), limits, [8; 32]).expect("receiver");
-    let s = BreakdownSender::new(0, shape, bank, zeros, limits, [8; 32]).expect("sender");
+    // Both sides covered: dummies and pads change none of the arms.
+    let r_setup = Setup {
+        cover: crate::cover::Cover {
+            pads: vec![3, 6],
+            pad_offset: 4,
+            dummies: vec![],
+            dummy_offset: 0,
+        },
+        ..Setup::exact(limits, [8; 32], 2, 0)
+    };
+    let s_setup = Setup {
+        cover: crate::cover::Cover {
+            pads: vec![5],
+            pad_offset: 5,
+            dummies: vec![2, 7],
+            dummy_offset: 5,
+        },
+        ..Setup::exact(limits, [8; 32], 1, 2)
+    };
+    let r = BreakdownReceiver::new(0, shape, partner_lane, zeros.clone(), r_setup).expect("receiver");
+    let s = BreakdownSender::new(0, shape, bank, zeros, s_setup).expect("sender");
     let (Outcome::Breakdown(r), Outcome::Breakdown(s)) = run_pair(
         Box::new(Breakdown::new(vec![Lane::Receiver(Box::new(r))])),
         Box::new(Breakdown::new(vec![Lane::Sender(Box::new(s))])),

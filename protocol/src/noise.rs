@@ -142,6 +142,19 @@ pub fn sample_discrete_gaussian<R: RngCore + CryptoRng + ?Sized>(variance: &Vari
     }
 }
 
+/// One cover count: `offset + Z` for Z ~ N_Z(0, σ²) conditioned on
+/// |Z| ≤ offset (drawn again until it is), so the count lies in
+/// `0..=2*offset`. [`crate::accounting::cover_offset`] picks offsets whose
+/// cut tail is below 2^-100, so the loop almost never runs twice.
+pub fn sample_cover<R: RngCore + CryptoRng + ?Sized>(variance: &Variance, offset: u64, rng: &mut R) -> u64 {
+    loop {
+        let z = sample_discrete_gaussian(variance, rng);
+        if z.unsigned_abs() <= offset {
+            return offset.saturating_add_signed(z);
+        }
+    }
+}
+
 /// One draw from the discrete Laplace of integer scale t: P(x) ∝ exp(−|x|/t).
 /// Scales up to 2^32 keep samples within i64 but for a tail below e^(−2^31).
 pub fn sample_discrete_laplace<R: RngCore + CryptoRng + ?Sized>(scale: NonZeroU32, rng: &mut R) -> i64 {

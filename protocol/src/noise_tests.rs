@@ -338,3 +338,19 @@ fn proposal_scale_and_centre() {
     let p = Proposal::new(&Variance::new((1 << 100) - 1, 1 << 20).expect("valid"));
     assert_eq!(p.exponent(i64::MAX), None);
 }
+
+#[test]
+fn cover_counts_stay_in_range_with_the_gaussian_moments() {
+    let variance = Variance::at_least(20.5).expect("valid");
+    let offset = 55;
+    let mut rng = rng(90);
+    let samples: Vec<i64> = (0..40_000)
+        .map(|_| sample_cover(&variance, offset, &mut rng) as i64 - offset as i64)
+        .collect();
+    assert!(samples.iter().all(|z| z.unsigned_abs() <= offset));
+    assert_moments(&samples, &gaussian_pmf(variance.as_f64()), "cover count");
+    // A tiny offset cuts the distribution but never leaves the range.
+    let tight: Vec<u64> = (0..2_000).map(|_| sample_cover(&variance, 2, &mut rng)).collect();
+    assert!(tight.iter().all(|&c| c <= 4));
+    assert!(tight.contains(&0) && tight.contains(&4));
+}

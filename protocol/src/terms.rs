@@ -31,6 +31,17 @@ pub fn job_terms_with(job_id: &str, spec: &QuerySpec, extra: &[u64]) -> Terms {
     h.finalize().into()
 }
 
+/// The terms with the job's requester bound in: both nodes compare this
+/// digest before anything else, so a coordinator that names different
+/// planners (or signed requests) to the two nodes stops the session.
+pub fn with_requester(terms: Terms, requester: Option<&crate::wire::Requester>) -> Terms {
+    let mut h = Sha256::new();
+    h.update(b"JOINTLY-V1-TERMS-REQUESTER");
+    h.update(terms);
+    h.update(crate::request::requester_digest(requester));
+    h.finalize().into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +70,18 @@ mod tests {
         assert_ne!(base, job_terms("job-2", &spec(1.0, false)));
         assert_ne!(base, job_terms("job-1", &spec(1.0, true)));
         assert_ne!(base, job_terms("job-1", &spec(2.0, false)));
+        let alice = crate::wire::Requester {
+            principal: "alice".into(),
+            ..Default::default()
+        };
+        let bob = crate::wire::Requester {
+            principal: "bob".into(),
+            ..Default::default()
+        };
+        let with_alice = with_requester(base, Some(&alice));
+        assert_ne!(with_alice, base);
+        assert_ne!(with_alice, with_requester(base, Some(&bob)));
+        assert_ne!(with_alice, with_requester(base, None));
+        assert_eq!(with_alice, with_requester(base, Some(&alice)));
     }
 }

@@ -16,7 +16,7 @@ pub use file::{FileError, encode_record, has_private_part, parse_file, shared_co
 pub use pair::{Recorded, run_recorded_pair};
 pub use recorder::{Recorder, Seat, SessionInfo, TranscriptError, envelope_to_wire};
 pub use summary::{describe_query, query_kind, result_commitment, step_of};
-pub use verify::{AuditReport, Check, CheckStatus, PartyReport, verify};
+pub use verify::{AuditReport, Check, CheckStatus, PartyReport, RequesterReport, verify};
 
 /// Layout version of [`crate::wire::TranscriptHead`].
 pub const FORMAT: u32 = 1;

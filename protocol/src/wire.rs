@@ -39,11 +39,7 @@ pub(crate) fn list_from_wire(value: i32) -> Result<List, ProtocolError> {
 impl From<OverlapMessage> for ProtocolMessage {
     fn from(msg: OverlapMessage) -> Self {
         let kind = match msg {
-            OverlapMessage::Announce { set_size, terms, key } => protocol_message::Kind::Announce(Announce {
-                set_size,
-                terms: terms.to_vec(),
-                session_key: key.map(|k| k.to_vec()).unwrap_or_default(),
-            }),
+            OverlapMessage::Announce(a) => protocol_message::Kind::Announce(announce_to_wire(&a)),
             OverlapMessage::Points { list, points } => protocol_message::Kind::Points(PointChunk {
                 list: list_to_wire(list).into(),
                 points: points.as_flattened().to_vec(),
@@ -65,11 +61,7 @@ impl TryFrom<ProtocolMessage> for OverlapMessage {
 
     fn try_from(msg: ProtocolMessage) -> Result<Self, Self::Error> {
         match msg.kind {
-            Some(protocol_message::Kind::Announce(a)) => Ok(OverlapMessage::Announce {
-                set_size: a.set_size,
-                key: session_key_of(&a.session_key)?,
-                terms: terms_of(a.terms)?,
-            }),
+            Some(protocol_message::Kind::Announce(a)) => Ok(OverlapMessage::Announce(announce_from_wire(a)?)),
             Some(protocol_message::Kind::Points(chunk)) => {
                 let (list, points) = parse_points(&chunk)?;
                 Ok(OverlapMessage::Points { list, points })
@@ -86,6 +78,28 @@ impl TryFrom<ProtocolMessage> for OverlapMessage {
             }),
         }
     }
+}
+
+fn announce_to_wire(a: &crate::overlap::Announce) -> Announce {
+    Announce {
+        set_size: a.set_size,
+        terms: a.terms.to_vec(),
+        session_key: a.key.map(|k| k.to_vec()).unwrap_or_default(),
+        pad_offset: a.pad_offset,
+        dummy_offset: a.dummy_offset,
+        min_aggregation: a.min_aggregation,
+    }
+}
+
+fn announce_from_wire(a: Announce) -> Result<crate::overlap::Announce, ProtocolError> {
+    Ok(crate::overlap::Announce {
+        set_size: a.set_size,
+        key: session_key_of(&a.session_key)?,
+        terms: terms_of(a.terms)?,
+        pad_offset: a.pad_offset,
+        dummy_offset: a.dummy_offset,
+        min_aggregation: a.min_aggregation,
+    })
 }
 
 fn parse_points(chunk: &PointChunk) -> Result<(List, Vec<PointBytes>), ProtocolError> {
@@ -130,11 +144,7 @@ pub fn lane_message(lane: u32, msg: BreakdownMessage) -> ProtocolMessage {
     use protocol_message::Kind;
     let slots32 = |slots: usize| u32::try_from(slots).unwrap_or(u32::MAX);
     let kind = match msg {
-        BreakdownMessage::Announce { set_size, terms } => Kind::Announce(Announce {
-            set_size,
-            terms: terms.to_vec(),
-            session_key: Vec::new(),
-        }),
+        BreakdownMessage::Announce(a) => Kind::Announce(announce_to_wire(&a)),
         BreakdownMessage::KeyOffer { slots, offer } => Kind::KeyOffer(KeyOffer {
             slots: slots32(slots),
             offer,
@@ -170,10 +180,7 @@ pub fn lane_message(lane: u32, msg: BreakdownMessage) -> ProtocolMessage {
 pub fn parse_lane_message(msg: ProtocolMessage) -> Result<(u32, BreakdownMessage), ProtocolError> {
     use protocol_message::Kind;
     let parsed = match msg.kind {
-        Some(Kind::Announce(a)) => BreakdownMessage::Announce {
-            set_size: a.set_size,
-            terms: terms_of(a.terms)?,
-        },
+        Some(Kind::Announce(a)) => BreakdownMessage::Announce(announce_from_wire(a)?),
         Some(Kind::KeyOffer(k)) => BreakdownMessage::KeyOffer {
             slots: k.slots as usize,
             offer: k.offer,

@@ -20,7 +20,7 @@ use jointly_protocol::{
     breakdown::open_lane,
     breakdown_plan::MAX_ABS_VALUE,
     ids::{IdKind, Normalizer},
-    overlap::Limits,
+    overlap::{Limits, Setup},
     party::{Outcome, run_pair_counted},
 };
 use rayon::prelude::*;
@@ -207,8 +207,11 @@ pub fn run(size: &Size, check: bool, table_path: &Path, dir: &Path) -> anyhow::R
     let zeros = vec![0; shape.released_values()];
     let terms = [0u8; 32];
     let noise = || vec![zeros.clone(); plan.windows()];
-    let bank = bank_party(&plan, bank_lanes, noise(), limits, terms)?;
-    let partner = partner_party(&plan, partner_lanes, noise(), limits, terms)?;
+    let buckets = shape.receiver_groups;
+    let bank_setups = vec![Setup::exact(limits, terms, buckets, 0); plan.windows()];
+    let partner_setups = vec![Setup::exact(limits, terms, 1, buckets); plan.windows()];
+    let bank = bank_party(&plan, bank_lanes, noise(), bank_setups)?;
+    let partner = partner_party(&plan, partner_lanes, noise(), partner_setups)?;
     let started = Instant::now();
     let ((bank, partner), [from_bank, from_partner]) = run_pair_counted(Box::new(bank), Box::new(partner))
         .map_err(|(who, e)| anyhow::anyhow!("session failed at party {who}: {e}"))?;

@@ -9,7 +9,7 @@ use ed25519_dalek::SigningKey;
 use jointly_protocol::{
     idlist::IdList,
     ids::IdKind,
-    overlap::{Limits, OverlapReceiver, OverlapSender},
+    overlap::{Limits, OverlapReceiver, OverlapSender, Setup},
     transcript::{
         Recorder, Seat, SessionInfo, encode_record, parse_file, run_recorded_pair, shared_copy, verify,
     },
@@ -47,6 +47,7 @@ fn info(node: &str, peer: &str, seat: Seat) -> SessionInfo {
             }),
         },
         terms: [1; 32],
+        requester: None,
     }
 }
 
@@ -71,8 +72,14 @@ pub fn run(rows: usize) -> anyhow::Result<()> {
     let y = emails(rows / 2..rows / 2 + rows);
     let started = Instant::now();
     let (r, s) = run_recorded_pair(
-        (Box::new(OverlapReceiver::new(x, limits, [1; 32])), r),
-        (Box::new(OverlapSender::new(y, limits, [1; 32])), s),
+        (
+            Box::new(OverlapReceiver::new(x, Setup::exact(limits, [1; 32], 1, 0))?),
+            r,
+        ),
+        (
+            Box::new(OverlapSender::new(y, Setup::exact(limits, [1; 32], 1, 1))?),
+            s,
+        ),
     )
     .map_err(|e| anyhow::anyhow!(e))?;
     let session = started.elapsed().as_secs_f64();

@@ -20,7 +20,7 @@ use jointly_protocol::{
     elgamal::{OneHot, two_party_keys},
     idlist::IdList,
     ids::IdKind,
-    overlap::Limits,
+    overlap::{Limits, Setup},
     party::{Outcome, run_pair},
 };
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -136,8 +136,10 @@ pub fn run(rows: usize, table_path: &Path) -> anyhow::Result<()> {
     let limits = Limits::default();
     let zeros = vec![0; shape.released_values()];
     let terms = [0u8; 32];
-    let r = BreakdownReceiver::new(0, shape, r_rows.clone(), zeros.clone(), limits, terms)?;
-    let s = BreakdownSender::new(0, shape, s_rows.clone(), zeros, limits, terms)?;
+    let r_setup = Setup::exact(limits, terms, shape.receiver_groups, 0);
+    let s_setup = Setup::exact(limits, terms, 1, shape.receiver_groups);
+    let r = BreakdownReceiver::new(0, shape, r_rows.clone(), zeros.clone(), r_setup)?;
+    let s = BreakdownSender::new(0, shape, s_rows.clone(), zeros, s_setup)?;
     let started = Instant::now();
     let (a, b) = run_pair(
         Box::new(Breakdown::new(vec![Lane::Receiver(Box::new(r))])),

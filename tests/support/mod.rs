@@ -92,7 +92,7 @@ pub async fn wait_under_way(planner: &mut jointly_coordinator::client::Planner, 
             "the job failed early: {}",
             j.error
         );
-        j.state == JobState::Running as i32 && j.progress_done > 0
+        j.state == JobState::Running as i32 && j.progress_permille > 0
     })
     .await;
 }

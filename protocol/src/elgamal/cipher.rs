@@ -378,6 +378,11 @@ pub struct OneHot {
     pub small_measures: bool,
 }
 
+/// The group of a payload row that belongs to no group: a sender's dummy or
+/// pad, whose payload encrypts 0 in every slot (count included) and so moves
+/// no released value. Its measures must be 0.
+pub const ZERO_ROW: u32 = u32::MAX;
+
 /// Measures below this take the lookup path of [`OneHot::small_measures`].
 pub const SMALL_MEASURE_LIMIT: i64 = 1 << (2 * SMALL_DIGIT_BITS);
 const SMALL_DIGIT_BITS: u32 = 5;
@@ -462,11 +467,21 @@ impl JointKeys {
                 slots: m,
             });
         }
-        if let Some(&g) = groups.iter().find(|&&g| g as usize >= layout.groups) {
+        if let Some(&g) = groups
+            .iter()
+            .find(|&&g| g != ZERO_ROW && g as usize >= layout.groups)
+        {
             return Err(ElGamalError::NoSuchSlot {
                 slot: g as usize,
                 slots: layout.groups,
             });
+        }
+        if let Some(row) = groups
+            .iter()
+            .enumerate()
+            .position(|(i, &g)| g == ZERO_ROW && measures[i * m..(i + 1) * m].iter().any(|&v| v != 0))
+        {
+            return Err(ElGamalError::ZeroRowMeasures { row });
         }
         if layout.small_measures
             && let Some(index) = measures

@@ -39,19 +39,15 @@ pub fn has_private_part(record: &TranscriptRecord) -> bool {
     matches!(record.record, Some(Record::Attestation(_) | Record::Release(_)))
 }
 
-/// The record as the node shares it through the coordinator: attestations
-/// are withheld (their aligned lists would tell the peer which of its
-/// identifiers matched) and so is the receiver's exact count.
+/// The record as the node shares it through the coordinator, or `None` for
+/// what stays in the node's own copy: its attestations (their aligned lists
+/// would tell the peer which of its identifiers matched) and its release
+/// (its decryption shares or partially noised count: with the peer's, they
+/// would open every cell, withheld ones included, without the coordinator).
+/// The co-signed summary still binds the release through its commitment.
 pub fn shared_copy(record: &TranscriptRecord) -> Option<TranscriptRecord> {
     match &record.record {
-        Some(Record::Attestation(_)) => None,
-        Some(Record::Release(release)) => {
-            let mut release = release.clone();
-            release.exact_count = None;
-            Some(TranscriptRecord {
-                record: Some(Record::Release(release)),
-            })
-        }
+        Some(Record::Attestation(_) | Record::Release(_)) => None,
         _ => Some(record.clone()),
     }
 }

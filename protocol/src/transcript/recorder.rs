@@ -43,6 +43,8 @@ pub struct SessionInfo {
     pub seat: Seat,
     pub spec: QuerySpec,
     pub terms: Terms,
+    /// The planner who asked, as the offer carried it.
+    pub requester: Option<wire::Requester>,
 }
 
 /// What is wrong with a received frame or with the closing of a session.
@@ -156,6 +158,7 @@ impl Recorder {
             peer_key: peer_key.to_bytes().to_vec(),
             spec: Some(info.spec.clone()),
             terms: info.terms.to_vec(),
+            requester: info.requester.clone(),
         };
         let out = ChainWriter::new(&info.session_id, &info.node, &info.peer);
         let inbound = ChainReader::new(&info.session_id, &info.peer, &info.node, peer_key);
@@ -379,6 +382,7 @@ impl Recorder {
             &self.info.session_id,
             &self.info.spec,
             &self.info.terms,
+            self.info.requester.as_ref(),
             receiver,
             sender,
             head(r_to_s),
@@ -433,6 +437,7 @@ pub(crate) fn build_summary(
     session_id: &str,
     spec: &QuerySpec,
     terms: &Terms,
+    requester: Option<&wire::Requester>,
     receiver: SummaryParty,
     sender: SummaryParty,
     receiver_to_sender: ChainHead,
@@ -454,5 +459,6 @@ pub(crate) fn build_summary(
         receiver_to_sender: Some(receiver_to_sender),
         sender_to_receiver: Some(sender_to_receiver),
         disclosures,
+        requester: requester.cloned(),
     }
 }

@@ -184,53 +184,82 @@ pub fn describe_query(spec: &QuerySpec) -> String {
     text
 }
 
-/// Who learns what in a session, from the query and the announced sizes. Both
-/// nodes derive it alike and co-sign it; the auditor derives it again.
+/// Who learns what in a session, from the query and the announced list
+/// lengths. Both nodes derive it alike and co-sign it; the auditor derives it
+/// again. Outside exact runs every length and match count a node sees is
+/// noised by its owner (README, "Leakage").
 pub(crate) fn disclosures(
     spec: &QuerySpec,
     (receiver, receiver_size): (&str, u64),
     (sender, sender_size): (&str, u64),
 ) -> Vec<Disclosure> {
+    let exact = spec.privacy.as_ref().is_none_or(|p| p.exact);
     let release = match &spec.privacy {
         Some(p) if !p.exact => format!("noised (epsilon {}) and thresholded", p.epsilon),
         _ => "exact, thresholded".to_string(),
+    };
+    // What a length or a match count is, in words.
+    let (length, matches) = if exact {
+        ("exact", "exactly")
+    } else {
+        (
+            "padded with its owner's random points",
+            "plus the sender's dummy matches (noise the sender drew)",
+        )
     };
     let d = |party: &str, learns: String| Disclosure {
         party: party.to_string(),
         learns,
     };
+    let coordinator_sizes = format!("both list lengths ({receiver_size}, {sender_size}), {length}");
     match &spec.query {
         Some(Query::Overlap(_)) => vec![
             d(
                 receiver,
-                format!("the exact intersection size, and the sender's set size ({sender_size})"),
+                format!(
+                    "the intersection size {matches}, and the sender's list length ({sender_size}), {length}"
+                ),
             ),
-            d(sender, format!("the receiver's set size ({receiver_size})")),
+            d(
+                sender,
+                format!("the receiver's list length ({receiver_size}), {length}"),
+            ),
             d(
                 "coordinator",
-                format!(
-                    "both set sizes ({receiver_size}, {sender_size}), the receiver's count with its noise share and the sender's noise share"
-                ),
+                format!("{coordinator_sizes}, and the receiver's count with its noise share"),
             ),
             d("planner", format!("the intersection size, {release}")),
         ],
         Some(Query::Segment(q)) => {
-            let mut v = vec![
-                d(
-                    receiver,
-                    format!("the exact segment size, and the sender's filtered set size ({sender_size})"),
-                ),
-                d(
-                    sender,
-                    format!("the receiver's filtered set size ({receiver_size})"),
-                ),
-            ];
+            let mut v = Vec::new();
             if q.activate.is_empty() {
-                v.push(d(sender, "nothing about the segment (no activation)".into()));
-            } else {
+                v.push(d(
+                    receiver,
+                    format!(
+                        "the segment size {matches}, and the sender's filtered list length ({sender_size}), {length}"
+                    ),
+                ));
                 v.push(d(
                     sender,
-                    "the exact segment size (the activation count step)".into(),
+                    format!("the receiver's filtered list length ({receiver_size}), {length}"),
+                ));
+            } else {
+                v.push(d(
+                    receiver,
+                    format!(
+                        "which of its own filtered rows are in the segment (the activation), and the sender's filtered list length ({sender_size}), {length}"
+                    ),
+                ));
+                v.push(d(
+                    sender,
+                    format!(
+                        "the segment size {}, and the receiver's filtered list length ({receiver_size}), {length}",
+                        if exact {
+                            "exactly"
+                        } else {
+                            "plus the receiver's dummy matches (noise the receiver drew)"
+                        }
+                    ),
                 ));
                 v.push(d(
                     &q.activate,
@@ -239,7 +268,7 @@ pub(crate) fn disclosures(
             }
             v.push(d(
                 "coordinator",
-                format!("both set sizes ({receiver_size}, {sender_size}) and the noised segment size"),
+                format!("{coordinator_sizes}, and the noised segment size"),
             ));
             v.push(d("planner", format!("the segment size, {release}")));
             v
@@ -248,20 +277,18 @@ pub(crate) fn disclosures(
             d(
                 receiver,
                 format!(
-                    "the sender's set size ({sender_size}); cell values only encrypted under both nodes' keys"
+                    "per batch of its own rows how many matched, {matches}; the sender's list length ({sender_size}), {length}; cell values only encrypted under both nodes' keys"
                 ),
             ),
             d(
                 sender,
                 format!(
-                    "the receiver's set size ({receiver_size}) and its batch sizes, padded to size buckets; cell values only encrypted"
+                    "the receiver's list length ({receiver_size}) and batch sizes, {length}; cell values only encrypted"
                 ),
             ),
             d(
                 "coordinator",
-                format!(
-                    "both set sizes ({receiver_size}, {sender_size}) and every cell with both noise shares added (it decrypts)"
-                ),
+                format!("{coordinator_sizes}, and every cell with both noise shares added (it decrypts)"),
             ),
             d("planner", format!("the cells' counts, sums and means, {release}")),
         ],
@@ -269,18 +296,20 @@ pub(crate) fn disclosures(
             d(
                 receiver,
                 format!(
-                    "the sender's exposed set size per window ({sender_size} in all), and per window how many of its converters the sender exposed (inherent); credits only encrypted"
+                    "per window and value bucket how many of its converters the sender exposed, {matches}; the sender's per-window list length ({sender_size} in all), {length}; credits only encrypted"
                 ),
             ),
             d(
                 sender,
                 format!(
-                    "the receiver's conversion batch sizes per window and value bucket ({receiver_size} in all), padded to size buckets; credits only encrypted"
+                    "the receiver's conversion batch sizes per window and value bucket ({receiver_size} in all), {length}; credits only encrypted"
                 ),
             ),
             d(
                 "coordinator",
-                "every window's credits per value bucket and channel with both noise shares added (it decrypts), and the receiver's noised conversion count".into(),
+                format!(
+                    "{coordinator_sizes}; every window's credits per value bucket and channel with both noise shares added (it decrypts), and the receiver's noised conversion count"
+                ),
             ),
             d(
                 "planner",
@@ -291,20 +320,24 @@ pub(crate) fn disclosures(
             d(
                 receiver,
                 format!(
-                    "the sender's customer count ({sender_size}), and how many of its test and control persons are the sender's customers (inherent); conversions only encrypted"
+                    "how many of its test and control persons are the sender's customers, {matches}; the sender's list length ({sender_size}), {length}; conversions only encrypted"
                 ),
             ),
             d(
                 sender,
-                format!("the receiver's test and control batch sizes ({receiver_size} in all), padded to size buckets"),
+                format!("the receiver's test and control batch sizes ({receiver_size} in all), {length}"),
             ),
             d(
                 "coordinator",
-                "per arm the customers, converters and value with both noise shares added (it decrypts)".into(),
+                format!(
+                    "{coordinator_sizes}; per arm the customers, converters and value with both noise shares added (it decrypts)"
+                ),
             ),
             d(
                 "planner",
-                format!("per arm the customers, converters and value, and the lift with its interval, {release}"),
+                format!(
+                    "per arm the customers, converters and value, and the lift with its interval, {release}"
+                ),
             ),
         ],
         None => Vec::new(),

@@ -6,7 +6,7 @@ use super::*;
 use crate::{
     idlist::IdList,
     ids::IdKind,
-    overlap::{Limits, OverlapReceiver, OverlapSender},
+    overlap::{Limits, OverlapReceiver, OverlapSender, Setup},
     party::Outcome,
     wire::{self, Privacy, QuerySpec, TranscriptRecord, transcript_record::Record},
 };
@@ -52,7 +52,19 @@ fn info(session: &str, node: &str, peer: &str, seat: Seat) -> SessionInfo {
         seat,
         spec: spec(),
         terms: TERMS,
+        requester: None,
     }
+}
+
+fn covered(limits: Limits, pads: u64, dummies: Option<u64>) -> Setup {
+    let mut setup = Setup::exact(limits, TERMS, 1, usize::from(dummies.is_some()));
+    setup.cover = crate::cover::Cover {
+        pads: vec![pads],
+        pad_offset: 2,
+        dummies: dummies.into_iter().collect(),
+        dummy_offset: if dummies.is_some() { 3 } else { 0 },
+    };
+    setup
 }
 
 /// The bank's and the shop's files of one honest overlap session.
@@ -69,12 +81,19 @@ fn session(id: &str) -> (Vec<TranscriptRecord>, Vec<TranscriptRecord>) {
     );
     let s = Recorder::new(info(id, "shop", "bank", Seat::Sender), shop, bank.verifying_key());
     let (r, s) = run_recorded_pair(
-        (Box::new(OverlapReceiver::new(ids(0..40), limits, TERMS)), r),
-        (Box::new(OverlapSender::new(ids(25..55), limits, TERMS)), s),
+        (
+            Box::new(OverlapReceiver::new(ids(0..40), covered(limits, 3, None)).expect("receiver")),
+            r,
+        ),
+        (
+            Box::new(OverlapSender::new(ids(25..55), covered(limits, 2, Some(4))).expect("sender")),
+            s,
+        ),
     )
     .expect("honest session");
     match r.outcome {
-        Outcome::Overlap(o) => assert_eq!(o.intersection, 15),
+        // 15 in common, and the sender's 4 dummies.
+        Outcome::Overlap(o) => assert_eq!(o.intersection, 19),
         other => panic!("{other:?}"),
     }
     (r.records, s.records)
@@ -138,8 +157,9 @@ fn honest_files_verify_with_their_proofs() {
             proofs[0].detail
         );
         assert_eq!(report.parties.len(), 2);
-        assert_eq!(report.parties[0].set_size, 40);
-        assert_eq!(report.parties[1].set_size, 30);
+        // Lengths with the cover: 40 + 3 pads, 30 + 4 dummies + 2 pads.
+        assert_eq!(report.parties[0].set_size, 43);
+        assert_eq!(report.parties[1].set_size, 36);
         assert!(report.disclosures.iter().any(|d| d.party == "planner"));
     }
     let bank_report = verify(&bank);
@@ -149,7 +169,7 @@ fn honest_files_verify_with_their_proofs() {
         .find(|c| c.name == "masking proofs")
         .expect("proof check");
     assert!(
-        proof.detail.contains("= 15 is the count it released"),
+        proof.detail.contains("= 19 is the count it released"),
         "{}",
         proof.detail
     );
@@ -163,8 +183,20 @@ fn file_round_trip_and_shared_copy() {
     assert_eq!(parsed, bank);
     let shared: Vec<_> = bank.iter().filter_map(shared_copy).collect();
     assert!(shared.len() < bank.len());
+    // Neither the node's proofs nor its release leave it.
+    assert!(
+        shared
+            .iter()
+            .all(|r| !matches!(r.record, Some(Record::Attestation(_) | Record::Release(_))))
+    );
     let report = verify(&shared);
     assert!(report.verified, "{:?}", failures(&report));
+    let commitment = report
+        .checks
+        .iter()
+        .find(|c| c.name == "result commitment")
+        .expect("commitment check");
+    assert_eq!(commitment.status, CheckStatus::NotChecked);
     let proof = report
         .checks
         .iter()
@@ -463,8 +495,14 @@ fn segment_activation_files_verify_with_their_proofs() {
         bank.verifying_key(),
     );
     let (r, s) = run_recorded_pair(
-        (Box::new(ActivationReceiver::new(ids(0..30), limits, TERMS)), r),
-        (Box::new(ActivationSender::new(ids(10..50), limits, TERMS, 5)), s),
+        (
+            Box::new(ActivationReceiver::new(ids(0..30), covered(limits, 2, Some(3))).expect("receiver")),
+            r,
+        ),
+        (
+            Box::new(ActivationSender::new(ids(10..50), covered(limits, 1, None), 5, 0).expect("sender")),
+            s,
+        ),
     )
     .expect("honest activation");
     match &r.outcome {
@@ -494,4 +532,101 @@ fn segment_activation_files_verify_with_their_proofs() {
             .iter()
             .any(|f| f.contains("exact count of 19"))
     );
+}
+
+fn signed_requester(spec: &QuerySpec) -> wire::Requester {
+    use crate::request::{RequestHeader, SUBMIT_QUERY, sign};
+    let planner = key(9);
+    let request = prost::Message::encode_to_vec(&wire::SubmitQueryRequest {
+        spec: Some(spec.clone()),
+        workspace: "campaigns".into(),
+    });
+    let nonce = [4u8; 16];
+    let header = RequestHeader {
+        coordinator_id: "coord",
+        method: SUBMIT_QUERY,
+        principal: "alice",
+        timestamp_ms: 1_700_000_000_000,
+        nonce: &nonce,
+    };
+    wire::Requester {
+        principal: "alice".into(),
+        organisation: "bank".into(),
+        role: "planner".into(),
+        workspace: "campaigns".into(),
+        public_key: planner.verifying_key().to_bytes().to_vec(),
+        signature: sign(&planner, &header, &request).to_vec(),
+        request,
+        timestamp_ms: header.timestamp_ms,
+        nonce: nonce.to_vec(),
+        coordinator_id: "coord".into(),
+    }
+}
+
+fn session_asked_by(requester: Option<wire::Requester>) -> Vec<TranscriptRecord> {
+    let limits = Limits {
+        chunk_points: 7,
+        ..Limits::default()
+    };
+    let (bank, shop) = (key(1), key(2));
+    let with = |mut i: SessionInfo| {
+        i.requester = requester.clone();
+        i
+    };
+    let r = Recorder::new(
+        with(info("s-r", "bank", "shop", Seat::Receiver)),
+        bank.clone(),
+        shop.verifying_key(),
+    );
+    let s = Recorder::new(
+        with(info("s-r", "shop", "bank", Seat::Sender)),
+        shop,
+        bank.verifying_key(),
+    );
+    let (r, _) = run_recorded_pair(
+        (
+            Box::new(OverlapReceiver::new(ids(0..10), Setup::exact(limits, TERMS, 1, 0)).expect("r")),
+            r,
+        ),
+        (
+            Box::new(OverlapSender::new(ids(5..15), Setup::exact(limits, TERMS, 1, 1)).expect("s")),
+            s,
+        ),
+    )
+    .expect("honest session");
+    r.records
+}
+
+#[test]
+fn the_planners_signed_request_is_checked_and_printed() {
+    let requester = signed_requester(&spec());
+    let file = session_asked_by(Some(requester.clone()));
+    let report = verify(&file);
+    assert!(report.verified, "{:?}", failures(&report));
+    let who = report.requester.as_ref().expect("a requester");
+    assert_eq!(
+        (who.principal.as_str(), who.organisation.as_str()),
+        ("alice", "bank")
+    );
+    let check = report
+        .checks
+        .iter()
+        .find(|c| c.name == "planner's request")
+        .expect("check");
+    assert_eq!(check.status, CheckStatus::Passed, "{}", check.detail);
+    // A coordinator that forged the planner, or ran another query than hers.
+    let mut forged = requester.clone();
+    forged.signature[3] ^= 1;
+    let report = verify(&session_asked_by(Some(forged)));
+    assert!(!report.verified);
+    let mut other = requester;
+    other.request = prost::Message::encode_to_vec(&wire::SubmitQueryRequest::default());
+    assert!(!verify(&session_asked_by(Some(other))).verified);
+    let none = verify(&session_asked_by(None));
+    let check = none
+        .checks
+        .iter()
+        .find(|c| c.name == "planner's request")
+        .expect("check");
+    assert_eq!(check.status, CheckStatus::NotChecked);
 }

@@ -58,6 +58,17 @@ pub struct DisclosureReport {
     pub learns: String,
 }
 
+/// Who asked for the job, as the planner signed it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RequesterReport {
+    pub principal: String,
+    pub organisation: String,
+    pub workspace: String,
+    pub public_key: String,
+    pub coordinator_id: String,
+    pub signed_unix_ms: i64,
+}
+
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct AuditReport {
     /// True when no check failed.
@@ -70,6 +81,8 @@ pub struct AuditReport {
     pub query: String,
     pub parties: Vec<PartyReport>,
     pub disclosures: Vec<DisclosureReport>,
+    /// The planner who asked, when the file records one.
+    pub requester: Option<RequesterReport>,
     pub checks: Vec<Check>,
 }
 
@@ -99,7 +112,7 @@ struct Direction {
     reader: ChainReader,
     failed: bool,
     elided: u64,
-    announce: Option<(u64, Vec<u8>, Vec<u8>)>,
+    announce: Option<wire::Announce>,
     closing: Option<(Closing, ChainHead)>,
     cosign: Option<Vec<u8>>,
     after_cosign: bool,
@@ -178,7 +191,7 @@ impl Direction {
         }
         match msg.kind {
             Some(Kind::Announce(a)) if self.announce.is_none() => {
-                self.announce = Some((a.set_size, a.session_key, a.terms));
+                self.announce = Some(a);
             }
             Some(Kind::Points(p)) if msg.lane == 0 => {
                 if let (Some(slot), Some(points)) = (list_slot(p.list), split_points(&p.points)) {
@@ -248,6 +261,7 @@ pub fn verify(records: &[TranscriptRecord]) -> AuditReport {
     let spec = head.spec.clone().unwrap_or_default();
     report.query_kind = query_kind(&spec).to_string();
     report.query = describe_query(&spec);
+    check_requester(&mut report, &head, &spec);
     let Some(terms) = <Terms>::try_from(head.terms.as_slice()).ok() else {
         report.fail("file", "the head's terms digest is not 32 bytes");
         return report.finish();
@@ -349,8 +363,8 @@ pub fn verify(records: &[TranscriptRecord]) -> AuditReport {
         }
     }
     for (d, role) in [(&r2s, "receiver"), (&s2r, "sender")] {
-        if let Some((_, _, announced)) = &d.announce
-            && announced.as_slice() != terms.as_slice()
+        if let Some(announced) = &d.announce
+            && announced.terms.as_slice() != terms.as_slice()
         {
             report.fail(
                 "terms",
@@ -384,6 +398,52 @@ pub fn verify(records: &[TranscriptRecord]) -> AuditReport {
         release.as_ref(),
     );
     report.finish()
+}
+
+/// The planner's signature over the request that created the job, and that
+/// the request's query is the one the session ran. (The terms digest both
+/// nodes announced binds the requester too: a file whose head names another
+/// planner fails the co-signed summary.)
+fn check_requester(report: &mut AuditReport, head: &TranscriptHead, spec: &wire::QuerySpec) {
+    const NAME: &str = "planner's request";
+    let Some(r) = &head.requester else {
+        report.add(
+            NAME,
+            CheckStatus::NotChecked,
+            "the file names no planner (a job run before planners signed their requests)".into(),
+        );
+        return;
+    };
+    report.requester = Some(RequesterReport {
+        principal: r.principal.clone(),
+        organisation: r.organisation.clone(),
+        workspace: r.workspace.clone(),
+        public_key: hex::encode(&r.public_key),
+        coordinator_id: r.coordinator_id.clone(),
+        signed_unix_ms: r.timestamp_ms,
+    });
+    let signed_spec = wire::SubmitQueryRequest::decode(r.request.as_slice())
+        .ok()
+        .and_then(|q| q.spec)
+        .map(|q| q.encode_to_vec());
+    match crate::request::verify_requester(r) {
+        Err(e) => report.fail(NAME, format!("planner '{}': {e}", r.principal)),
+        Ok(()) if signed_spec != Some(spec.encode_to_vec()) => report.fail(
+            NAME,
+            format!("the session ran another query than the one planner '{}' signed", r.principal),
+        ),
+        Ok(()) => report.pass(
+            NAME,
+            format!(
+                "planner '{}' of organisation '{}' (workspace '{}') signed this query for coordinator '{}' with key {}; check the key against the coordinator's registry of that date",
+                r.principal,
+                r.organisation,
+                r.workspace,
+                r.coordinator_id,
+                hex::encode(&r.public_key)
+            ),
+        ),
+    }
 }
 
 fn fill_parties(report: &mut AuditReport, summary: &SessionSummary, (r2s, s2r): (&Direction, &Direction)) {
@@ -471,7 +531,7 @@ fn check_summary(
         let (set_size, session_key) = d
             .announce
             .as_ref()
-            .map(|(n, k, _)| (*n, k.clone()))
+            .map(|a| (a.set_size, a.session_key.clone()))
             .unwrap_or_default();
         SummaryParty {
             node: node.to_string(),
@@ -487,6 +547,7 @@ fn check_summary(
         &head.session_id,
         spec,
         terms,
+        head.requester.as_ref(),
         party(r2s, r_name, &r_key),
         party(s2r, s_name, &s_key),
         r2s.closing.as_ref().map(|(_, h)| h.clone()).unwrap_or_default(),
@@ -556,6 +617,16 @@ fn check_release(
     releases: &[OwnRelease],
 ) -> Option<OwnRelease> {
     const NAME: &str = "result commitment";
+    if releases.is_empty() && keeper.closing.is_some() {
+        report.add(
+            NAME,
+            CheckStatus::NotChecked,
+            format!(
+                "no release of node '{node}' in this file: a shared copy withholds it (it holds the node's decryption shares); verify the node's own copy to check it against the commitment"
+            ),
+        );
+        return None;
+    }
     let [release] = releases else {
         report.fail(
             NAME,
@@ -636,8 +707,14 @@ fn check_attestations(
     let key = keeper
         .announce
         .as_ref()
-        .map(|(_, k, _)| k.clone())
+        .map(|a| a.session_key.clone())
         .unwrap_or_default();
+    // A sender answers U with its dummies too, a receiver answers W with
+    // its own in an activation: each adds twice its offset to the list.
+    let width = keeper
+        .announce
+        .as_ref()
+        .map_or(0, |a| a.dummy_offset.saturating_mul(2) as usize);
     let Ok(key) = PointBytes::try_from(key.as_slice()) else {
         report.fail(
             NAME,
@@ -676,16 +753,16 @@ fn check_attestations(
             outputs: Some(&a.output_hints),
         };
         let result: Result<String, String> = match (a.step.as_str(), keeper_is_receiver) {
-            (attest::SENDER_STEP, false) => {
-                dleq::verify_shuffled_hinted(&context, &key, u, &outputs, v, hints, &proof)
-                    .map(|()| {
-                        format!(
-                            "{at}: V is a permutation of the sender's committed key times U ({} points)",
-                            u.len()
-                        )
-                    })
-                    .map_err(|e| e.to_string())
-            }
+            (attest::SENDER_STEP, false) => dleq::verify_contained_hinted(
+                &context, &key, u, &outputs, v, width, hints, &proof,
+            )
+            .map(|()| {
+                format!(
+                    "{at}: V holds the sender's committed key times U ({} points) and {width} dummy answers",
+                    u.len()
+                )
+            })
+            .map_err(|e| e.to_string()),
             (attest::ACTIVATION_SENDER_STEP, false) => dleq::verify_aligned_hinted(
                 &context, &key, u, &outputs, hints, &proof,
             )
@@ -704,8 +781,9 @@ fn check_attestations(
                 let checked = if step == attest::RECEIVER_STEP {
                     dleq::verify_aligned_hinted(&context, &key, w, &outputs, hints, &proof)
                 } else {
-                    // Z in the chain is r*W shuffled.
-                    dleq::verify_shuffled_hinted(&context, &key, w, &outputs, z, hints, &proof)
+                    // Z in the chain is r*W shuffled with the receiver's
+                    // dummy answers.
+                    dleq::verify_contained_hinted(&context, &key, w, &outputs, z, width, hints, &proof)
                 };
                 match checked {
                     Err(e) => Err(e.to_string()),
