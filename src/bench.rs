@@ -325,7 +325,13 @@ pub(crate) async fn start_processes(
     listen: &str,
 ) -> anyhow::Result<(Procs, client::Planner, f64)> {
     let (coordinator, node) = (sibling("jointly-coordinator")?, sibling("jointly-node")?);
-    let _ = std::fs::remove_file(dir.join("coordinator.db"));
+    for file in ["coordinator.db", "coordinator.db-wal", "coordinator.db-shm"] {
+        let _ = std::fs::remove_file(dir.join(file));
+    }
+    // A fresh database holds no one: register the planner again.
+    let credentials = deploy::register_people(&d.coordinator_config, dir)?;
+    let credential = jointly_coordinator::credential::Credential::load(&credentials.planner)
+        .map_err(anyhow::Error::msg)?;
     let mut procs = Procs(Vec::new());
     procs.0.push((
         "coordinator".into(),
@@ -342,7 +348,7 @@ pub(crate) async fn start_processes(
     ));
     let url = format!("http://{listen}");
     let mut planner = loop {
-        match client::connect(&url, None, None).await {
+        match client::connect(&url, None, None, credential.clone()).await {
             Ok(p) => break p,
             Err(_) if load_started.elapsed() < Duration::from_secs(30) => {
                 tokio::time::sleep(Duration::from_millis(100)).await
@@ -360,7 +366,7 @@ pub(crate) async fn start_processes(
         for (name, child) in &mut procs.0 {
             if let Some(status) = child.try_wait()? {
                 bail!(
-                    "{name} exited ({status}) before the nodes attached; see {} (stale binaries? run `cargo build --release` first)",
+                    "{name} exited ({status}) before the nodes attached; see {} (stale binaries? run `cargo build --release --workspace --bins` first)",
                     dir.join(format!("{name}.log")).display()
                 );
             }
@@ -405,7 +411,10 @@ async fn overlap_job(
 ) -> anyhow::Result<(ProcessRun, i64)> {
     let before = relayed_bytes(dir);
     let started = Instant::now();
-    let job = planner.submit_query(overlap_spec(privacy)).await?.into_inner();
+    let job = planner
+        .submit_query(jointly_examples::cluster::submission(overlap_spec(privacy)))
+        .await?
+        .into_inner();
     let job = client::wait(planner, &job.job_id, |_| {}).await?;
     let secs = started.elapsed().as_secs_f64();
     anyhow::ensure!(

@@ -6,6 +6,7 @@ mod bench;
 mod campaign_queries;
 mod filters;
 mod output;
+mod signin;
 
 use std::path::PathBuf;
 
@@ -19,8 +20,8 @@ use jointly_examples::{
     deploy::{self, CampaignFiles, DeploymentSpec, PolicySpec},
 };
 use jointly_protocol::wire::{
-    BreakdownQuery, DatasetRef, GetJobRequest, ListJobsRequest, ListNodesRequest, Measure, OverlapQuery,
-    Privacy, QuerySpec, SegmentQuery, query_spec::Query,
+    BreakdownQuery, CancelJobRequest, DatasetRef, GetJobRequest, ListJobsRequest, ListNodesRequest, Measure,
+    OverlapQuery, Privacy, QuerySpec, SegmentQuery, SubmitQueryRequest, query_spec::Query,
 };
 
 use crate::{
@@ -35,14 +36,13 @@ use crate::{
     about = "Jointly: privacy-preserving joint analytics for a bank and its partners"
 )]
 struct Cli {
-    /// Coordinator planner API.
-    #[arg(
-        long,
-        global = true,
-        env = "JOINTLY_COORDINATOR",
-        default_value = "http://127.0.0.1:7700"
-    )]
-    coordinator: String,
+    /// Coordinator planner API (default: the URL in the credential, else
+    /// http://127.0.0.1:7700).
+    #[arg(long, global = true, env = "JOINTLY_COORDINATOR")]
+    coordinator: Option<String>,
+    /// Credential to sign calls with (default: the one `jointly login` stored).
+    #[arg(long, global = true, env = "JOINTLY_CREDENTIAL")]
+    credential: Option<PathBuf>,
     /// CA certificate (PEM) for an https coordinator.
     #[arg(long, global = true, env = "JOINTLY_CA_CERT")]
     ca_cert: Option<PathBuf>,
@@ -73,7 +73,17 @@ enum Command {
         /// set allow_exact = true accept it.
         #[arg(long, global = true)]
         exact: bool,
+        /// The workspace the job belongs to (default: your only one).
+        #[arg(long, global = true)]
+        workspace: Option<String>,
     },
+    /// Check a credential from the coordinator's operator and store it for
+    /// later calls.
+    Login { file: PathBuf },
+    /// Who the coordinator takes you for: name, role, organisation, workspaces.
+    Whoami,
+    /// Stop a job that has not finished; both nodes give back what it had not spent.
+    Cancel { job: String },
     /// List recent jobs.
     Jobs {
         #[arg(long, default_value_t = 20)]
@@ -145,7 +155,7 @@ enum AuditCommand {
     /// Fetch one node's shared transcript of a job through the coordinator.
     Fetch {
         job: String,
-        /// The node whose copy to fetch (default: the query's left node).
+        /// The node whose copy to fetch (default: the node that received in the session).
         #[arg(long)]
         node: Option<String>,
         /// Where to write it (default: JOB.jtx in the current directory).
@@ -330,12 +340,17 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let connect = || {
+    let connect = || async {
+        let credential = signin::credential(cli.credential.as_deref())?;
+        let url = signin::coordinator_url(cli.coordinator.as_deref(), &credential);
         client::connect(
-            &cli.coordinator,
+            &url,
             cli.ca_cert.as_deref(),
             cli.tls_domain.as_deref(),
+            credential,
         )
+        .await
+        .map_err(anyhow::Error::msg)
     };
     let status = |s: tonic::Status| anyhow::anyhow!("{}", s.message());
     match cli.command {
@@ -344,6 +359,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             no_wait,
             epsilon,
             exact,
+            workspace,
         } => {
             let csv = matches!(kind, QueryKind::Breakdown { csv: true, .. });
             let mode = query_mode(cli.json, csv, no_wait)?;
@@ -379,8 +395,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 query: Some(query),
                 privacy: Some(Privacy { epsilon, exact }),
             };
-            let mut planner = connect().await.map_err(anyhow::Error::msg)?;
-            let job = planner.submit_query(spec).await.map_err(status)?.into_inner();
+            let mut planner = connect().await?;
+            let job = planner
+                .submit_query(SubmitQueryRequest {
+                    spec: Some(spec),
+                    workspace: workspace.unwrap_or_default(),
+                })
+                .await
+                .map_err(status)?
+                .into_inner();
             if no_wait {
                 output::job(&job, mode);
                 return Ok(());
@@ -399,7 +422,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Jobs { limit } => {
-            let mut planner = connect().await.map_err(anyhow::Error::msg)?;
+            let mut planner = connect().await?;
             let jobs = planner
                 .list_jobs(ListJobsRequest { limit })
                 .await
@@ -409,7 +432,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             output::jobs(&jobs, cli.json);
         }
         Command::Result { job } => {
-            let mut planner = connect().await.map_err(anyhow::Error::msg)?;
+            let mut planner = connect().await?;
             let job = planner
                 .get_job(GetJobRequest { job_id: job })
                 .await
@@ -417,8 +440,47 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .into_inner();
             output::job(&job, if cli.json { Mode::Json } else { Mode::Text });
         }
+        Command::Login { file } => {
+            let (me, stored) = signin::login(
+                &file,
+                cli.coordinator.as_deref(),
+                cli.ca_cert.as_deref(),
+                cli.tls_domain.as_deref(),
+            )
+            .await?;
+            println!("signed in as {}", signin::describe(&me));
+            println!("credential stored at {} (mode 0600)", stored.display());
+        }
+        Command::Whoami => {
+            let mut planner = connect().await?;
+            let me = planner.who_am_i().await.map_err(status)?.into_inner();
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "name": me.name,
+                        "organisation": me.organisation,
+                        "role": signin::role_name(me.role),
+                        "workspaces": me.workspaces,
+                        "public_key": hex::encode(&me.public_key),
+                        "expires_unix_ms": me.expires_unix_ms,
+                    })
+                );
+            } else {
+                println!("{}", signin::describe(&me));
+            }
+        }
+        Command::Cancel { job } => {
+            let mut planner = connect().await?;
+            let job = planner
+                .cancel_job(CancelJobRequest { job_id: job })
+                .await
+                .map_err(status)?
+                .into_inner();
+            output::job(&job, if cli.json { Mode::Json } else { Mode::Text });
+        }
         Command::Nodes => {
-            let mut planner = connect().await.map_err(anyhow::Error::msg)?;
+            let mut planner = connect().await?;
             let nodes = planner
                 .list_nodes(ListNodesRequest {})
                 .await
@@ -504,6 +566,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
                 println!("  jointly-node --config {}", d.bank_config.display());
                 println!("  jointly-node --config {}", d.partner_config.display());
+                println!(
+                    "  jointly login {}   # the planner's credential (auditor and operator beside it)",
+                    d.credentials.planner.display()
+                );
                 println!("  jointly query overlap --left bank/customers --right partner/users");
                 println!(
                     "  jointly query attribution --conversions bank/conversions --exposures partner/exposures --from {from} --days {campaign_days} --model linear --lookback 7"
@@ -541,7 +607,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             AuditCommand::Verify { file } => audit::verify_file(&file, cli.json)?,
             AuditCommand::Fetch { job, node, out } => {
                 let out = out.unwrap_or_else(|| PathBuf::from(format!("{job}.jtx")));
-                let client = connect().await.map_err(|e| anyhow::anyhow!(e))?;
+                let client = connect().await?;
                 let bytes = audit::fetch(client, &job, node, &out).await?;
                 println!(
                     "wrote {} ({bytes} bytes); check it with `jointly audit verify {}`",

@@ -29,6 +29,7 @@ fn state(job: &Job) -> &'static str {
         Ok(JobState::Running) => "running",
         Ok(JobState::Succeeded) => "succeeded",
         Ok(JobState::Failed) => "failed",
+        Ok(JobState::Cancelled) => "cancelled",
         _ => "unknown",
     }
 }
@@ -226,6 +227,9 @@ fn job_json(job: &Job) -> Value {
     json!({
         "job_id": job.job_id,
         "state": state(job),
+        "owner": job.owner,
+        "organisation": job.organisation,
+        "workspace": job.workspace,
         "query": spec_text(job.spec.as_ref()),
         "error": if job.error.is_empty() { Value::Null } else { json!(job.error) },
         "retryable": job.retryable,
@@ -242,7 +246,7 @@ pub fn progress(job: &Job) {
     let _ = std::io::stderr().flush();
     if matches!(
         JobState::try_from(job.state),
-        Ok(JobState::Succeeded | JobState::Failed)
+        Ok(JobState::Succeeded | JobState::Failed | JobState::Cancelled)
     ) {
         eprintln!();
     }
@@ -269,8 +273,16 @@ fn job_text(job: &Job) -> String {
     for (label, text) in spec_details(job.spec.as_ref()) {
         lines.push(format!("{label:<8} {text}"));
     }
+    if !job.owner.is_empty() {
+        lines.push(format!(
+            "owner    {} ({}), workspace {}",
+            job.owner, job.organisation, job.workspace
+        ));
+    }
     lines.push(format!("state    {}", state(job)));
-    if !job.error.is_empty() {
+    if job.state == JobState::Cancelled as i32 {
+        lines.push(format!("reason   {}", job.error));
+    } else if !job.error.is_empty() {
         lines.push(format!("error    {}", job.error));
         lines.push(format!(
             "retry    {}",

@@ -17,7 +17,7 @@ use jointly_protocol::{
     breakdown::{Breakdown, BreakdownReceiver, BreakdownSender, Lane, open_lane},
     bsgs::BsgsTable,
     ids::{IdKind, Normalizer},
-    overlap::Limits,
+    overlap::{Limits, Setup},
     party::{Outcome, run_pair},
 };
 
@@ -67,8 +67,11 @@ fn private(data: &CampaignData, plan: &Plan, table: &BsgsTable) -> (Totals, u64)
         ..Limits::default()
     };
     let noise = || vec![zeros.clone(); plan.windows()];
-    let bank = bank_party(plan, bank_lanes, noise(), limits, TERMS).expect("bank party");
-    let partner = partner_party(plan, partner_lanes, noise(), limits, TERMS).expect("partner party");
+    let buckets = shape.receiver_groups;
+    let bank_setups = vec![Setup::exact(limits, TERMS, buckets, 0); plan.windows()];
+    let partner_setups = vec![Setup::exact(limits, TERMS, 1, buckets); plan.windows()];
+    let bank = bank_party(plan, bank_lanes, noise(), bank_setups).expect("bank party");
+    let partner = partner_party(plan, partner_lanes, noise(), partner_setups).expect("partner party");
     let (Outcome::Breakdown(bank), Outcome::Breakdown(partner)) =
         run_pair(Box::new(bank), Box::new(partner)).expect("an honest session")
     else {
@@ -272,9 +275,23 @@ fn lift_equals_the_reference_on_messy_files() {
     let partner = lift::partner_rows(&groups.ids, &group_of).expect("partner rows");
     let shape = plan.lane_shape();
     let zeros = vec![0; shape.released_values()];
-    let r =
-        BreakdownReceiver::new(0, shape, partner, zeros.clone(), Limits::default(), TERMS).expect("receiver");
-    let s = BreakdownSender::new(0, shape, bank, zeros, Limits::default(), TERMS).expect("sender");
+    let groups = shape.receiver_groups;
+    let r = BreakdownReceiver::new(
+        0,
+        shape,
+        partner,
+        zeros.clone(),
+        Setup::exact(Limits::default(), TERMS, groups, 0),
+    )
+    .expect("receiver");
+    let s = BreakdownSender::new(
+        0,
+        shape,
+        bank,
+        zeros,
+        Setup::exact(Limits::default(), TERMS, 1, groups),
+    )
+    .expect("sender");
     let (Outcome::Breakdown(r), Outcome::Breakdown(s)) = run_pair(
         Box::new(Breakdown::new(vec![Lane::Receiver(Box::new(r))])),
         Box::new(Breakdown::new(vec![Lane::Sender(Box::new(s))])),

@@ -84,7 +84,7 @@ async fn transcripts_are_kept_fetched_and_verified() {
     }
 
     // The auditor's copy comes through the coordinator and holds no proofs.
-    let mut planner = cluster.planner().await.expect("planner");
+    let mut planner = cluster.auditor().await.expect("auditor");
     let mut stream = planner
         .fetch_transcript(FetchTranscriptRequest {
             job_id: job.job_id.clone(),

@@ -17,7 +17,7 @@ use jointly_node::{
 use jointly_protocol::{
     envelope::ChainWriter,
     hash::HashToGroup,
-    terms::job_terms,
+    terms::{job_terms, with_requester},
     transcript::{envelope_to_wire, step_of},
     wire::{
         Announce, DatasetInfo, Hello, JobDecision, Join, MaskedList, NodeMessage, NodeTerms, PointChunk,
@@ -127,7 +127,10 @@ async fn hostile_partner(cluster: &Cluster, how: Misbehaviour) -> tokio::task::J
                     // Honest about the terms, so the deviation reaches the points.
                     terms.insert(
                         o.job_id.clone(),
-                        job_terms(&o.job_id, &o.spec.unwrap_or_default()),
+                        with_requester(
+                            job_terms(&o.job_id, &o.spec.clone().unwrap_or_default()),
+                            o.requester.as_ref(),
+                        ),
                     );
                     let d = JobDecision {
                         job_id: o.job_id,
@@ -179,6 +182,7 @@ async fn hostile_partner(cluster: &Cluster, how: Misbehaviour) -> tokio::task::J
                                 set_size: announce,
                                 terms: terms.to_vec(),
                                 session_key: Vec::new(),
+                                ..Default::default()
                             }),
                         ))
                         .await;

@@ -97,7 +97,10 @@ async fn planner_mistakes_and_policy_refusals_are_named() {
     if let Some(jointly_protocol::wire::query_spec::Query::Overlap(q)) = spec.query.as_mut() {
         q.right.as_mut().expect("right").node = "insurer".into();
     }
-    let err = planner.submit_query(spec).await.expect_err("unknown node");
+    let err = planner
+        .submit_query(jointly_examples::cluster::submission(spec))
+        .await
+        .expect_err("unknown node");
     assert_eq!(err.code(), tonic::Code::NotFound);
     assert!(
         err.message().contains("insurer") && err.message().contains("partner"),
@@ -109,7 +112,10 @@ async fn planner_mistakes_and_policy_refusals_are_named() {
     if let Some(jointly_protocol::wire::query_spec::Query::Overlap(q)) = spec.query.as_mut() {
         q.left.as_mut().expect("left").dataset = "prospects".into();
     }
-    let err = planner.submit_query(spec).await.expect_err("unknown dataset");
+    let err = planner
+        .submit_query(jointly_examples::cluster::submission(spec))
+        .await
+        .expect_err("unknown dataset");
     assert!(
         err.message().contains("prospects") && err.message().contains("customers"),
         "{}",
@@ -145,7 +151,7 @@ async fn killed_node_fails_the_job_and_a_rerun_succeeds() {
     .expect("cluster");
     let mut planner = cluster.planner().await.expect("planner");
     let job = planner
-        .submit_query(overlap_spec(exact()))
+        .submit_query(jointly_examples::cluster::submission(overlap_spec(exact())))
         .await
         .expect("submit")
         .into_inner();
@@ -208,7 +214,7 @@ async fn coordinator_crash_mid_job_leaves_it_failed_and_retryable() {
     .expect("cluster");
     let mut planner = cluster.planner().await.expect("planner");
     let job = planner
-        .submit_query(overlap_spec(exact()))
+        .submit_query(jointly_examples::cluster::submission(overlap_spec(exact())))
         .await
         .expect("submit")
         .into_inner();

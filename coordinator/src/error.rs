@@ -36,6 +36,9 @@ pub enum CoordinatorError {
     /// A node reported a second transcript for a job; the first stands.
     #[error("node '{node}' already indexed a transcript of job {job}; the first one stands")]
     AlreadyIndexed { job: String, node: String },
+    /// The registry of people refused a change, or cannot be read.
+    #[error("{0}")]
+    Registry(#[from] crate::registry::RegistryError),
     /// Listening or TLS setup failed.
     #[error("transport: {0}")]
     Transport(String),
@@ -51,6 +54,15 @@ impl From<CoordinatorError> for tonic::Status {
             CoordinatorError::NodeOffline { .. } => tonic::Status::failed_precondition(message),
             CoordinatorError::InvalidQuery(_) => tonic::Status::invalid_argument(message),
             CoordinatorError::AlreadyIndexed { .. } => tonic::Status::already_exists(message),
+            CoordinatorError::Registry(r) => {
+                use crate::registry::RegistryError as R;
+                match r {
+                    R::BadName(_) | R::Invalid(_) => tonic::Status::invalid_argument(message),
+                    R::Exists(_) => tonic::Status::already_exists(message),
+                    R::Unknown(_) => tonic::Status::not_found(message),
+                    _ => tonic::Status::internal(message),
+                }
+            }
             CoordinatorError::Config { .. }
             | CoordinatorError::Database { .. }
             | CoordinatorError::Transport(_) => tonic::Status::internal(message),

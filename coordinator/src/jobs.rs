@@ -12,7 +12,7 @@ use jointly_protocol::{
     breakdown_plan::{MAX_ABS_VALUE, Side},
     wire::{
         BreakdownRelease, CancelSession, CoordinatorMessage, JobOffer, NodeTerms, Privacy, QueryResult,
-        QuerySpec, Role, SegmentResult, StartSession, coordinator_message::Body, query_result,
+        QuerySpec, Requester, Role, SegmentResult, StartSession, coordinator_message::Body, query_result,
         session_report::Outcome as ReportOutcome,
     },
 };
@@ -56,6 +56,10 @@ pub enum JobEvent {
     NodeDetached {
         node: String,
     },
+    /// A planner or operator cancelled the job (`CancelJob`).
+    Cancelled {
+        reason: String,
+    },
 }
 
 /// The two parties of a job: receiver first.
@@ -95,6 +99,13 @@ struct Failure {
     retryable: bool,
 }
 
+fn cancelled(reason: String) -> Failure {
+    Failure {
+        message: reason,
+        retryable: false,
+    }
+}
+
 fn retryable(message: String) -> Failure {
     Failure {
         message,
@@ -112,8 +123,45 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}-{}", hex::encode(bytes))
 }
 
-/// Starts the job's task. `parties` hold (node, dataset, id_kind) per role.
-pub fn spawn(coord: Arc<Coordinator>, job_id: String, spec: QuerySpec, parties: Parties) {
+/// How long the coordinator keeps trying to tell a node a job ended before
+/// giving up; the node's own offer and session timeouts cover the rest.
+const CANCEL_SEND: Duration = Duration::from_secs(10);
+
+/// Tells both nodes a job is over, waiting for room on their streams rather
+/// than dropping the message: a lost cancel would hold a node's session slot
+/// and budget reservation until its own timeouts.
+fn cancel_at_nodes(coord: &Arc<Coordinator>, job_id: &str, nodes: [&str; 2], reason: &str) {
+    for node in nodes {
+        let Some(tx) = coord.node_channel(node) else {
+            continue;
+        };
+        let message = CoordinatorMessage {
+            body: Some(Body::Cancel(CancelSession {
+                job_id: job_id.to_string(),
+                reason: reason.to_string(),
+            })),
+        };
+        let (job, node) = (job_id.to_string(), node.to_string());
+        tokio::spawn(async move {
+            if !matches!(
+                tokio::time::timeout(CANCEL_SEND, tx.send(Ok(message))).await,
+                Ok(Ok(()))
+            ) {
+                warn!(job = %job, node = %node, "could not deliver the cancel; the node's own timeouts end its session");
+            }
+        });
+    }
+}
+
+/// Starts the job's task. `parties` hold (node, dataset, id_kind) per role;
+/// `requester` is the signed request both nodes check.
+pub fn spawn(
+    coord: Arc<Coordinator>,
+    job_id: String,
+    spec: QuerySpec,
+    parties: Parties,
+    requester: Requester,
+) {
     let (events, inbox) = mpsc::channel(256);
     coord.add_job(
         &job_id,
@@ -123,7 +171,7 @@ pub fn spawn(coord: Arc<Coordinator>, job_id: String, spec: QuerySpec, parties: 
         },
     );
     tokio::spawn(async move {
-        let outcome = run(&coord, &job_id, &spec, &parties, events, inbox).await;
+        let outcome = run(&coord, &job_id, &spec, &parties, &requester, events, inbox).await;
         let stored = match &outcome {
             Ok(result) => {
                 info!(job = %job_id, "job succeeded");
@@ -131,16 +179,12 @@ pub fn spawn(coord: Arc<Coordinator>, job_id: String, spec: QuerySpec, parties: 
             }
             Err(f) => {
                 warn!(job = %job_id, error = %f.message, "job failed");
-                for node in [&parties.receiver.0, &parties.sender.0] {
-                    if let Some(tx) = coord.node_channel(node) {
-                        let _ = tx.try_send(Ok(CoordinatorMessage {
-                            body: Some(Body::Cancel(CancelSession {
-                                job_id: job_id.clone(),
-                                reason: f.message.clone(),
-                            })),
-                        }));
-                    }
-                }
+                cancel_at_nodes(
+                    &coord,
+                    &job_id,
+                    [&parties.receiver.0, &parties.sender.0],
+                    &f.message,
+                );
                 coord.store.fail(&job_id, &f.message, f.retryable).await
             }
         };
@@ -167,6 +211,7 @@ async fn run(
     job_id: &str,
     spec: &QuerySpec,
     parties: &Parties,
+    requester: &Requester,
     events: mpsc::Sender<JobEvent>,
     mut inbox: mpsc::Receiver<JobEvent>,
 ) -> Result<QueryResult, Failure> {
@@ -190,7 +235,7 @@ async fn run(
             _ => (0, 0),
         };
         let offer = JobOffer {
-            requester: None,
+            requester: Some(requester.clone()),
             job_id: job_id.to_string(),
             spec: Some(spec.clone()),
             role: role.into(),
@@ -241,6 +286,7 @@ async fn run(
                     "node '{node}' detached before accepting; run the query again"
                 )));
             }
+            Some(JobEvent::Cancelled { reason }) => return Err(cancelled(reason)),
             Some(_) => {}
             None => return Err(retryable("internal error: job events closed".into())),
         }
@@ -577,6 +623,7 @@ async fn follow(
                     "node '{node}' disconnected during the session; run the query again once it is back"
                 )));
             }
+            JobEvent::Cancelled { reason } => return Err(cancelled(reason)),
             JobEvent::Decision { .. } => {}
         }
     }

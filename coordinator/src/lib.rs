@@ -4,14 +4,18 @@
 //! meaning.
 
 pub mod attributions;
+pub mod auth;
 pub mod breakdowns;
 pub mod client;
 pub mod config;
+pub mod credential;
 pub mod decrypt;
 pub mod error;
 pub mod gateway;
 pub mod jobs;
+pub mod operator;
 pub mod planner;
+pub mod registry;
 pub mod release;
 pub mod state;
 pub mod store;
@@ -33,6 +37,18 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), CoordinatorError> {
+    // Planners' signatures stop a relay from replaying or altering their
+    // calls, but not from reading them: off loopback, only TLS will do.
+    if config.tls.is_none() {
+        let addr = listener
+            .local_addr()
+            .map_err(|e| CoordinatorError::Transport(e.to_string()))?;
+        if !addr.ip().is_loopback() {
+            return Err(CoordinatorError::Transport(format!(
+                "refusing to serve plain HTTP on {addr}: give [tls] cert and key in the configuration, or listen on 127.0.0.1 for a local demo"
+            )));
+        }
+    }
     let store = store::Store::open(&config.database)?;
     let tls = match &config.tls {
         Some(files) => {

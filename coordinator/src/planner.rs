@@ -9,21 +9,27 @@ use jointly_protocol::{
     ids::{IdKind, match_kind},
     wire,
     wire::{
-        CoordinatorMessage, DatasetInfo, DatasetRef, DatasetSummary, FetchTranscriptRequest, GetJobRequest,
-        Job, ListJobsRequest, ListJobsResponse, ListNodesRequest, ListNodesResponse, NodeStatus, QuerySpec,
-        SubmitQueryRequest, TranscriptChunk, TranscriptRequest, coordinator_message, planner_server::Planner,
-        query_spec::Query,
+        AddPrincipalRequest, CancelJobRequest, CoordinatorMessage, DatasetInfo, DatasetRef, DatasetSummary,
+        FetchTranscriptRequest, GetJobRequest, IssuedCredential, Job, ListJobsRequest, ListJobsResponse,
+        ListNodesRequest, ListNodesResponse, ListPrincipalsRequest, ListPrincipalsResponse, NodeStatus,
+        QuerySpec, Requester, RevokePrincipalRequest, SubmitQueryRequest, TranscriptChunk, TranscriptRequest,
+        WhoAmIRequest, coordinator_message, planner_server::Planner, query_spec::Query,
     },
 };
+use prost::Message;
 use tonic::{Request, Response, Status};
 use tracing::info;
 
 use crate::{
     attributions::{plan_attribution, plan_lift},
+    auth::{Caller, authenticate, method},
     breakdowns::{check_filters, plan as plan_breakdown},
+    credential::Credential,
     error::CoordinatorError,
     jobs::{self, JobKind, Parties},
+    registry::{self, ALL_WORKSPACES, NewPrincipal, Role},
     state::Coordinator,
+    store::{Owner, Workspaces, now_ms},
 };
 
 pub struct PlannerApi {
@@ -196,41 +202,120 @@ impl PlannerApi {
     }
 }
 
+impl PlannerApi {
+    /// The job, if the caller may read it.
+    async fn readable_job(&self, caller: &Caller, job_id: &str) -> Result<Job, Status> {
+        let job = self.coord.store.get(job_id).await?;
+        if !caller.can_read(&job.workspace) {
+            return Err(Status::permission_denied(format!(
+                "job {job_id} is not in the workspaces of '{}' ({}); ask the operator to add her to its workspace",
+                caller.principal.name,
+                caller.principal.workspaces.join(", ")
+            )));
+        }
+        Ok(job)
+    }
+
+    /// The workspace a submission goes to: the one named, which must be
+    /// hers, or her only one.
+    fn workspace_of(caller: &Caller, asked: &str) -> Result<String, Status> {
+        let p = &caller.principal;
+        if asked.is_empty() {
+            return match p.workspaces.as_slice() {
+                [only] if only != ALL_WORKSPACES => Ok(only.clone()),
+                _ => Err(Status::invalid_argument(format!(
+                    "'{}' belongs to several workspaces ({}): name one with --workspace",
+                    p.name,
+                    p.workspaces.join(", ")
+                ))),
+            };
+        }
+        if asked == ALL_WORKSPACES || !p.in_workspace(asked) {
+            return Err(Status::permission_denied(format!(
+                "'{}' is not a member of workspace '{asked}' (hers: {}); ask the operator to add her",
+                p.name,
+                p.workspaces.join(", ")
+            )));
+        }
+        Ok(asked.to_string())
+    }
+}
+
+/// What the nodes get of the request that created a job: enough to check
+/// the planner's signature themselves and to record who asked.
+fn requester(
+    coord: &Coordinator,
+    caller: &Caller,
+    workspace: &str,
+    request: &SubmitQueryRequest,
+) -> Requester {
+    let p = &caller.principal;
+    Requester {
+        principal: p.name.clone(),
+        organisation: p.organisation.clone(),
+        role: p.role.as_str().to_string(),
+        workspace: workspace.to_string(),
+        public_key: p.public_key.to_vec(),
+        request: request.encode_to_vec(),
+        timestamp_ms: caller.timestamp_ms,
+        nonce: caller.nonce.clone(),
+        signature: caller.signature.clone(),
+        coordinator_id: coord.config.id.clone(),
+    }
+}
+
 #[tonic::async_trait]
 impl Planner for PlannerApi {
     async fn submit_query(&self, request: Request<SubmitQueryRequest>) -> Result<Response<Job>, Status> {
-        let spec = request.into_inner().spec.unwrap_or_default();
+        let caller = authenticate(&self.coord, &request, method::SUBMIT_QUERY).await?;
+        caller.require(&[Role::Planner], "submitting a query")?;
+        let submitted = request.into_inner();
+        let workspace = Self::workspace_of(&caller, &submitted.workspace)?;
+        let spec = submitted.spec.clone().unwrap_or_default();
         let parties = self.parties(&spec)?;
         let job_id = jobs::new_id("job");
+        let owner = Owner {
+            principal: caller.principal.name.clone(),
+            organisation: caller.principal.organisation.clone(),
+            workspace: workspace.clone(),
+        };
         // Persisted before anything runs: a crash from here on leaves a record.
-        let job = self.coord.store.insert(&job_id, &spec).await?;
-        info!(job = %job_id, receiver = %parties.receiver.0, sender = %parties.sender.0, "job submitted");
-        jobs::spawn(Arc::clone(&self.coord), job_id, spec, parties);
+        let job = self.coord.store.insert(&job_id, &spec, &owner).await?;
+        info!(job = %job_id, planner = %owner.principal, workspace = %owner.workspace, receiver = %parties.receiver.0, sender = %parties.sender.0, "job submitted");
+        let requester = requester(&self.coord, &caller, &workspace, &submitted);
+        jobs::spawn(Arc::clone(&self.coord), job_id, spec, parties, requester);
         Ok(Response::new(job))
     }
 
     async fn get_job(&self, request: Request<GetJobRequest>) -> Result<Response<Job>, Status> {
-        Ok(Response::new(
-            self.coord.store.get(&request.into_inner().job_id).await?,
-        ))
+        let caller = authenticate(&self.coord, &request, method::GET_JOB).await?;
+        let job = self.readable_job(&caller, &request.get_ref().job_id).await?;
+        Ok(Response::new(job))
     }
 
     async fn list_jobs(
         &self,
         request: Request<ListJobsRequest>,
     ) -> Result<Response<ListJobsResponse>, Status> {
+        let caller = authenticate(&self.coord, &request, method::LIST_JOBS).await?;
         let limit = match request.into_inner().limit {
             0 => 50,
             n => n.min(1000),
         };
-        let jobs = self.coord.store.list(limit).await?;
+        let workspaces = if caller.principal.all_workspaces() {
+            Workspaces::All
+        } else {
+            Workspaces::Only(caller.principal.workspaces.clone())
+        };
+        let jobs = self.coord.store.list(limit, workspaces).await?;
         Ok(Response::new(ListJobsResponse { jobs }))
     }
 
     async fn list_nodes(
         &self,
-        _request: Request<ListNodesRequest>,
+        request: Request<ListNodesRequest>,
     ) -> Result<Response<ListNodesResponse>, Status> {
+        authenticate(&self.coord, &request, method::LIST_NODES).await?;
         let nodes = self
             .coord
             .config
@@ -259,40 +344,99 @@ impl Planner for PlannerApi {
         Ok(Response::new(ListNodesResponse { nodes }))
     }
 
-    // PENDING(access): the access work implements these before anything lands.
-    async fn cancel_job(
-        &self,
-        _request: Request<jointly_protocol::wire::CancelJobRequest>,
-    ) -> Result<Response<Job>, Status> {
-        Err(Status::unimplemented("cancel is not implemented yet"))
+    async fn cancel_job(&self, request: Request<CancelJobRequest>) -> Result<Response<Job>, Status> {
+        let caller = authenticate(&self.coord, &request, method::CANCEL_JOB).await?;
+        caller.require(&[Role::Planner, Role::Operator], "cancelling a job")?;
+        let job_id = request.into_inner().job_id;
+        let job = self.readable_job(&caller, &job_id).await?;
+        let name = &caller.principal.name;
+        if caller.principal.role == Role::Planner && &job.owner != name {
+            return Err(Status::permission_denied(format!(
+                "job {job_id} was submitted by '{}'; a planner cancels only her own jobs (an operator may cancel any)",
+                job.owner
+            )));
+        }
+        let reason = format!("cancelled by {} '{name}'", caller.principal.role);
+        if !self.coord.cancel_job(&job_id, &reason).await? {
+            return Err(Status::failed_precondition(format!(
+                "job {job_id} has already finished; there is nothing to cancel"
+            )));
+        }
+        info!(job = %job_id, by = %name, "job cancelled");
+        Ok(Response::new(self.coord.store.get(&job_id).await?))
     }
 
-    async fn who_am_i(
-        &self,
-        _request: Request<jointly_protocol::wire::WhoAmIRequest>,
-    ) -> Result<Response<jointly_protocol::wire::Principal>, Status> {
-        Err(Status::unimplemented("whoami is not implemented yet"))
+    async fn who_am_i(&self, request: Request<WhoAmIRequest>) -> Result<Response<wire::Principal>, Status> {
+        let caller = authenticate(&self.coord, &request, method::WHO_AM_I).await?;
+        Ok(Response::new(caller.principal.to_wire()))
     }
 
     async fn list_principals(
         &self,
-        _request: Request<jointly_protocol::wire::ListPrincipalsRequest>,
-    ) -> Result<Response<jointly_protocol::wire::ListPrincipalsResponse>, Status> {
-        Err(Status::unimplemented("the registry is not implemented yet"))
+        request: Request<ListPrincipalsRequest>,
+    ) -> Result<Response<ListPrincipalsResponse>, Status> {
+        let caller = authenticate(&self.coord, &request, method::LIST_PRINCIPALS).await?;
+        caller.require(&[Role::Operator], "reading the registry")?;
+        let principals = self.coord.store.registry(|c| registry::list(c)).await?;
+        Ok(Response::new(ListPrincipalsResponse {
+            principals: principals.iter().map(registry::Principal::to_wire).collect(),
+        }))
     }
 
     async fn add_principal(
         &self,
-        _request: Request<jointly_protocol::wire::AddPrincipalRequest>,
-    ) -> Result<Response<jointly_protocol::wire::IssuedCredential>, Status> {
-        Err(Status::unimplemented("the registry is not implemented yet"))
+        request: Request<AddPrincipalRequest>,
+    ) -> Result<Response<IssuedCredential>, Status> {
+        let caller = authenticate(&self.coord, &request, method::ADD_PRINCIPAL).await?;
+        caller.require(&[Role::Operator], "changing the registry")?;
+        let r = request.into_inner();
+        let role = registry::Role::from_wire(r.role)
+            .ok_or_else(|| Status::invalid_argument("give a role: planner, auditor or operator"))?;
+        let new = NewPrincipal {
+            name: r.name,
+            organisation: r.organisation,
+            role,
+            workspaces: r.workspaces,
+            valid_days: r.valid_days,
+        };
+        let rotate = r.rotate;
+        let (principal, key) = self
+            .coord
+            .store
+            .registry(move |c| registry::add(c, &new, rotate, now_ms()))
+            .await?;
+        info!(principal = %principal.name, role = %principal.role, by = %caller.principal.name, rotate, "credential issued");
+        let credential = Credential {
+            coordinator_id: self.coord.config.id.clone(),
+            coordinator_url: None,
+            principal: principal.name.clone(),
+            key,
+        };
+        let text = credential.to_text(
+            principal.role.as_str(),
+            &principal.organisation,
+            &format_ms(principal.expires_ms),
+        );
+        Ok(Response::new(IssuedCredential {
+            principal: Some(principal.to_wire()),
+            credential: text.to_string(),
+        }))
     }
 
     async fn revoke_principal(
         &self,
-        _request: Request<jointly_protocol::wire::RevokePrincipalRequest>,
-    ) -> Result<Response<jointly_protocol::wire::Principal>, Status> {
-        Err(Status::unimplemented("the registry is not implemented yet"))
+        request: Request<RevokePrincipalRequest>,
+    ) -> Result<Response<wire::Principal>, Status> {
+        let caller = authenticate(&self.coord, &request, method::REVOKE_PRINCIPAL).await?;
+        caller.require(&[Role::Operator], "changing the registry")?;
+        let name = request.into_inner().name;
+        let revoked = self
+            .coord
+            .store
+            .registry(move |c| registry::revoke(c, &name, now_ms()))
+            .await?;
+        info!(principal = %revoked.name, by = %caller.principal.name, "credential revoked");
+        Ok(Response::new(revoked.to_wire()))
     }
 
     type FetchTranscriptStream =
@@ -302,9 +446,12 @@ impl Planner for PlannerApi {
         &self,
         request: Request<FetchTranscriptRequest>,
     ) -> Result<Response<Self::FetchTranscriptStream>, Status> {
+        let caller = authenticate(&self.coord, &request, method::FETCH_TRANSCRIPT).await?;
+        caller.require(&[Role::Auditor], "fetching a transcript")?;
         let FetchTranscriptRequest { job_id, node } = request.into_inner();
+        let job = self.readable_job(&caller, &job_id).await?;
         let node = if node.is_empty() {
-            receiver_node(&self.coord.store.get(&job_id).await?.spec.unwrap_or_default())
+            receiver_node(&job.spec.unwrap_or_default())
         } else {
             node
         };
@@ -391,6 +538,28 @@ impl Planner for PlannerApi {
     }
 }
 
+/// A time as the credential's header shows it: a UTC date and time.
+pub fn format_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rem / 3600,
+        (rem % 3600) / 60
+    )
+}
+
 /// The node that received in a job's session, as `parties` chose it: the
 /// node an auditor's fetch without a node name goes to.
 pub fn receiver_node(spec: &QuerySpec) -> String {
@@ -439,6 +608,13 @@ mod tests {
             query: Some(query),
             privacy: None,
         }
+    }
+
+    #[test]
+    fn times_read_as_dates() {
+        assert_eq!(format_ms(0), "1970-01-01 00:00 UTC");
+        assert_eq!(format_ms(1_796_256_000_000), "2026-12-03 00:00 UTC");
+        assert_eq!(format_ms(951_782_400_000 + 61_000), "2000-02-29 00:01 UTC");
     }
 
     #[test]

@@ -174,6 +174,23 @@ impl Coordinator {
         lock(&self.jobs).insert(id.to_string(), job);
     }
 
+    /// Cancels a job that has not finished: recorded first (so its task's
+    /// outcome cannot overwrite it), then its task is told, which tells the
+    /// nodes. False when the job had already finished.
+    pub async fn cancel_job(&self, id: &str, reason: &str) -> Result<bool, crate::CoordinatorError> {
+        if !self.store.cancel(id, reason).await? {
+            return Ok(false);
+        }
+        let events = lock(&self.jobs).get(id).map(|j| j.events.clone());
+        if let Some(events) = events {
+            let event = JobEvent::Cancelled {
+                reason: reason.to_string(),
+            };
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), events.send(event)).await;
+        }
+        Ok(true)
+    }
+
     pub fn remove_job(&self, id: &str) {
         lock(&self.jobs).remove(id);
     }

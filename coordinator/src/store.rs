@@ -42,7 +42,12 @@ CREATE TABLE IF NOT EXISTS transcripts (
 
 /// Columns added since the first schema, added to an older database as it
 /// opens (SQLite has no ADD COLUMN IF NOT EXISTS).
-const ADDED_COLUMNS: &[(&str, &str, &str)] = &[("jobs", "progress_permille", "INTEGER NOT NULL DEFAULT 0")];
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("jobs", "progress_permille", "INTEGER NOT NULL DEFAULT 0"),
+    ("jobs", "owner", "TEXT NOT NULL DEFAULT ''"),
+    ("jobs", "organisation", "TEXT NOT NULL DEFAULT ''"),
+    ("jobs", "workspace", "TEXT NOT NULL DEFAULT ''"),
+];
 
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     for (table, column, declaration) in ADDED_COLUMNS {
@@ -54,6 +59,34 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Opens the database with its schema, as the coordinator and its operator
+/// commands (which may run beside it) both do.
+pub fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(crate::registry::SCHEMA)?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+/// Who a job belongs to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Owner {
+    pub principal: String,
+    pub organisation: String,
+    pub workspace: String,
+}
+
+/// Which jobs a listing may show: those of some workspaces, or all.
+#[derive(Clone, Debug)]
+pub enum Workspaces {
+    All,
+    Only(Vec<String>),
 }
 
 /// Where a node keeps a job's transcript, as the coordinator indexes it.
@@ -98,11 +131,7 @@ impl Store {
                 message: format!("cannot create its directory: {e}"),
             })?;
         }
-        let conn = Connection::open(path).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
-        conn.execute_batch(SCHEMA).map_err(err)?;
-        migrate(&conn).map_err(err)?;
+        let conn = open_connection(path).map_err(err)?;
         let interrupted = conn
             .execute(
                 "UPDATE jobs SET state = ?1, error = ?2, retryable = 1, finished_ms = ?3
@@ -149,31 +178,97 @@ impl Store {
         .map_err(fail)
     }
 
-    pub async fn insert(&self, id: &str, spec: &QuerySpec) -> Result<Job, CoordinatorError> {
+    pub async fn insert(&self, id: &str, spec: &QuerySpec, owner: &Owner) -> Result<Job, CoordinatorError> {
         let job = Job {
             job_id: id.to_string(),
             state: JobState::Pending.into(),
             spec: Some(spec.clone()),
             created_unix_ms: now_ms(),
+            owner: owner.principal.clone(),
+            organisation: owner.organisation.clone(),
+            workspace: owner.workspace.clone(),
             ..Job::default()
         };
-        let (id, created, blob) = (job.job_id.clone(), job.created_unix_ms, spec.encode_to_vec());
+        let (id, created, blob, owner) = (
+            job.job_id.clone(),
+            job.created_unix_ms,
+            spec.encode_to_vec(),
+            owner.clone(),
+        );
         self.call(move |c| {
             c.execute(
-                "INSERT INTO jobs (id, created_ms, state, spec) VALUES (?1, ?2, ?3, ?4)",
-                params![id, created, JobState::Pending as i32, blob],
+                "INSERT INTO jobs (id, created_ms, state, spec, owner, organisation, workspace)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    id,
+                    created,
+                    JobState::Pending as i32,
+                    blob,
+                    owner.principal,
+                    owner.organisation,
+                    owner.workspace
+                ],
             )
         })
         .await?;
         Ok(job)
     }
 
+    /// Marks a job that has not finished cancelled; false when it had.
+    pub async fn cancel(&self, id: &str, reason: &str) -> Result<bool, CoordinatorError> {
+        let (id, reason) = (id.to_string(), reason.to_string());
+        self.call(move |c| {
+            c.execute(
+                "UPDATE jobs SET state = ?2, error = ?3, retryable = 0, finished_ms = ?4
+                 WHERE id = ?1 AND state IN (?5, ?6)",
+                params![
+                    id,
+                    JobState::Cancelled as i32,
+                    reason,
+                    now_ms(),
+                    JobState::Pending as i32,
+                    JobState::Running as i32
+                ],
+            )
+        })
+        .await
+        .map(|n| n > 0)
+    }
+
+    pub async fn principal(
+        &self,
+        name: &str,
+    ) -> Result<Option<crate::registry::Principal>, CoordinatorError> {
+        let name = name.to_string();
+        self.registry(move |c| crate::registry::get(c, &name)).await
+    }
+
+    pub async fn record_nonce(
+        &self,
+        principal: &str,
+        nonce: &[u8],
+        now_ms: i64,
+    ) -> Result<bool, CoordinatorError> {
+        let (principal, nonce) = (principal.to_string(), nonce.to_vec());
+        self.registry(move |c| crate::registry::record_nonce(c, &principal, &nonce, now_ms))
+            .await
+    }
+
+    /// Runs a registry call on a blocking thread; its own errors stay typed.
+    pub async fn registry<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, crate::registry::RegistryError> + Send + 'static,
+    ) -> Result<T, CoordinatorError> {
+        let inner = self.call(move |c| Ok(f(c))).await?;
+        inner.map_err(CoordinatorError::Registry)
+    }
+
     pub async fn set_running(&self, id: &str) -> Result<(), CoordinatorError> {
         let id = id.to_string();
         self.call(move |c| {
             c.execute(
-                "UPDATE jobs SET state = ?2 WHERE id = ?1",
-                params![id, JobState::Running as i32],
+                "UPDATE jobs SET state = ?2 WHERE id = ?1 AND state = ?3",
+                params![id, JobState::Running as i32, JobState::Pending as i32],
             )
         })
         .await
@@ -198,8 +293,15 @@ impl Store {
         self.call(move |c| {
             c.execute(
                 "UPDATE jobs SET state = ?2, result = ?3, finished_ms = ?4, progress_permille = 1000
-                 WHERE id = ?1",
-                params![id, JobState::Succeeded as i32, blob, now_ms()],
+                 WHERE id = ?1 AND state IN (?5, ?6)",
+                params![
+                    id,
+                    JobState::Succeeded as i32,
+                    blob,
+                    now_ms(),
+                    JobState::Pending as i32,
+                    JobState::Running as i32
+                ],
             )
         })
         .await
@@ -210,8 +312,18 @@ impl Store {
         let (id, error) = (id.to_string(), error.to_string());
         self.call(move |c| {
             c.execute(
-                "UPDATE jobs SET state = ?2, error = ?3, retryable = ?4, finished_ms = ?5 WHERE id = ?1",
-                params![id, JobState::Failed as i32, error, retryable, now_ms()],
+                // A job cancelled meanwhile stays cancelled.
+                "UPDATE jobs SET state = ?2, error = ?3, retryable = ?4, finished_ms = ?5
+                 WHERE id = ?1 AND state IN (?6, ?7)",
+                params![
+                    id,
+                    JobState::Failed as i32,
+                    error,
+                    retryable,
+                    now_ms(),
+                    JobState::Pending as i32,
+                    JobState::Running as i32
+                ],
             )
         })
         .await
@@ -289,10 +401,24 @@ impl Store {
         row.ok_or_else(|| CoordinatorError::UnknownJob(id.to_string()))
     }
 
-    pub async fn list(&self, limit: u32) -> Result<Vec<Job>, CoordinatorError> {
+    /// The newest `limit` jobs of `workspaces`.
+    pub async fn list(&self, limit: u32, workspaces: Workspaces) -> Result<Vec<Job>, CoordinatorError> {
         self.call(move |c| {
-            let mut stmt = c.prepare(&format!("{SELECT} ORDER BY created_ms DESC, id LIMIT ?1"))?;
-            let rows = stmt.query_map(params![limit], row_to_job)?;
+            let (filter, names) = match workspaces {
+                Workspaces::All => (String::new(), Vec::new()),
+                Workspaces::Only(names) => {
+                    let marks = (0..names.len())
+                        .map(|i| format!("?{}", i + 2))
+                        .collect::<Vec<_>>();
+                    (format!("WHERE workspace IN ({})", marks.join(", ")), names)
+                }
+            };
+            let mut stmt = c.prepare(&format!(
+                "{SELECT} {filter} ORDER BY created_ms DESC, id LIMIT ?1"
+            ))?;
+            let mut values: Vec<rusqlite::types::Value> = vec![i64::from(limit).into()];
+            values.extend(names.into_iter().map(Into::into));
+            let rows = stmt.query_map(rusqlite::params_from_iter(values), row_to_job)?;
             rows.collect()
         })
         .await
@@ -300,7 +426,8 @@ impl Store {
 }
 
 const SELECT: &str =
-    "SELECT id, created_ms, finished_ms, state, spec, error, retryable, progress_permille, result FROM jobs";
+    "SELECT id, created_ms, finished_ms, state, spec, error, retryable, progress_permille, result,
+    owner, organisation, workspace FROM jobs";
 
 fn row_to_job(row: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
     let spec: Vec<u8> = row.get(4)?;
@@ -317,7 +444,9 @@ fn row_to_job(row: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
         retryable: row.get(6)?,
         progress_permille: row.get::<_, i64>(7)?.clamp(0, 1000) as u32,
         result: result.and_then(|r| QueryResult::decode(r.as_slice()).ok()),
-        ..Job::default()
+        owner: row.get(9)?,
+        organisation: row.get(10)?,
+        workspace: row.get(11)?,
     })
 }
 
@@ -332,8 +461,13 @@ mod tests {
         let path = dir.join("c.db");
         let store = Store::open(&path).expect("open");
         let spec = QuerySpec::default();
-        store.insert("a", &spec).await.expect("insert");
-        store.insert("b", &spec).await.expect("insert");
+        let owner = |w: &str| Owner {
+            principal: "alice".into(),
+            organisation: "bank".into(),
+            workspace: w.into(),
+        };
+        store.insert("a", &spec, &owner("x")).await.expect("insert");
+        store.insert("b", &spec, &owner("y")).await.expect("insert");
         store.set_running("b").await.expect("running");
         let result = QueryResult::default();
         store.succeed("a", &result).await.expect("succeed");
@@ -347,7 +481,27 @@ mod tests {
         assert_eq!(b.state, JobState::Failed as i32);
         assert!(b.retryable);
         assert!(b.error.contains("coordinator stopped"));
-        assert_eq!(store.list(10).await.expect("list").len(), 2);
+        assert_eq!(store.list(10, Workspaces::All).await.expect("list").len(), 2);
+        let only_x = store
+            .list(10, Workspaces::Only(vec!["x".into()]))
+            .await
+            .expect("list x");
+        assert_eq!(
+            only_x.iter().map(|j| j.job_id.as_str()).collect::<Vec<_>>(),
+            ["a"]
+        );
+        assert_eq!(only_x[0].owner, "alice");
+        assert!(
+            store
+                .list(10, Workspaces::Only(Vec::new()))
+                .await
+                .expect("none")
+                .is_empty()
+        );
+        assert!(
+            !store.cancel("a", "too late").await.expect("cancel"),
+            "a finished job stays"
+        );
         assert!(matches!(
             store.get("zz").await,
             Err(CoordinatorError::UnknownJob(_))

@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use jointly_coordinator::{
     CoordinatorConfig,
     client::{self, Planner},
+    credential::Credential,
 };
 use jointly_node::{Node, NodeConfig};
 use jointly_protocol::wire::{
@@ -90,6 +91,14 @@ pub fn overlap_spec(privacy: Privacy) -> QuerySpec {
             }),
         })),
         privacy: Some(privacy),
+    }
+}
+
+/// A submission of `spec` to the planner's only workspace.
+pub fn submission(spec: QuerySpec) -> jointly_protocol::wire::SubmitQueryRequest {
+    jointly_protocol::wire::SubmitQueryRequest {
+        spec: Some(spec),
+        workspace: String::new(),
     }
 }
 
@@ -257,11 +266,33 @@ impl Cluster {
         }
     }
 
+    /// The deployment's planner (workspace `deploy::WORKSPACE`).
     pub async fn planner(&self) -> anyhow::Result<Planner> {
+        self.connect_as(&self.deployment.credentials.planner).await
+    }
+
+    /// The deployment's auditor (every workspace).
+    pub async fn auditor(&self) -> anyhow::Result<Planner> {
+        self.connect_as(&self.deployment.credentials.auditor).await
+    }
+
+    /// The deployment's operator.
+    pub async fn operator(&self) -> anyhow::Result<Planner> {
+        self.connect_as(&self.deployment.credentials.operator).await
+    }
+
+    /// A connection signed with the credential in `path`.
+    pub async fn connect_as(&self, path: &Path) -> anyhow::Result<Planner> {
+        let credential = Credential::load(path).map_err(anyhow::Error::msg)?;
+        self.connect_with(credential).await
+    }
+
+    pub async fn connect_with(&self, credential: Credential) -> anyhow::Result<Planner> {
         client::connect(
             &self.url,
             self.tls.as_ref().map(|t| t.ca_cert.as_path()),
             self.tls.as_ref().map(|t| t.domain.as_str()),
+            credential,
         )
         .await
         .map_err(anyhow::Error::msg)
@@ -293,10 +324,7 @@ impl Cluster {
     pub async fn run(&self, spec: QuerySpec) -> anyhow::Result<Job> {
         let mut planner = self.planner().await?;
         let job = planner
-            .submit_query(jointly_protocol::wire::SubmitQueryRequest {
-                spec: Some(spec),
-                workspace: String::new(),
-            })
+            .submit_query(submission(spec))
             .await
             .map_err(|s| anyhow::anyhow!("{}", s.message()))?
             .into_inner();

@@ -192,8 +192,9 @@ async fn audit(cluster: &Cluster, job_id: &str) -> anyhow::Result<bool> {
     println!(
         "audit      the transcripts of the exact overlap job {job_id}, checked with no secret and no data:"
     );
-    let mut planner = cluster.planner().await?;
-    let mut stream = planner
+    // Fetching transcripts is the auditor's right, not the planner's.
+    let mut auditor = cluster.auditor().await?;
+    let mut stream = auditor
         .fetch_transcript(jointly_protocol::wire::FetchTranscriptRequest {
             job_id: job_id.to_string(),
             node: "partner".into(),

@@ -14,6 +14,62 @@ pub struct Deployment {
     pub coordinator_config: PathBuf,
     pub bank_config: PathBuf,
     pub partner_config: PathBuf,
+    /// Credentials of the people the deployment registers.
+    pub credentials: Credentials,
+}
+
+/// Credential files of a written deployment (mode 0600): a planner of
+/// workspace [`WORKSPACE`], an auditor and an operator of every workspace.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub planner: PathBuf,
+    pub auditor: PathBuf,
+    pub operator: PathBuf,
+}
+
+/// The workspace the deployment's planner works in.
+pub const WORKSPACE: &str = "campaigns";
+/// The organisation everyone the deployment registers belongs to; the
+/// nodes' `[[policy.planners]]` name it.
+pub const ORGANISATION: &str = "bank";
+
+/// Registers the deployment's people at its coordinator (a new key for
+/// anyone already there) and writes their credentials.
+pub fn register_people(coordinator_config: &Path, dir: &Path) -> anyhow::Result<Credentials> {
+    use jointly_coordinator::{
+        CoordinatorConfig, operator,
+        registry::{self, NewPrincipal, Role},
+    };
+    let config = CoordinatorConfig::load(coordinator_config)?;
+    let existing: Vec<String> = operator::list(&config)?.into_iter().map(|p| p.name).collect();
+    let people = [
+        ("planner", Role::Planner, WORKSPACE),
+        ("auditor", Role::Auditor, registry::ALL_WORKSPACES),
+        ("operator", Role::Operator, registry::ALL_WORKSPACES),
+    ];
+    let mut paths = Vec::new();
+    for (name, role, workspace) in people {
+        let new = NewPrincipal {
+            name: name.into(),
+            organisation: ORGANISATION.into(),
+            role,
+            workspaces: vec![workspace.into()],
+            valid_days: 0,
+        };
+        let rotate = existing.iter().any(|e| e == name);
+        let (_, credential, text) = operator::issue(&config, &new, rotate)?;
+        let path = dir.join("credentials").join(format!("{name}.toml"));
+        operator::save(&credential, &text, &path).map_err(anyhow::Error::msg)?;
+        paths.push(path);
+    }
+    let [planner, auditor, operator]: [PathBuf; 3] = paths
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("internal error: three credentials expected"))?;
+    Ok(Credentials {
+        planner,
+        auditor,
+        operator,
+    })
 }
 
 /// How the two nodes' datasets and policies are set up.
@@ -371,11 +427,18 @@ pub fn write(dir: &Path, spec: &DeploymentSpec) -> anyhow::Result<Deployment> {
         PARTNER_COLUMNS,
         &spec.policy,
     );
-    let d = Deployment {
+    let coordinator_config = dir.join("coordinator.toml");
+    let credentials = Credentials {
+        planner: PathBuf::new(),
+        auditor: PathBuf::new(),
+        operator: PathBuf::new(),
+    };
+    let mut d = Deployment {
         dir: dir.to_path_buf(),
-        coordinator_config: dir.join("coordinator.toml"),
+        coordinator_config,
         bank_config: dir.join("bank.toml"),
         partner_config: dir.join("partner.toml"),
+        credentials,
     };
     let (bank, partner) = match &spec.campaign {
         Some(files) => (
@@ -391,6 +454,7 @@ pub fn write(dir: &Path, spec: &DeploymentSpec) -> anyhow::Result<Deployment> {
     ] {
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
+    d.credentials = register_people(&d.coordinator_config, dir)?;
     Ok(d)
 }
 

@@ -374,7 +374,10 @@ pub async fn through_processes(size: &Size, check: bool, table: &Path, dir: &Pat
     }
     let cpu_before: Vec<Option<f64>> = procs.0.iter().map(|(_, c)| cpu_seconds(c.id())).collect();
     let started = Instant::now();
-    let job = planner.submit_query(spec).await?.into_inner();
+    let job = planner
+        .submit_query(jointly_examples::cluster::submission(spec))
+        .await?
+        .into_inner();
     let job = jointly_coordinator::client::wait(&mut planner, &job.job_id, |_| {}).await?;
     let total = secs(started);
     anyhow::ensure!(

@@ -1,0 +1,172 @@
+//! A person's credential: the file the operator hands her once, which
+//! `jointly login` stores and every planner call signs with. TOML, so it is
+//! readable and says what it is:
+//!
+//! ```toml
+//! format = "jointly-credential-v1"
+//! coordinator_id = "jointly-coordinator"
+//! coordinator_url = "https://coordinator.bank.internal:7700"
+//! principal = "alice"
+//! secret_key = "…64 hex characters…"
+//! ```
+
+use std::path::Path;
+
+use ed25519_dalek::SigningKey;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+pub const FORMAT: &str = "jointly-credential-v1";
+
+/// The secret half of a person's key, and where it is valid.
+#[derive(Clone)]
+pub struct Credential {
+    /// The coordinator's `id`: a signature made for it is refused elsewhere.
+    pub coordinator_id: String,
+    /// Where to reach that coordinator, when the issuer knew it.
+    pub coordinator_url: Option<String>,
+    pub principal: String,
+    pub key: SigningKey,
+}
+
+// The secret key never reaches a log line.
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("coordinator_id", &self.coordinator_id)
+            .field("principal", &self.principal)
+            .field("public_key", &hex::encode(self.key.verifying_key().to_bytes()))
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    format: String,
+    coordinator_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    coordinator_url: Option<String>,
+    principal: String,
+    secret_key: String,
+}
+
+impl Credential {
+    /// The credential's text, with a header saying whose it is.
+    pub fn to_text(&self, role: &str, organisation: &str, expires: &str) -> Zeroizing<String> {
+        let file = File {
+            format: FORMAT.into(),
+            coordinator_id: self.coordinator_id.clone(),
+            coordinator_url: self.coordinator_url.clone(),
+            principal: self.principal.clone(),
+            secret_key: hex::encode(self.key.to_bytes()),
+        };
+        let body = Zeroizing::new(toml::to_string(&file).unwrap_or_default());
+        Zeroizing::new(format!(
+            "# Jointly credential of {} ({role}, organisation {organisation}); valid until {expires}.\n\
+             # It signs her requests: keep it secret. Store it with `jointly login FILE`.\n{}",
+            self.principal, *body
+        ))
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let file: File = toml::from_str(text).map_err(|e| format!("not a Jointly credential: {e}"))?;
+        let secret = Zeroizing::new(file.secret_key);
+        if file.format != FORMAT {
+            return Err(format!(
+                "credential format '{}' is not one this version reads ({FORMAT})",
+                file.format
+            ));
+        }
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        hex::decode_to_slice(secret.trim(), bytes.as_mut())
+            .map_err(|_| "secret_key must be 64 hex characters".to_string())?;
+        Ok(Self {
+            coordinator_id: file.coordinator_id,
+            coordinator_url: file.coordinator_url,
+            principal: file.principal,
+            key: SigningKey::from_bytes(&bytes),
+        })
+    }
+
+    /// Reads a credential file, naming the file in any error.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read credential {}: {e}", path.display()))?,
+        );
+        Self::parse(&text).map_err(|e| format!("credential {}: {e}", path.display()))
+    }
+
+    /// Writes the credential readable by its owner only (0600), replacing
+    /// any file there.
+    pub fn save(&self, path: &Path, text: &str) -> Result<(), String> {
+        write_private(path, text.as_bytes())
+            .map_err(|e| format!("cannot write credential {}: {e}", path.display()))
+    }
+}
+
+/// Writes a file only its owner can read, creating its directory (0700).
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_credential_round_trips_and_hides_its_secret() {
+        let c = Credential {
+            coordinator_id: "coord".into(),
+            coordinator_url: Some("https://c:7700".into()),
+            principal: "alice".into(),
+            key: SigningKey::from_bytes(&[9; 32]),
+        };
+        let text = c.to_text("planner", "bank", "2027-03-01");
+        let back = Credential::parse(&text).expect("parses");
+        assert_eq!(back.key.to_bytes(), [9; 32]);
+        assert_eq!(back.principal, "alice");
+        assert_eq!(back.coordinator_url.as_deref(), Some("https://c:7700"));
+        let debug = format!("{c:?}");
+        assert!(!debug.contains(&hex::encode([9u8; 32])), "{debug}");
+        let wrong = text.replace(FORMAT, "jointly-credential-v0");
+        assert!(Credential::parse(&wrong).unwrap_err().contains("format"));
+    }
+
+    #[test]
+    fn a_saved_credential_is_private() {
+        let dir = tempfile::tempdir().expect("dir");
+        let c = Credential {
+            coordinator_id: "coord".into(),
+            coordinator_url: None,
+            principal: "alice".into(),
+            key: SigningKey::from_bytes(&[1; 32]),
+        };
+        let path = dir.path().join("sub/alice.toml");
+        c.save(&path, &c.to_text("planner", "bank", "never"))
+            .expect("save");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert_eq!(Credential::load(&path).expect("load").principal, "alice");
+    }
+}
