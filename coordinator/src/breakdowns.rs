@@ -330,4 +330,20 @@ mod tests {
                 .contains("not allowed as a filter")
         );
     }
+
+    #[test]
+    fn a_group_product_past_the_machine_word_is_refused_not_wrapped() {
+        // Twelve columns of 64 labels (65 with "(other)") have 65^12 > 2^64
+        // cells: the product saturates and the plan's size check refuses it.
+        let labels: Vec<String> = (0..64).map(|i| format!("v{i}")).collect();
+        let refs: Vec<&str> = labels.iter().map(String::as_str).collect();
+        let columns: Vec<ColumnInfo> = (0..12).map(|i| group(&format!("g{i}"), &refs)).collect();
+        let left = info("customers", columns);
+        let right = info("users", vec![group("interest", &["a"])]);
+        let mut q = query(&[]);
+        q.left_group_by = (0..12).map(|i| format!("g{i}")).collect();
+        q.right_group_by = vec!["interest".into()];
+        let e = plan(&q, &left, &right).unwrap_err();
+        assert!(e.contains("group by fewer columns"), "{e}");
+    }
 }

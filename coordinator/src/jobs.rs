@@ -536,6 +536,40 @@ async fn open_breakdown(
     })
 }
 
+/// How long an activation's failure waits for the other node's word.
+const ACTIVATION_GRACE: Duration = Duration::from_secs(3);
+
+/// When a node refuses an activation as too small it ends its session, and
+/// its peer may report the broken stream first; the planner must read the
+/// same refusal whichever node made it, so the peer's report waits briefly
+/// for the refusal.
+async fn activation_refusal_first(
+    parties: &Parties,
+    inbox: &mut mpsc::Receiver<JobEvent>,
+    failure: Failure,
+) -> Failure {
+    if !matches!(parties.kind, JobKind::Segment { activated: Some(_) }) {
+        return failure;
+    }
+    let deadline = tokio::time::Instant::now() + ACTIVATION_GRACE;
+    while let Ok(Some(event)) = tokio::time::timeout_at(deadline, inbox.recv()).await {
+        let refusal = match &event {
+            JobEvent::Report { outcome, .. } => {
+                matches!(&**outcome, ReportOutcome::Error(m) if m.ends_with(BELOW_MIN_ACTIVATION))
+            }
+            JobEvent::SessionFailed { reason, .. } => reason.ends_with(BELOW_MIN_ACTIVATION),
+            _ => false,
+        };
+        if refusal {
+            return Failure {
+                message: BELOW_MIN_ACTIVATION.to_string(),
+                retryable: false,
+            };
+        }
+    }
+    failure
+}
+
 async fn follow(
     coord: &Arc<Coordinator>,
     job_id: &str,
@@ -601,7 +635,9 @@ async fn follow(
                         retryable: false,
                     });
                 }
-                ReportOutcome::Error(message) => return Err(retryable(message)),
+                ReportOutcome::Error(message) => {
+                    return Err(activation_refusal_first(parties, inbox, retryable(message)).await);
+                }
                 _ => {
                     return Err(Failure {
                         message: format!("node '{node}' reported an outcome that does not fit its role"),
@@ -616,7 +652,8 @@ async fn follow(
                 });
             }
             JobEvent::SessionFailed { node, reason } => {
-                return Err(retryable(format!("session failed at node '{node}': {reason}")));
+                let failure = retryable(format!("session failed at node '{node}': {reason}"));
+                return Err(activation_refusal_first(parties, inbox, failure).await);
             }
             JobEvent::NodeDetached { node } => {
                 return Err(retryable(format!(

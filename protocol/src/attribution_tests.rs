@@ -401,3 +401,20 @@ fn debug_output_shows_no_row_value() {
     let text = format!("{t:?} {c:?} {:?}", vec![t]);
     assert_eq!(text, "Touch(..) Conversion(..) [Touch(..)]");
 }
+
+#[test]
+fn a_period_spanning_past_i64_is_refused_not_wrapped() {
+    // From near i64::MIN to near i64::MAX: the span does not fit an i64, and
+    // a wrapped subtraction would have made it a short, valid period.
+    let period = Period {
+        start: (i64::MIN / DAY) * DAY,
+        end: (i64::MAX / DAY) * DAY,
+        window: Window::Day,
+        max_conversions: 1,
+    };
+    assert_eq!(
+        period.check(),
+        Err(AttributionError::Plan("the period is too long to represent"))
+    );
+    assert_eq!(period.windows(), usize::MAX);
+}

@@ -76,9 +76,10 @@ impl LaneShape {
         self.payload.slots()
     }
 
-    /// Values released by this lane: one per slot per batch.
+    /// Values released by this lane: one per slot per batch (saturating;
+    /// `check` refuses any shape where it would be large).
     pub fn released_values(&self) -> usize {
-        self.cells() * self.slots()
+        self.cells().saturating_mul(self.slots())
     }
 
     pub fn check(&self) -> Result<(), ProtocolError> {
@@ -93,7 +94,8 @@ impl LaneShape {
                 what: "too many sender groups × statistics for one payload (at most 4096)",
             });
         }
-        if self.cells() * (slots + 1) > MAX_MESSAGE_POINTS {
+        // Checked: a peer's or planner's group counts can be near usize::MAX.
+        if self.cells().checked_mul(slots + 1).is_none_or(|points| points > MAX_MESSAGE_POINTS) {
             return Err(ProtocolError::Shape {
                 what: "too many cells × statistics to release in one message (at most 30000 points)",
             });

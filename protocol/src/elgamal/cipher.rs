@@ -427,8 +427,10 @@ impl OneHot {
         usize::from(self.count) + self.measures
     }
 
+    /// Saturating: a shape from a peer or a planner can name near
+    /// usize::MAX groups; the lane's size check then refuses it.
     pub fn slots(&self) -> usize {
-        self.groups * self.stats()
+        self.groups.saturating_mul(self.stats())
     }
 
     /// The slot of statistic `stat` (0 is the count when there is one) for `group`.
