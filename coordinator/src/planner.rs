@@ -377,7 +377,7 @@ impl Planner for PlannerApi {
     ) -> Result<Response<ListPrincipalsResponse>, Status> {
         let caller = authenticate(&self.coord, &request, method::LIST_PRINCIPALS).await?;
         caller.require(&[Role::Operator], "reading the registry")?;
-        let principals = self.coord.store.registry(|c| registry::list(c)).await?;
+        let principals = self.coord.store.registry(registry::list).await?;
         Ok(Response::new(ListPrincipalsResponse {
             principals: principals.iter().map(registry::Principal::to_wire).collect(),
         }))

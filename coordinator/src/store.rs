@@ -360,7 +360,7 @@ impl Store {
             })
             .await?;
         if inserted == 0 {
-            return Err(CoordinatorError::AlreadyIndexed { job: job, node: who });
+            return Err(CoordinatorError::AlreadyIndexed { job, node: who });
         }
         Ok(())
     }

@@ -730,17 +730,16 @@ impl NodeConfig {
             e.check().map_err(invalid)?;
         }
         config.policy.check(&names).map_err(invalid)?;
-        if !config.test_deployment {
-            if let Some(p) = config
+        if !config.test_deployment
+            && let Some(p) = config
                 .policy
                 .partners
                 .iter()
                 .find(|p| !config.policy.partner_keys.contains_key(*p))
-            {
-                return Err(invalid(format!(
-                    "partner '{p}' has no pinned key in policy.partner_keys: without it the coordinator could stand in for '{p}'. Add its public key (from `jointly-node keygen`), or set test_deployment = true for a test deployment"
-                )));
-            }
+        {
+            return Err(invalid(format!(
+                "partner '{p}' has no pinned key in policy.partner_keys: without it the coordinator could stand in for '{p}'. Add its public key (from `jointly-node keygen`), or set test_deployment = true for a test deployment"
+            )));
         }
         check_plain_http(&config.coordinator.url).map_err(invalid)?;
         Ok(config)

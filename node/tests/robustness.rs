@@ -320,7 +320,7 @@ async fn an_accepted_job_that_never_starts_gives_its_slot_and_budget_back() {
         h.ledger_state("job-1"),
         Some(jointly_node::ledger::EntryState::Released)
     );
-    assert_eq!(h.decision("job-3").await.0, true);
+    assert!(h.decision("job-3").await.0);
     let _ = h.stop.send(());
 }
 

@@ -95,7 +95,11 @@ impl LaneShape {
             });
         }
         // Checked: a peer's or planner's group counts can be near usize::MAX.
-        if self.cells().checked_mul(slots + 1).is_none_or(|points| points > MAX_MESSAGE_POINTS) {
+        if self
+            .cells()
+            .checked_mul(slots + 1)
+            .is_none_or(|points| points > MAX_MESSAGE_POINTS)
+        {
             return Err(ProtocolError::Shape {
                 what: "too many cells × statistics to release in one message (at most 30000 points)",
             });
