@@ -82,3 +82,20 @@ pub async fn serve(
         .await
         .map_err(|e| CoordinatorError::Transport(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn plain_http_is_refused_off_loopback() {
+        let dir = tempfile::tempdir().expect("dir");
+        let config = CoordinatorConfig::parse("listen = \"0.0.0.0:0\"\n", dir.path()).expect("config");
+        let listener = TcpListener::bind("0.0.0.0:0").await.expect("bind");
+        let refused = serve(config, listener, async {}).await.expect_err("refused");
+        assert!(
+            refused.to_string().contains("refusing to serve plain HTTP"),
+            "{refused}"
+        );
+    }
+}

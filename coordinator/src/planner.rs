@@ -538,26 +538,10 @@ impl Planner for PlannerApi {
     }
 }
 
-/// A time as the credential's header shows it: a UTC date and time.
+/// A time as people read it in credentials and listings: UTC to the minute.
 pub fn format_ms(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rem / 3600,
-        (rem % 3600) / 60
-    )
+    let full = jointly_protocol::timestamp::utc(ms.div_euclid(1000));
+    format!("{} UTC", full.get(..16).unwrap_or(&full).replace('T', " "))
 }
 
 /// The node that received in a job's session, as `parties` chose it: the
