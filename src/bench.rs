@@ -462,7 +462,9 @@ fn cover_sent(dir: &Path, job_id: &str, rows: usize) -> anyhow::Result<String> {
     use prost::Message;
     let bytes = std::fs::read(dir.join(format!("bank-data/transcripts/{job_id}.jtx")))?;
     let records = parse_file(&bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut announces = Vec::new();
+    // By sender: the two announcements are recorded in whatever order the
+    // session interleaved them.
+    let (mut bank, mut partner) = (None, None);
     let mut matched = 0;
     for r in &records {
         match &r.record {
@@ -473,14 +475,18 @@ fn cover_sent(dir: &Path, job_id: &str, rows: usize) -> anyhow::Result<String> {
                         ..
                     }) = ProtocolMessage::decode(s.payload.as_slice())
                 {
-                    announces.push(a);
+                    match s.envelope.as_ref().map(|e| e.from.as_str()) {
+                        Some("bank") => bank = Some(a),
+                        Some("partner") => partner = Some(a),
+                        _ => {}
+                    }
                 }
             }
             Some(Record::Release(rel)) => matched = rel.exact_count.unwrap_or(0),
             _ => {}
         }
     }
-    let [bank, partner] = announces.as_slice() else {
+    let (Some(bank), Some(partner)) = (bank, partner) else {
         bail!("the bank's transcript does not hold both announcements")
     };
     let rows = rows as u64;

@@ -109,8 +109,16 @@ impl Credential {
 /// Writes a file only its owner can read, creating its directory (0700).
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
         std::fs::create_dir_all(dir)?;
+        // A directory made for credentials is its owner's alone too.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
     }
     let tmp = path.with_extension("tmp");
     let mut options = std::fs::OpenOptions::new();
@@ -166,6 +174,8 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
+            let dir = std::fs::metadata(path.parent().expect("dir")).expect("meta");
+            assert_eq!(dir.permissions().mode() & 0o777, 0o700);
         }
         assert_eq!(Credential::load(&path).expect("load").principal, "alice");
     }
