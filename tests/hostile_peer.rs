@@ -71,11 +71,15 @@ fn partner_signing_key(cluster: &Cluster) -> SigningKey {
     SigningKey::from_bytes(&secret)
 }
 
-/// Attaches as "partner" with the partner's real key, accepts one job and
-/// misbehaves in its session. Returns the session's sender to keep it open.
-async fn hostile_partner(cluster: &Cluster, how: Misbehaviour) -> tokio::task::JoinHandle<()> {
+type Attached = (
+    jointly_protocol::wire::node_gateway_client::NodeGatewayClient<tonic::transport::Channel>,
+    mpsc::Sender<NodeMessage>,
+    tonic::Streaming<jointly_protocol::wire::CoordinatorMessage>,
+);
+
+/// Attaches as "partner" with the partner's real key.
+async fn attach_as_partner(cluster: &Cluster) -> Attached {
     let id = Identity::load(&cluster.deployment.dir.join("partner.key")).expect("partner key");
-    let signing = partner_signing_key(cluster);
     let link = CoordinatorLink {
         url: cluster.url.clone(),
         ca_cert: None,
@@ -117,6 +121,15 @@ async fn hostile_partner(cluster: &Cluster, how: Misbehaviour) -> tokio::task::J
     tx.send(msg(ToCoordinator::Proof(Proof { signature })))
         .await
         .expect("proof");
+    (client, tx, inbound)
+}
+
+/// Attaches as "partner", accepts one job and misbehaves in its session.
+/// Returns the session's sender to keep it open.
+async fn hostile_partner(cluster: &Cluster, how: Misbehaviour) -> tokio::task::JoinHandle<()> {
+    let signing = partner_signing_key(cluster);
+    let (mut client, tx, mut inbound) = attach_as_partner(cluster).await;
+    let msg = |b| NodeMessage { body: Some(b) };
     tokio::spawn(async move {
         // Streams held open until the coordinator ends them.
         let (mut senders, mut responses) = (Vec::new(), Vec::new());
@@ -254,5 +267,66 @@ async fn deviating_peer_gets_named_errors_and_the_node_keeps_serving() {
         .expect("attached");
     let job = cluster.run(overlap_spec(exact())).await.expect("job");
     assert_eq!(intersection(&job), 2);
+    cluster.shutdown().await;
+}
+
+/// A node's report indexes a transcript only for a job it is running now:
+/// not for a finished job (whose entry stays the first one) and not for a
+/// job id it made up, so no copy can be planted for auditors to fetch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cannot_plant_a_transcript_in_the_index() {
+    use jointly_protocol::wire::{SessionReport, TranscriptIndex};
+    let dir = tempdir();
+    let phones = ["13812345678", "13912345678", "15012345678"];
+    let b = bank_csv(dir.path(), "bank.csv", &phones);
+    let p = partner_csv(dir.path(), "partner.csv", &phones[1..]);
+    let mut cluster = Cluster::start(dir.path(), &b, &p, PolicySpec::testing())
+        .await
+        .expect("cluster");
+    let done = cluster.run(overlap_spec(exact())).await.expect("job");
+    assert_eq!(intersection(&done), 2);
+    let db = jointly_coordinator::store::open_connection(&dir.path().join("coordinator.db")).expect("db");
+    let indexed = |job: &str| -> Option<Vec<u8>> {
+        db.query_row(
+            "SELECT shared_sha256 FROM transcripts WHERE job_id = ?1 AND node = 'partner'",
+            [job],
+            |r| r.get(0),
+        )
+        .ok()
+    };
+    let honest = indexed(&done.job_id).expect("the honest partner indexed its copy");
+
+    cluster.kill_node("partner").await;
+    let (_client, tx, _inbound) = attach_as_partner(&cluster).await;
+    cluster
+        .wait_attached(&["bank", "partner"])
+        .await
+        .expect("hostile attached");
+    for job in [done.job_id.as_str(), "job-planted"] {
+        let report = SessionReport {
+            job_id: job.into(),
+            outcome: None,
+            transcript: Some(TranscriptIndex {
+                session_id: "session-planted".into(),
+                shared_sha256: vec![7; 32],
+                shared_bytes: 99,
+                summary_sha256: vec![7; 32],
+            }),
+        };
+        tx.send(NodeMessage {
+            body: Some(ToCoordinator::Report(report)),
+        })
+        .await
+        .expect("report");
+    }
+    // Give the coordinator time to handle both reports.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(indexed(&done.job_id), Some(honest), "the first entry stands");
+    assert_eq!(
+        indexed("job-planted"),
+        None,
+        "nothing indexed for a job it is not running"
+    );
+    drop(tx);
     cluster.shutdown().await;
 }
