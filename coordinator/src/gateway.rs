@@ -5,6 +5,7 @@
 use std::{pin::Pin, sync::Arc, time::Duration};
 
 use ed25519_dalek::{Signature, Verifier};
+use jointly_protocol::attach::attach_message;
 use jointly_protocol::wire::{
     Challenge, CoordinatorMessage, NodeMessage, SessionFrame, TranscriptPart, TranscriptReceipt, Welcome,
     coordinator_message::Body as ToNode, node_gateway_server::NodeGateway, node_message::Body as FromNode,
@@ -22,8 +23,6 @@ use crate::{
     store::TranscriptEntry,
 };
 
-/// Domain tag of the attach proof; the node signs the same bytes.
-const ATTACH_CONTEXT: &[u8] = b"JOINTLY-V1-ATTACH";
 /// Time a connecting node has to identify itself.
 const HANDSHAKE: Duration = Duration::from_secs(10);
 
@@ -48,19 +47,6 @@ async fn next_body(inbound: &mut Streaming<NodeMessage>) -> Result<FromNode, Sta
         Ok(Err(s)) => Err(s),
         Err(_) => Err(Status::deadline_exceeded("attach handshake timed out")),
     }
-}
-
-fn attach_message(coordinator_id: &str, node: &str, nonce: &[u8]) -> Vec<u8> {
-    [
-        ATTACH_CONTEXT,
-        b"\0",
-        coordinator_id.as_bytes(),
-        b"\0",
-        node.as_bytes(),
-        b"\0",
-        nonce,
-    ]
-    .concat()
 }
 
 #[tonic::async_trait]

@@ -10,22 +10,9 @@ use zeroize::Zeroizing;
 
 use crate::error::NodeError;
 
-/// Domain tag of the attach challenge signature (see node.proto, `Proof`).
-pub const ATTACH_CONTEXT: &[u8] = b"JOINTLY-V1-ATTACH";
-
-/// The bytes a node signs to attach.
-pub fn attach_message(coordinator_id: &str, node_name: &str, nonce: &[u8]) -> Vec<u8> {
-    let mut m =
-        Vec::with_capacity(ATTACH_CONTEXT.len() + coordinator_id.len() + node_name.len() + nonce.len() + 3);
-    m.extend_from_slice(ATTACH_CONTEXT);
-    m.push(0);
-    m.extend_from_slice(coordinator_id.as_bytes());
-    m.push(0);
-    m.extend_from_slice(node_name.as_bytes());
-    m.push(0);
-    m.extend_from_slice(nonce);
-    m
-}
+/// The bytes signed to attach (see node.proto, `Proof`), shared with the
+/// coordinator that checks them.
+pub use jointly_protocol::attach::attach_message;
 
 pub struct Identity {
     key: SigningKey,

@@ -7,6 +7,7 @@
 
 pub mod accounting;
 pub mod activation;
+pub mod attach;
 pub mod attest;
 pub mod attribution;
 pub mod attribution_model;
