@@ -36,7 +36,6 @@ use crate::{
     identity::{Identity, attach_message},
     ledger::{Ledger, Refusal},
     policy::{Accepted, Holdings, decide},
-    report::NotReleased,
     session::{Closing, Finished, OUTBOUND_FRAMES, SessionFailure, Transcript, drive},
     slots::Slots,
     transcripts::TranscriptFiles,
@@ -492,8 +491,10 @@ impl Node {
                             Err(failure) => self.failed(&job_id, &failure.to_string(), false),
                         }
                     }
-                    Err(NotReleased::Committed(message)) => self.failed(&job_id, &message, false),
-                    Err(NotReleased::Withheld(message)) => self.failed(&job_id, &message, true),
+                    Err(not_released) => {
+                        let (message, give_back) = not_released.into_failure();
+                        self.failed(&job_id, &message, give_back)
+                    }
                 }
             }
             Err(SessionFailure::Local(message)) if message.ends_with(&BELOW_MIN_ACTIVATION.to_string()) => {

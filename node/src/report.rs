@@ -30,6 +30,16 @@ pub enum NotReleased {
     Withheld(String),
 }
 
+impl NotReleased {
+    /// The failure's message, and whether the job's budget goes back.
+    pub fn into_failure(self) -> (String, bool) {
+        match self {
+            NotReleased::Committed(message) => (message, false),
+            NotReleased::Withheld(message) => (message, true),
+        }
+    }
+}
+
 impl Node {
     pub(crate) fn release(
         &self,
