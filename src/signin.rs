@@ -77,7 +77,12 @@ pub async fn login(
     ca_cert: Option<&Path>,
     tls_domain: Option<&str>,
 ) -> anyhow::Result<(Principal, PathBuf)> {
-    let credential = Credential::load(file).map_err(anyhow::Error::msg)?;
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read credential {}", file.display()))?,
+    );
+    let credential =
+        Credential::parse(&text).map_err(|e| anyhow::anyhow!("credential {}: {e}", file.display()))?;
     let url = coordinator_url(asked, &credential);
     let mut planner: Planner = client::connect(&url, ca_cert, tls_domain, credential.clone())
         .await
@@ -95,7 +100,6 @@ pub async fn login(
         .into_inner();
     let target =
         stored_path().context("neither XDG_CONFIG_HOME nor HOME is set: pass --credential FILE instead")?;
-    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     credential.save(&target, &text).map_err(anyhow::Error::msg)?;
     Ok((me, target))
 }

@@ -78,7 +78,7 @@ fn hand_out(
     eprintln!("{verb}: {}", operator::describe(principal));
     match out {
         Some(path) => {
-            operator::save(credential, text, &path).map_err(anyhow::Error::msg)?;
+            credential.save(&path, text).map_err(anyhow::Error::msg)?;
             eprintln!(
                 "credential written to {} (mode 0600): hand it to {} over a trusted channel; she runs `jointly login {}`",
                 path.display(),

@@ -3,8 +3,6 @@
 //! directly, beside a running coordinator, so the first operator can be
 //! registered before anyone can sign a call.
 
-use std::path::Path;
-
 use crate::{
     config::CoordinatorConfig,
     credential::Credential,
@@ -94,9 +92,4 @@ pub fn describe(p: &Principal) -> String {
         p.workspaces.join(","),
         &hex::encode(p.public_key)[..16]
     )
-}
-
-/// Writes a credential file for its owner (mode 0600), or fails naming it.
-pub fn save(credential: &Credential, text: &str, path: &Path) -> Result<(), String> {
-    credential.save(path, text)
 }

@@ -59,7 +59,7 @@ pub fn register_people(coordinator_config: &Path, dir: &Path) -> anyhow::Result<
         let rotate = existing.iter().any(|e| e == name);
         let (_, credential, text) = operator::issue(&config, &new, rotate)?;
         let path = dir.join("credentials").join(format!("{name}.toml"));
-        operator::save(&credential, &text, &path).map_err(anyhow::Error::msg)?;
+        credential.save(&path, &text).map_err(anyhow::Error::msg)?;
         paths.push(path);
     }
     let [planner, auditor, operator]: [PathBuf; 3] = paths
