@@ -20,12 +20,14 @@ use jointly_examples::{
     deploy::{self, DeploymentSpec, PolicySpec},
 };
 use jointly_protocol::{
-    group::{SessionKey, decode_and_mask, mask_each},
-    hash::{HashToGroup, ID_DST},
-    idlist::IdList,
-    ids::IdKind,
-    overlap::{Limits, OverlapReceiver, OverlapSender, Setup},
-    party::{Outcome, run_pair},
+    crypto::group::{SessionKey, decode_and_mask, mask_each},
+    crypto::hash::{HashToGroup, ID_DST},
+    ids::idlist::IdList,
+    ids::normalize::IdKind,
+    protocols::overlap::{OverlapReceiver, OverlapSender},
+    session::outcome::Outcome,
+    session::party::run_pair,
+    session::stream::{Limits, Setup},
     wire::{JobState, ListNodesRequest, query_result},
 };
 
@@ -113,7 +115,7 @@ pub async fn run(kind: BenchKind) -> anyhow::Result<()> {
             processes,
             dir,
         } => {
-            let model = jointly_protocol::attribution_model::Model::from_label(&model).ok_or_else(|| {
+            let model = jointly_protocol::queries::attribution_model::Model::from_label(&model).ok_or_else(|| {
                 anyhow::anyhow!(
                     "unknown model '{model}': use last_touch, first_touch, linear, time_decay or position_based"
                 )

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, bail};
 use jointly_protocol::{
-    timestamp,
+    ids::timestamp,
     wire::{AttributionModel, AttributionQuery, ConversionPeriod, ConversionWindow, LiftQuery},
 };
 

@@ -547,7 +547,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     campaign: Some(files),
                 },
             )?;
-            let from = jointly_protocol::timestamp::utc(campaign.truth.period_start);
+            let from = jointly_protocol::ids::timestamp::utc(campaign.truth.period_start);
             let from = from.get(..10).unwrap_or_default();
             if cli.json {
                 println!(

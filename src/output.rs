@@ -87,7 +87,7 @@ fn spec_text(spec: Option<&QuerySpec>) -> String {
 
 /// An attribution's or a lift's terms, as a line for the job view.
 fn campaign_details(query: &Query) -> Option<(&'static str, String)> {
-    use jointly_protocol::attribution_query::{describe_period as period_text, model};
+    use jointly_protocol::queries::attribution_query::{describe_period as period_text, model};
     match query {
         Query::Attribution(q) => Some((
             "terms",

@@ -3,9 +3,9 @@
 //! and turns the opened lanes into the planner's tables with their noise.
 
 use jointly_protocol::{
-    attribution::{self, Plan},
-    attribution_query::{attribution_plan, attribution_stddevs, lift_plan, window_label},
-    lift::{self, GroupCounts, LiftPlan, Noise},
+    queries::attribution::{self, Plan},
+    queries::attribution_query::{attribution_plan, attribution_stddevs, lift_plan, window_label},
+    queries::lift::{self, GroupCounts, LiftPlan, Noise},
     wire::{
         self, AttributionResult, AttributionRow, DatasetInfo, LiftArm, LiftResult, NodeTerms, ReleasedCount,
     },

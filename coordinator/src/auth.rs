@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use jointly_protocol::request::{self, NONCE_BYTES, RequestHeader};
+use jointly_protocol::access::request::{self, NONCE_BYTES, RequestHeader};
 use prost::Message;
 use tonic::{Request, Status, metadata::MetadataMap};
 
@@ -25,7 +25,7 @@ pub const SIGNATURE: &str = "jointly-signature";
 /// The planner API's method paths, as gRPC names them: each signature
 /// covers one, so a signed read cannot be turned into another call.
 pub mod method {
-    pub const SUBMIT_QUERY: &str = jointly_protocol::request::SUBMIT_QUERY;
+    pub const SUBMIT_QUERY: &str = jointly_protocol::access::request::SUBMIT_QUERY;
     pub const GET_JOB: &str = "/jointly.v1.Planner/GetJob";
     pub const LIST_JOBS: &str = "/jointly.v1.Planner/ListJobs";
     pub const CANCEL_JOB: &str = "/jointly.v1.Planner/CancelJob";

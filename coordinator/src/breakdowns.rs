@@ -4,7 +4,7 @@
 //! thresholded cells.
 
 use jointly_protocol::{
-    breakdown_plan::{BreakdownPlan, Side, SideSchema},
+    queries::breakdown_plan::{BreakdownPlan, Side, SideSchema},
     wire::{
         self, BreakdownCell, BreakdownQuery, BreakdownResult, ColumnInfo, DatasetInfo, Filter, ReleasedCount,
         ReleasedSum,

@@ -6,7 +6,7 @@
 use std::{path::Path, time::Duration};
 
 use jointly_protocol::{
-    request::{self, NONCE_BYTES, RequestHeader},
+    access::request::{self, NONCE_BYTES, RequestHeader},
     wire::{
         AddPrincipalRequest, CancelJobRequest, FetchTranscriptRequest, GetJobRequest, IssuedCredential, Job,
         JobState, ListJobsRequest, ListJobsResponse, ListNodesRequest, ListNodesResponse,

@@ -83,7 +83,7 @@ impl Default for Decryption {
 }
 
 fn default_table_bits() -> u32 {
-    jointly_protocol::bsgs::DEFAULT_K
+    jointly_protocol::crypto::bsgs::DEFAULT_K
 }
 fn default_table_path() -> PathBuf {
     PathBuf::from("bsgs-table.bin")
@@ -137,11 +137,11 @@ impl CoordinatorConfig {
         resolve(&mut c.database);
         resolve(&mut c.decryption.table);
         let bits = c.decryption.table_bits;
-        if !(jointly_protocol::bsgs::MIN_K..=jointly_protocol::bsgs::MAX_K).contains(&bits) {
+        if !(jointly_protocol::crypto::bsgs::MIN_K..=jointly_protocol::crypto::bsgs::MAX_K).contains(&bits) {
             return Err(format!(
                 "decryption.table_bits = {bits} is outside {}..={} (24 is the default)",
-                jointly_protocol::bsgs::MIN_K,
-                jointly_protocol::bsgs::MAX_K
+                jointly_protocol::crypto::bsgs::MIN_K,
+                jointly_protocol::crypto::bsgs::MAX_K
             ));
         }
         if let Some(tls) = c.tls.as_mut() {

@@ -4,7 +4,7 @@
 
 use std::{path::Path, sync::Arc};
 
-use jointly_protocol::bsgs::BsgsTable;
+use jointly_protocol::crypto::bsgs::BsgsTable;
 use tokio::sync::OnceCell;
 use tracing::{info, warn};
 

@@ -5,7 +5,7 @@
 use std::{pin::Pin, sync::Arc, time::Duration};
 
 use ed25519_dalek::{Signature, Verifier};
-use jointly_protocol::attach::attach_message;
+use jointly_protocol::access::attach::attach_message;
 use jointly_protocol::wire::{
     Challenge, CoordinatorMessage, NodeMessage, SessionFrame, TranscriptPart, TranscriptReceipt, Welcome,
     coordinator_message::Body as ToNode, node_gateway_server::NodeGateway, node_message::Body as FromNode,
@@ -18,7 +18,7 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{info, warn};
 
 use crate::{
-    jobs::JobEvent,
+    job_event::JobEvent,
     state::{AttachedNode, Coordinator},
     store::TranscriptEntry,
 };

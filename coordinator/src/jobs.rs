@@ -8,8 +8,9 @@ use std::{
 };
 
 use jointly_protocol::{
-    breakdown::{LaneOutcome, open_lane},
-    breakdown_plan::{MAX_ABS_VALUE, Side},
+    protocols::breakdown::open_lane,
+    queries::breakdown_plan::{MAX_ABS_VALUE, Side},
+    session::outcome::LaneOutcome,
     wire::{
         BreakdownRelease, CancelSession, CoordinatorMessage, JobOffer, NodeTerms, Privacy, QueryResult,
         QuerySpec, Requester, Role, SegmentResult, StartSession, coordinator_message::Body, query_result,
@@ -24,43 +25,10 @@ use tracing::{info, warn};
 use crate::{
     attributions::{AttributionJob, LiftJob},
     breakdowns::BreakdownJob,
+    job_event::JobEvent,
     release::combine,
     state::{ActiveJob, Coordinator, RELAY_FRAMES, SessionSide, SessionSlot},
 };
-
-/// What reaches a job's task from nodes and session relays.
-#[derive(Debug)]
-pub enum JobEvent {
-    Decision {
-        node: String,
-        accept: bool,
-        reason: String,
-        /// The noise and threshold the node commits to when accepting.
-        terms: Option<NodeTerms>,
-    },
-    /// Thousandths of the node's own work done.
-    Progress {
-        node: String,
-        permille: u32,
-    },
-    Report {
-        node: String,
-        // Boxed: a result is far larger than the other events.
-        outcome: Box<ReportOutcome>,
-    },
-    /// A session stream broke or a node aborted the session.
-    SessionFailed {
-        node: String,
-        reason: String,
-    },
-    NodeDetached {
-        node: String,
-    },
-    /// A planner or operator cancelled the job (`CancelJob`).
-    Cancelled {
-        reason: String,
-    },
-}
 
 /// The two parties of a job: receiver first.
 #[derive(Clone, Debug)]

@@ -12,6 +12,7 @@ pub mod credential;
 pub mod decrypt;
 pub mod error;
 pub mod gateway;
+pub mod job_event;
 pub mod jobs;
 pub mod operator;
 pub mod planner;

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use jointly_protocol::{
-    accounting::check_epsilon,
-    breakdown_plan::Side,
-    ids::{IdKind, match_kind},
+    ids::normalize::{IdKind, match_kind},
+    privacy::accounting::check_epsilon,
+    queries::breakdown_plan::Side,
     wire,
     wire::{
         AddPrincipalRequest, CancelJobRequest, CoordinatorMessage, DatasetInfo, DatasetRef, DatasetSummary,
@@ -540,7 +540,7 @@ impl Planner for PlannerApi {
 
 /// A time as people read it in credentials and listings: UTC to the minute.
 pub fn format_ms(ms: i64) -> String {
-    let full = jointly_protocol::timestamp::utc(ms.div_euclid(1000));
+    let full = jointly_protocol::ids::timestamp::utc(ms.div_euclid(1000));
     format!("{} UTC", full.get(..16).unwrap_or(&full).replace('T', " "))
 }
 

@@ -44,7 +44,7 @@ const DAY_MS: i64 = 24 * 3600 * 1000;
 
 /// How long a nonce is remembered: longer than any request's time may be
 /// off either way, so a replay within the accepted window always meets it.
-const NONCE_MEMORY_MS: i64 = 2 * jointly_protocol::request::MAX_SKEW_MS + 60_000;
+const NONCE_MEMORY_MS: i64 = 2 * jointly_protocol::access::request::MAX_SKEW_MS + 60_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
@@ -440,7 +440,13 @@ mod tests {
         assert!(record_nonce(&c, "bob", &[1; 16], 1).expect("another person"));
         // Forgotten only after any request carrying it would be stale anyway.
         assert!(
-            !record_nonce(&c, "alice", &[1; 16], 2 * jointly_protocol::request::MAX_SKEW_MS).expect("still")
+            !record_nonce(
+                &c,
+                "alice",
+                &[1; 16],
+                2 * jointly_protocol::access::request::MAX_SKEW_MS
+            )
+            .expect("still")
         );
         assert!(record_nonce(&c, "alice", &[1; 16], NONCE_MEMORY_MS + 1).expect("forgotten"));
     }

@@ -11,7 +11,7 @@ use jointly_protocol::wire::{CoordinatorMessage, DatasetInfo, SessionFrame, Tran
 use tokio::sync::mpsc;
 use tonic::Status;
 
-use crate::{config::CoordinatorConfig, jobs::JobEvent, store::Store};
+use crate::{config::CoordinatorConfig, job_event::JobEvent, store::Store};
 
 pub type ToNode = mpsc::Sender<Result<CoordinatorMessage, Status>>;
 pub type ToSession = mpsc::Sender<Result<SessionFrame, Status>>;

@@ -131,7 +131,7 @@ impl CampaignData {
     /// written here, the declared channels and campaigns).
     pub fn load_exposures(
         &self,
-        normalizer: &jointly_protocol::ids::Normalizer,
+        normalizer: &jointly_protocol::ids::normalize::Normalizer,
     ) -> Result<jointly_node::events::Exposures, jointly_node::NodeError> {
         use jointly_node::events::{EventSource, load_exposures};
         let names = |list: &[&str]| list.iter().map(|s| (*s).to_string()).collect::<Vec<_>>();
@@ -140,7 +140,7 @@ impl CampaignData {
                 "exposures",
                 &self.exposures_path,
                 "mobile",
-                jointly_protocol::ids::IdKind::Phone,
+                jointly_protocol::ids::normalize::IdKind::Phone,
                 "ts",
             ),
             "channel",
@@ -154,7 +154,7 @@ impl CampaignData {
     /// The bank's conversions, loaded as its node loads them.
     pub fn load_conversions(
         &self,
-        normalizer: &jointly_protocol::ids::Normalizer,
+        normalizer: &jointly_protocol::ids::normalize::Normalizer,
     ) -> Result<jointly_node::events::Conversions, jointly_node::NodeError> {
         use jointly_node::events::{EventSource, load_conversions};
         load_conversions(
@@ -162,7 +162,7 @@ impl CampaignData {
                 "conversions",
                 &self.conversions_path,
                 "phone",
-                jointly_protocol::ids::IdKind::Phone,
+                jointly_protocol::ids::normalize::IdKind::Phone,
                 "ts",
             ),
             "value",

@@ -1,6 +1,6 @@
 use std::collections::{HashMap, HashSet};
 
-use jointly_protocol::ids::{IdKind, Normalizer};
+use jointly_protocol::ids::normalize::{IdKind, Normalizer};
 
 use super::*;
 

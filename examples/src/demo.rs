@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use jointly_protocol::{
-    ids::IdKind,
+    ids::normalize::IdKind,
     wire::{Job, JobState, Release, ReleasedCount, query_result},
 };
 

@@ -5,7 +5,7 @@
 //! split.
 
 use jointly_protocol::{
-    attribution_model::{Model, Window},
+    queries::attribution_model::{Model, Window},
     wire::{
         AttributionModel, AttributionQuery, AttributionResult, ConversionPeriod, ConversionWindow,
         DatasetRef, Job, LiftQuery, LiftResult, Privacy, QuerySpec, query_result, query_spec::Query,

@@ -4,7 +4,7 @@
 //! activated for the bank; every exact answer checked against the plaintext.
 
 use jointly_protocol::{
-    ids::IdKind,
+    ids::normalize::IdKind,
     wire::{
         BreakdownQuery, DatasetRef, Filter, Job, JobState, Measure, Privacy, QuerySpec, Range, SegmentQuery,
         filter::Test, query_result, query_spec::Query,

@@ -465,7 +465,7 @@ mod tests {
         config::ColumnUse,
         dataset::{LoadedDataset, load},
     };
-    use jointly_protocol::ids::Normalizer;
+    use jointly_protocol::ids::normalize::Normalizer;
 
     use super::*;
     use crate::datagen::{DataFormat, DatagenSpec, generate};

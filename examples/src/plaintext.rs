@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use jointly_protocol::ids::{self, IdKind, Normalizer};
+use jointly_protocol::ids::normalize::{self, IdKind, Normalizer};
 use jointly_protocol::wire::{BreakdownQuery, Filter, SegmentQuery, Side, filter::Test};
 use polars::prelude::*;
 
@@ -200,7 +200,7 @@ pub fn segment(q: &SegmentQuery, left: &PlainSide, right: &PlainSide) -> anyhow:
 /// The kind both sides' identifiers are compared under, as the nodes hash
 /// them: a side holding phones meets a side holding their SHA-256 as hashes.
 fn key_kind(left: &PlainSide, right: &PlainSide) -> anyhow::Result<IdKind> {
-    ids::match_kind(left.kind, right.kind).with_context(|| {
+    normalize::match_kind(left.kind, right.kind).with_context(|| {
         format!(
             "identifiers of kinds {} and {} can never match",
             left.kind, right.kind
@@ -369,7 +369,7 @@ fn persons(
     } else {
         let mut b = StringChunkedBuilder::new("key".into(), height);
         for id in ids.iter() {
-            b.append_option(id.and_then(|id| ids::convert(side.kind, key_kind, id)));
+            b.append_option(id.and_then(|id| normalize::convert(side.kind, key_kind, id)));
         }
         b.finish()
     };

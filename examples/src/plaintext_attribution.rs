@@ -6,7 +6,7 @@
 //! where frame expressions would not.
 //!
 //! Credits come from [`reference_credits`], written from the semantics and
-//! not from `jointly_protocol::attribution_model`, which nodes use: the tests
+//! not from `jointly_protocol::queries::attribution_model`, which nodes use: the tests
 //! check the two agree, and an oracle sharing the node's code would share its
 //! bugs.
 
@@ -14,8 +14,8 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail, ensure};
-use jointly_protocol::attribution_model::{Model, Window};
-use jointly_protocol::ids::IdKind;
+use jointly_protocol::ids::normalize::IdKind;
+use jointly_protocol::queries::attribution_model::{Model, Window};
 use polars::prelude::DataFrame;
 
 use crate::campaign_data::{CAMPAIGNS, CHANNELS};
@@ -464,7 +464,7 @@ fn conversion_elements(path: &Path, period: &Period, max_conversions: u32) -> Re
             rows.outside_period += 1;
             continue;
         };
-        let fen = value.and_then(jointly_protocol::fen::parse);
+        let fen = value.and_then(jointly_protocol::ids::amount::parse);
         rows.bad_values += u64::from(fen.is_none());
         let sum = windows.entry(id.to_owned()).or_default().entry(w).or_insert(0);
         *sum = sum.saturating_add(fen.unwrap_or(0));

@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use jointly_protocol::attribution_model::credits;
+use jointly_protocol::queries::attribution_model::credits;
 use proptest::prelude::*;
 
 use super::*;

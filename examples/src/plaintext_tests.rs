@@ -393,7 +393,7 @@ fn undeclared_or_incomplete_columns_are_refused() {
 #[test]
 fn hashed_partner_meets_raw_emails() {
     let f = Files::new(BANK, PARTNER);
-    let hash = |e: &str| ids::convert(IdKind::Email, IdKind::Sha256Email, e).expect("hash");
+    let hash = |e: &str| normalize::convert(IdKind::Email, IdKind::Sha256Email, e).expect("hash");
     let hashed = format!(
         "h,interest\n{},travel\n{},auto\n{},auto\n",
         hash("a@x.com").to_uppercase(),

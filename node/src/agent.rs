@@ -12,9 +12,9 @@ use std::{
 
 use jointly_protocol::{
     ProtocolError,
-    ids::Normalizer,
-    overlap::Limits,
-    party::Outcome,
+    ids::normalize::Normalizer,
+    session::outcome::Outcome,
+    session::stream::Limits,
     transcript::{Recorder, Seat, SessionInfo},
     wire::{
         ColumnInfo, DatasetInfo, Hello, JobDecision, JobOffer, Join, NodeMessage, Proof, Role, SessionFrame,
@@ -31,11 +31,11 @@ use tracing::{info, warn};
 use crate::{
     config::{ColumnUse, NodeConfig},
     dataset::{self, LoadedDataset, round_count},
+    decision::{Accepted, Holdings, decide},
     error::NodeError,
     events::LoadedEvents,
     identity::{Identity, attach_message},
     ledger::{Ledger, Refusal},
-    policy::{Accepted, Holdings, decide},
     session::{Closing, Finished, OUTBOUND_FRAMES, SessionFailure, Transcript, drive},
     slots::Slots,
     transcripts::TranscriptFiles,
@@ -538,7 +538,7 @@ impl Node {
     ) -> Result<(Finished, Selection), SessionFailure> {
         let limits = Limits {
             chunk_points: self.config.limits.chunk_points,
-            max_chunk_points: jointly_protocol::overlap::MAX_CHUNK_POINTS,
+            max_chunk_points: jointly_protocol::session::stream::MAX_CHUNK_POINTS,
             max_peer_set: self.config.limits.max_peer_set_size,
             min_peer_set: accepted.noise.min_set_size,
         };

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use jointly_protocol::{
-    ids::{IdKind, Normalizer},
+    ids::normalize::{IdKind, Normalizer},
     wire::{Filter, Range, StringSet, filter::Test},
 };
 use polars::prelude::*;

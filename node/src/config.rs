@@ -9,8 +9,8 @@ use std::{
 };
 
 use jointly_protocol::{
-    accounting::{check_delta, check_epsilon},
-    ids::IdKind,
+    ids::normalize::IdKind,
+    privacy::accounting::{check_delta, check_epsilon},
 };
 use serde::Deserialize;
 
@@ -706,11 +706,11 @@ impl NodeConfig {
                 "`name` is empty: set the name this node is registered under".into(),
             ));
         }
-        if !(1..=jointly_protocol::overlap::MAX_CHUNK_POINTS).contains(&config.limits.chunk_points) {
+        if !(1..=jointly_protocol::session::stream::MAX_CHUNK_POINTS).contains(&config.limits.chunk_points) {
             return Err(invalid(format!(
                 "limits.chunk_points = {} is outside 1..={}",
                 config.limits.chunk_points,
-                jointly_protocol::overlap::MAX_CHUNK_POINTS
+                jointly_protocol::session::stream::MAX_CHUNK_POINTS
             )));
         }
         let mut names = std::collections::BTreeSet::new();

@@ -7,8 +7,8 @@
 use std::{collections::BTreeMap, path::Path, sync::Arc};
 
 use jointly_protocol::{
-    idlist::{IdList, PackedIds},
-    ids::{IdKind, Normalizer, RejectReason},
+    ids::idlist::{IdList, PackedIds},
+    ids::normalize::{IdKind, Normalizer, RejectReason},
 };
 use polars::prelude::*;
 use rayon::prelude::*;

@@ -11,11 +11,11 @@
 use std::{collections::BTreeMap, path::Path, sync::Arc};
 
 use jointly_protocol::{
-    attribution::{Conversion, Touch},
-    fen,
-    idlist::IdList,
-    ids::{IdKind, Normalizer},
-    timestamp,
+    ids::amount,
+    ids::idlist::IdList,
+    ids::normalize::{IdKind, Normalizer},
+    ids::timestamp,
+    queries::attribution::{Conversion, Touch},
 };
 use polars::prelude::*;
 
@@ -246,7 +246,7 @@ pub fn load_conversions(
         &[value_column],
         normalizer,
         |values, row, person, ts, report| {
-            let fen = values[0].get(row).and_then(fen::parse);
+            let fen = values[0].get(row).and_then(amount::parse);
             report.bad_values += u64::from(fen.is_none());
             by_row.push((
                 person as u32,

@@ -12,7 +12,7 @@ use crate::error::NodeError;
 
 /// The bytes signed to attach (see node.proto, `Proof`), shared with the
 /// coordinator that checks them.
-pub use jointly_protocol::attach::attach_message;
+pub use jointly_protocol::access::attach::attach_message;
 
 pub struct Identity {
     key: SigningKey,

@@ -8,7 +8,7 @@
 //! counted as spent: the ledger may overstate spending, never understate it.
 //!
 //! Costs are zCDP rho (they add up exactly under composition; see
-//! `jointly_protocol::accounting`), stored in millionths rounded up, so sums
+//! `jointly_protocol::privacy::accounting`), stored in millionths rounded up, so sums
 //! are exact integers and rounding always errs towards "spent".
 //!
 //! The same file keeps the planner requests that created jobs here, so a

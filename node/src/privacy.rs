@@ -1,7 +1,7 @@
 //! How this node protects one job: the noise it adds to what is released,
 //! the cover it puts on the lists its peer sees, the threshold it applies and
 //! the budget it charges, all from its own policy and the planner's epsilon.
-//! The privacy arithmetic itself lives in `jointly_protocol::accounting`;
+//! The privacy arithmetic itself lives in `jointly_protocol::privacy::accounting`;
 //! this module only applies it.
 //!
 //! One epsilon covers everything a query reveals about this node's data, to
@@ -13,9 +13,9 @@
 //! its peer (or the coordinator) for the guarantee it states.
 
 use jointly_protocol::{
-    accounting::{self, Rho},
-    cover::Cover,
-    noise::{Variance, sample_cover, sample_discrete_gaussian},
+    privacy::accounting::{self, Rho},
+    privacy::cover::Cover,
+    privacy::noise::{Variance, sample_cover, sample_discrete_gaussian},
     wire::{NodeTerms, Privacy},
 };
 

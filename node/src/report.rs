@@ -7,7 +7,7 @@
 
 use jointly_protocol::{
     ProtocolError,
-    party::Outcome,
+    session::outcome::Outcome,
     wire::{
         BreakdownRelease, Completed, LaneRelease, OverlapResult, QueryResult, ReleasedCount, query_result,
         session_report::Outcome as ReportOutcome,
@@ -17,7 +17,7 @@ use tracing::info;
 
 use crate::{
     agent::Node,
-    policy::{Accepted, Activation, Work},
+    decision::{Accepted, Activation, Work},
     work::Selection,
 };
 

@@ -10,8 +10,9 @@
 use std::time::{Duration, Instant};
 
 use jointly_protocol::{
-    attest::Attestation,
-    party::{Outcome, Party, Progress},
+    session::attest::Attestation,
+    session::outcome::Outcome,
+    session::party::{Party, Progress},
     transcript::Recorder,
     wire::{Abort, ProtocolMessage, Sealed, SessionFrame, protocol_message::Kind, session_frame::Body},
 };

@@ -12,7 +12,7 @@ use std::{
 use jointly_protocol::wire::JobOffer;
 use tokio::task::JoinHandle;
 
-use crate::policy::Accepted;
+use crate::decision::Accepted;
 
 /// An accepted offer waiting for its session to start.
 pub struct Pending {

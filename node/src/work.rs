@@ -6,22 +6,23 @@
 use std::sync::Arc;
 
 use jointly_protocol::{
-    activation::{ActivationReceiver, ActivationSender},
-    attribution,
-    breakdown::{Breakdown, BreakdownReceiver, BreakdownSender, Lane, LaneRows},
-    cover::Cover,
-    idlist::IdList,
-    ids::{IdKind, convert},
-    lift::{self, LiftPlan},
-    overlap::{Announce, Limits, OverlapReceiver, OverlapSender, Setup},
-    party::Party,
+    ids::idlist::IdList,
+    ids::normalize::{IdKind, convert},
+    privacy::cover::Cover,
+    protocols::activation::{ActivationReceiver, ActivationSender},
+    protocols::breakdown::{Breakdown, BreakdownReceiver, BreakdownSender, Lane, LaneRows},
+    protocols::overlap::{OverlapReceiver, OverlapSender},
+    queries::attribution,
+    queries::lift::{self, LiftPlan},
+    session::party::Party,
+    session::stream::{Announce, Limits, Setup},
     wire::Role,
 };
 
 use crate::{
     dataset::LoadedDataset,
+    decision::{Accepted, Activation, Holdings, LiftSide, Work},
     events::LoadedEvents,
-    policy::{Accepted, Activation, Holdings, LiftSide, Work},
 };
 
 /// The identifiers a session masks, and for each of its positions the

@@ -9,7 +9,7 @@ use std::{path::Path, pin::Pin, sync::Arc, time::Duration};
 use ed25519_dalek::SigningKey;
 use jointly_node::{Node, NodeConfig, identity::Identity, ledger::Ledger};
 use jointly_protocol::{
-    request::{self, RequestHeader, SUBMIT_QUERY},
+    access::request::{self, RequestHeader, SUBMIT_QUERY},
     wire::{
         Challenge, CoordinatorMessage, DatasetRef, JobOffer, NodeMessage, OverlapQuery, Privacy, QuerySpec,
         Requester, Role, SessionFrame, StartSession, SubmitQueryRequest, TranscriptPart, TranscriptReceipt,

@@ -1,7 +1,7 @@
 //! Errors of the protocol crate. Messages name the protocol step and what is
 //! wrong; they never carry an identifier, a point or a secret.
 
-use crate::group::BadPoint;
+use crate::crypto::group::BadPoint;
 
 /// Why a protocol session cannot go on.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -59,13 +59,13 @@ pub enum ProtocolError {
     #[error("attestation of {step}: {error}")]
     Attestation {
         step: &'static str,
-        error: crate::dleq::DleqError,
+        error: crate::crypto::dleq::DleqError,
     },
     /// A key offer, ciphertext or release that fails its checks.
     #[error("{step}: {error}")]
     Crypto {
         step: &'static str,
-        error: crate::elgamal::ElGamalError,
+        error: crate::crypto::elgamal::ElGamalError,
     },
     /// The segment's noised size is below a node's policy.min_activation.
     /// The message is the same whichever node decided and by how much: the

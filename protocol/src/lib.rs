@@ -3,38 +3,33 @@
 //!
 //! This crate is pure: no sockets, no files, no async runtime. Protocols are
 //! state machines that consume messages and produce messages
-//! ([`party::Party`]); the node and the coordinator only move and store bytes.
+//! ([`session::party::Party`]); the node and the coordinator only move and
+//! store bytes.
+//!
+//! Its folders, from the bottom up; each imports only folders listed before
+//! it (checked by `tests/module_graph.rs`, which fails on any import circle):
+//!
+//! | folder | owns |
+//! |---|---|
+//! | [`wire`] | the generated protobuf messages and the frame bound |
+//! | [`crypto`] | the group, hashing to it, ElGamal, DLEQ, hinted decoding, BSGS, shuffles |
+//! | [`ids`] | normalization, identifier lists, amounts, timestamps |
+//! | [`error`] | the one error a peer's bytes can cause, [`ProtocolError`] |
+//! | [`access`] | the node's attach proof and a person's signed request |
+//! | [`privacy`] | noise, accounting, the cover |
+//! | [`session`] | the `Party` trait, outcomes, the list-streaming kernel, attestations |
+//! | [`protocols`] | overlap, activation, breakdown |
+//! | [`queries`] | terms, breakdown plans, attribution, lift |
+//! | [`transcript`] | recorder, envelopes, files, the auditor's verification |
 
-pub mod accounting;
-pub mod activation;
-pub mod attach;
-pub mod attest;
-pub mod attribution;
-pub mod attribution_model;
-pub mod attribution_query;
-pub mod breakdown;
-pub mod breakdown_plan;
-pub mod bsgs;
-pub mod cover;
-pub mod dleq;
-pub mod elgamal;
-pub mod envelope;
+pub mod access;
+pub mod crypto;
 pub mod error;
-pub mod fen;
-mod field25519;
-pub mod group;
-pub mod hash;
-pub mod hinted;
-pub mod idlist;
 pub mod ids;
-pub mod lift;
-pub mod noise;
-pub mod overlap;
-pub mod party;
-pub mod request;
-pub mod shuffle;
-pub mod terms;
-pub mod timestamp;
+pub mod privacy;
+pub mod protocols;
+pub mod queries;
+pub mod session;
 pub mod transcript;
 pub mod wire;
 

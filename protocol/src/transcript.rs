@@ -4,8 +4,13 @@
 //!
 //! The recorder is pure like the rest of this crate: it hands back the records
 //! to store ([`Recorder::drain`]) and the frames to send; the node writes and
-//! sends them.
+//! sends them. The signed envelope every transcript record and shared
+//! file is wrapped in is [`envelope`].
+//!
+//! May import: everything else of this crate but `access`; nothing imports it
+//! but the node and the coordinator.
 
+pub mod envelope;
 mod file;
 mod pair;
 mod recorder;

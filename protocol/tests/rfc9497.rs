@@ -11,8 +11,8 @@
 
 use curve25519_dalek::{ristretto::CompressedRistretto, scalar::Scalar};
 use jointly_protocol::{
-    group::{SessionKey, decode_and_mask, mask_each},
-    hash::{HashToGroup, RFC9497_DST},
+    crypto::group::{SessionKey, decode_and_mask, mask_each},
+    crypto::hash::{HashToGroup, RFC9497_DST},
 };
 
 fn unhex(s: &str) -> Vec<u8> {

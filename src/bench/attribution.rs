@@ -13,15 +13,16 @@ use jointly_examples::{
     plaintext_attribution::{AttributionParams, Period, attribution},
 };
 use jointly_protocol::{
-    attribution::{
+    ids::normalize::{IdKind, Normalizer},
+    protocols::breakdown::open_lane,
+    queries::attribution::{
         self, Plan, ValueBuckets, bank_party, combine, partner_party, receiver_lanes, sender_lanes,
     },
-    attribution_model::{Model, Window},
-    breakdown::open_lane,
-    breakdown_plan::MAX_ABS_VALUE,
-    ids::{IdKind, Normalizer},
-    overlap::{Limits, Setup},
-    party::{Outcome, run_pair_counted},
+    queries::attribution_model::{Model, Window},
+    queries::breakdown_plan::MAX_ABS_VALUE,
+    session::outcome::Outcome,
+    session::party::run_pair_counted,
+    session::stream::{Limits, Setup},
 };
 use rayon::prelude::*;
 
@@ -68,9 +69,9 @@ fn mib(bytes: u64) -> f64 {
 /// decode and mask a received point, on a sample.
 fn masking_costs() -> anyhow::Result<(f64, f64)> {
     use jointly_protocol::{
-        group::{SessionKey, decode_and_mask, mask_each},
-        hash::{HashToGroup, ID_DST},
-        idlist::IdList,
+        crypto::group::{SessionKey, decode_and_mask, mask_each},
+        crypto::hash::{HashToGroup, ID_DST},
+        ids::idlist::IdList,
     };
     let n = 50_000usize;
     let ids = IdList::from_normalized(

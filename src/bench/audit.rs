@@ -7,9 +7,10 @@ use std::{sync::Arc, time::Instant};
 
 use ed25519_dalek::SigningKey;
 use jointly_protocol::{
-    idlist::IdList,
-    ids::IdKind,
-    overlap::{Limits, OverlapReceiver, OverlapSender, Setup},
+    ids::idlist::IdList,
+    ids::normalize::IdKind,
+    protocols::overlap::{OverlapReceiver, OverlapSender},
+    session::stream::{Limits, Setup},
     transcript::{
         Recorder, Seat, SessionInfo, encode_record, parse_file, run_recorded_pair, shared_copy, verify,
     },

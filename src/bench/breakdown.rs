@@ -14,14 +14,17 @@ use curve25519_dalek::{
     constants::RISTRETTO_BASEPOINT_TABLE, ristretto::RistrettoBasepointTable, scalar::Scalar,
 };
 use jointly_protocol::{
-    breakdown::{Breakdown, BreakdownReceiver, BreakdownSender, Lane, LaneRows, LaneShape, open_lane},
-    breakdown_plan::MAX_ABS_VALUE,
-    bsgs::{BsgsTable, DEFAULT_K},
-    elgamal::{OneHot, two_party_keys},
-    idlist::IdList,
-    ids::IdKind,
-    overlap::{Limits, Setup},
-    party::{Outcome, run_pair},
+    crypto::bsgs::{BsgsTable, DEFAULT_K},
+    crypto::elgamal::{OneHot, two_party_keys},
+    ids::idlist::IdList,
+    ids::normalize::IdKind,
+    protocols::breakdown::{
+        Breakdown, BreakdownReceiver, BreakdownSender, Lane, LaneRows, LaneShape, open_lane,
+    },
+    queries::breakdown_plan::MAX_ABS_VALUE,
+    session::outcome::Outcome,
+    session::party::run_pair,
+    session::stream::{Limits, Setup},
 };
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use rayon::prelude::*;

@@ -2,10 +2,7 @@
 //! of a recorded session, for tests and the audit benchmark.
 
 use super::{Recorder, TranscriptError};
-use crate::{
-    party::{Outcome, Party},
-    wire::TranscriptRecord,
-};
+use crate::{session::outcome::Outcome, session::party::Party, wire::TranscriptRecord};
 
 pub struct Recorded {
     pub outcome: Outcome,

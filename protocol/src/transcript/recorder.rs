@@ -8,9 +8,9 @@ use sha2::Digest;
 
 use super::summary::{SUMMARY_TAG, disclosures, query_kind, result_commitment, spec_sha256, step_of};
 use crate::{
-    attest::Attestation,
-    envelope::{ChainReader, ChainWriter, EnvelopeError, Header, Sealed as SealedHeader},
-    overlap::Terms,
+    session::attest::Attestation,
+    session::stream::Terms,
+    transcript::envelope::{ChainReader, ChainWriter, EnvelopeError, Header, Sealed as SealedHeader},
     wire::{
         self, ChainHead, CipherList, Closing, Cosign, CosignedSummary, Envelope, OwnRelease, ProtocolMessage,
         QuerySpec, SessionSummary, SummaryParty, TranscriptHead, TranscriptMessage, TranscriptRecord,
@@ -309,7 +309,7 @@ impl Recorder {
             digests.push(a.digest().to_vec());
             self.records.push(record(Record::Attestation(wire::Attestation {
                 step: a.step.to_string(),
-                inputs: crate::wire::list_to_wire(a.inputs) as i32,
+                inputs: crate::session::stream::list_to_wire(a.inputs) as i32,
                 // Moved, not copied: a million-point list is 32 MiB.
                 outputs: a.outputs.into_flattened(),
                 proof: a.proof.to_bytes().to_vec(),

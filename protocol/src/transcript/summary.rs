@@ -147,13 +147,14 @@ pub fn describe_query(spec: &QuerySpec) -> String {
             t
         }
         Some(Query::Attribution(q)) => {
-            let model = crate::attribution_query::model(q).map_or_else(|_| "?".into(), |m| m.to_string());
+            let model =
+                crate::queries::attribution_query::model(q).map_or_else(|_| "?".into(), |m| m.to_string());
             format!(
                 "{model} attribution of {} conversions to {} exposures, {}-day lookback, {}{}",
                 refer(&q.conversions),
                 refer(&q.exposures),
                 q.lookback_days,
-                crate::attribution_query::describe_period(q.period.as_ref()),
+                crate::queries::attribution_query::describe_period(q.period.as_ref()),
                 if q.by_campaign {
                     ", by channel and campaign"
                 } else {
@@ -170,7 +171,7 @@ pub fn describe_query(spec: &QuerySpec) -> String {
                 q.test_value,
                 q.control_value,
                 q.conversions,
-                crate::attribution_query::describe_period(q.period.as_ref()),
+                crate::queries::attribution_query::describe_period(q.period.as_ref()),
                 q.value_clip
             )
         }

@@ -4,10 +4,11 @@ use ed25519_dalek::SigningKey;
 
 use super::*;
 use crate::{
-    idlist::IdList,
-    ids::IdKind,
-    overlap::{Limits, OverlapReceiver, OverlapSender, Setup},
-    party::Outcome,
+    ids::idlist::IdList,
+    ids::normalize::IdKind,
+    protocols::overlap::{OverlapReceiver, OverlapSender},
+    session::outcome::Outcome,
+    session::stream::{Limits, Setup},
     wire::{self, Privacy, QuerySpec, TranscriptRecord, transcript_record::Record},
 };
 
@@ -58,7 +59,7 @@ fn info(session: &str, node: &str, peer: &str, seat: Seat) -> SessionInfo {
 
 fn covered(limits: Limits, pads: u64, dummies: Option<u64>) -> Setup {
     let mut setup = Setup::exact(limits, TERMS, 1, usize::from(dummies.is_some()));
-    setup.cover = crate::cover::Cover {
+    setup.cover = crate::privacy::cover::Cover {
         pads: vec![pads],
         pad_offset: 2,
         dummies: dummies.into_iter().collect(),
@@ -422,7 +423,9 @@ fn decoding_hints_never_change_the_verdict() {
         if let Some(Record::Attestation(a)) = &mut r.record {
             let moved = a.outputs[64..96].to_vec();
             a.outputs[32..64].copy_from_slice(&moved);
-            a.output_hints = crate::hinted::hints(&crate::group::split_points(&a.outputs).expect("points"));
+            a.output_hints = crate::crypto::hinted::hints(
+                &crate::crypto::group::split_points(&a.outputs).expect("points"),
+            );
         }
     }
     assert!(!verify(&file).verified);
@@ -459,7 +462,7 @@ fn garbage_is_refused_without_panicking() {
 
 #[test]
 fn segment_activation_files_verify_with_their_proofs() {
-    use crate::activation::{ActivationReceiver, ActivationSender};
+    use crate::protocols::activation::{ActivationReceiver, ActivationSender};
     let limits = Limits {
         chunk_points: 5,
         ..Limits::default()
@@ -535,7 +538,7 @@ fn segment_activation_files_verify_with_their_proofs() {
 }
 
 fn signed_requester(spec: &QuerySpec) -> wire::Requester {
-    use crate::request::{RequestHeader, SUBMIT_QUERY, sign};
+    use crate::access::request::{RequestHeader, SUBMIT_QUERY, sign};
     let planner = key(9);
     let request = prost::Message::encode_to_vec(&wire::SubmitQueryRequest {
         spec: Some(spec.clone()),

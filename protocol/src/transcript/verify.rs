@@ -13,11 +13,11 @@ use super::{
     summary::{describe_query, query_kind, result_commitment, step_of},
 };
 use crate::{
-    attest,
-    dleq::{self, Proof},
-    envelope::ChainReader,
-    group::{PointBytes, split_points},
-    overlap::Terms,
+    crypto::dleq::{self, Proof},
+    crypto::group::{PointBytes, split_points},
+    session::attest,
+    session::stream::Terms,
+    transcript::envelope::ChainReader,
     wire::{
         self, ChainHead, Closing, CosignedSummary, MaskedList, OwnRelease, ProtocolMessage, SessionSummary,
         SummaryParty, TranscriptHead, TranscriptRecord, protocol_message::Kind, transcript_record::Record,
@@ -426,7 +426,7 @@ fn check_requester(report: &mut AuditReport, head: &TranscriptHead, spec: &wire:
         .ok()
         .and_then(|q| q.spec)
         .map(|q| q.encode_to_vec());
-    match crate::request::verify_requester(r) {
+    match crate::access::request::verify_requester(r) {
         Err(e) => report.fail(NAME, format!("planner '{}': {e}", r.principal)),
         Ok(()) if signed_spec != Some(spec.encode_to_vec()) => report.fail(
             NAME,
@@ -729,7 +729,7 @@ fn check_attestations(
         let at = format!("record {index} (step {})", a.step);
         let digest = attest::digest(
             &a.step,
-            crate::wire::list_from_wire(a.inputs)
+            crate::session::stream::list_from_wire(a.inputs)
                 .map(|l| l.name())
                 .unwrap_or("?"),
             &a.outputs,
@@ -831,5 +831,5 @@ fn recount(v: &[PointBytes], outputs: &[PointBytes]) -> u64 {
     use rayon::slice::ParallelSliceMut;
     let (mut a, mut b) = (v.to_vec(), outputs.to_vec());
     rayon::join(|| a.par_sort_unstable(), || b.par_sort_unstable());
-    crate::overlap::count_common(&a, &b)
+    crate::session::stream::count_common(&a, &b)
 }

@@ -1,0 +1,206 @@
+//! Attribution and lift: the exposure or conversion events this node
+//! sends, and the lanes it runs.
+
+#[allow(unused_imports)]
+use super::*;
+
+pub(super) fn events<'a>(
+    node: &str,
+    holdings: Holdings<'a>,
+    name: &str,
+    kind: EventKind,
+) -> Result<&'a LoadedEvents, String> {
+    let e = holdings
+        .events
+        .get(name)
+        .ok_or_else(|| format!("node '{node}' has no event table '{name}' in its [[events]]"))?;
+    if e.config().kind != kind {
+        return Err(format!(
+            "node '{node}' refuses: '{name}' holds {}, not {}",
+            e.config().kind.label(),
+            kind.label()
+        ));
+    }
+    Ok(e)
+}
+
+pub(super) fn attribution_work(
+    node: &str,
+    holdings: Holdings<'_>,
+    offer: &JobOffer,
+    spec: &wire::QuerySpec,
+    q: &wire::AttributionQuery,
+    role: Role,
+) -> Result<Planned, String> {
+    let named = |d: Option<&DatasetRef>| d.is_some_and(|d| d.node == node && d.dataset == offer.dataset);
+    let (kind, expected_role) = if named(q.conversions.as_ref()) {
+        (EventKind::Conversions, Role::Receiver)
+    } else if named(q.exposures.as_ref()) {
+        (EventKind::Exposures, Role::Sender)
+    } else {
+        return Err(format!(
+            "node '{node}' received an attribution offer that does not name its dataset '{}'",
+            offer.dataset
+        ));
+    };
+    if role != expected_role {
+        return Err(format!(
+            "node '{node}' refuses: in attribution the conversions' node receives and the exposures' node sends"
+        ));
+    }
+    let table = events(node, holdings, &offer.dataset, kind)?;
+    let (channels, campaigns) = match kind {
+        EventKind::Exposures => {
+            let c = table.config();
+            if (c.channels.len(), c.campaigns.len())
+                != (offer.peer_channels as usize, offer.peer_campaigns as usize)
+            {
+                return Err(format!(
+                    "node '{node}' refuses: the offer misstates the channels and campaigns of '{}'",
+                    offer.dataset
+                ));
+            }
+            (c.channels.len(), c.campaigns.len())
+        }
+        EventKind::Conversions => (offer.peer_channels as usize, offer.peer_campaigns as usize),
+    };
+    let plan = attribution_plan(q, channels, campaigns).map_err(|e| format!("node '{node}' refuses: {e}"))?;
+    let bank = kind == EventKind::Conversions;
+    let noise = attribution_noise(&plan, bank);
+    let terms = attribution_terms(&offer.job_id, spec, &plan);
+    let (buckets, k) = (plan.buckets.len(), f64::from(plan.period.max_conversions));
+    // The bank pads every window's value buckets: a person has at most K
+    // elements, so K batch sizes move. The partner answers every bucket
+    // with dummies (a person matches in at most K of them) and sends each
+    // window's W at one common length, the largest window's plus its pad,
+    // which one person moves by at most 1.
+    let (cover, cover_sensitivity_sq) = if bank {
+        (
+            vec![
+                LaneCover {
+                    pads: buckets,
+                    dummies: 0
+                };
+                plan.windows()
+            ],
+            k,
+        )
+    } else {
+        (
+            vec![
+                LaneCover {
+                    pads: 1,
+                    dummies: buckets
+                };
+                plan.windows()
+            ],
+            k + 1.0,
+        )
+    };
+    Ok(Planned {
+        kind: "attribution",
+        work: Work::Attribution { plan },
+        terms,
+        scales: noise.scales,
+        sensitivity_sq: noise.sensitivity_sq,
+        cover_sensitivity_sq,
+        cover,
+        datasets: vec![offer.dataset.clone()],
+    })
+}
+
+pub(super) fn lift_work(
+    node: &str,
+    holdings: Holdings<'_>,
+    offer: &JobOffer,
+    spec: &wire::QuerySpec,
+    q: &wire::LiftQuery,
+    role: Role,
+) -> Result<Planned, String> {
+    let named = |d: Option<&DatasetRef>| d.is_some_and(|d| d.node == node && d.dataset == offer.dataset);
+    let plan = lift_plan(q).map_err(|e| format!("node '{node}' refuses: {e}"))?;
+    let dataset = holdings
+        .datasets
+        .get(&offer.dataset)
+        .ok_or_else(|| format!("node '{node}' has no dataset '{}'", offer.dataset))?;
+    let (side, expected_role) = if named(q.customers.as_ref()) {
+        events(node, holdings, &q.conversions, EventKind::Conversions)?;
+        if !lift_sums_fit(&plan, dataset.report.distinct) {
+            return Err(format!(
+                "node '{node}' refuses: value sums of {} customers clipped at {} CNY could exceed what a release can decrypt; ask for a lower value clip",
+                dataset.report.distinct, plan.value_clip
+            ));
+        }
+        (
+            LiftSide::Bank {
+                conversions: q.conversions.clone(),
+            },
+            Role::Sender,
+        )
+    } else if named(q.groups.as_ref()) {
+        check_columns(node, dataset, [(q.group_column.as_str(), ColumnUse::Group)])?;
+        let domain = dataset
+            .columns
+            .iter()
+            .find(|c| c.name == q.group_column)
+            .map(|c| c.domain())
+            .unwrap_or_default();
+        let declared = |v: &str| {
+            domain
+                .iter()
+                .position(|d| d == v)
+                .filter(|&i| i + 1 < domain.len())
+        };
+        if declared(&q.test_value).is_none()
+            || declared(&q.control_value).is_none()
+            || q.test_value == q.control_value
+        {
+            return Err(format!(
+                "node '{node}' refuses: the test and control values must be two different declared values of column '{}'",
+                q.group_column
+            ));
+        }
+        (
+            LiftSide::Partner {
+                column: q.group_column.clone(),
+                test: q.test_value.clone(),
+                control: q.control_value.clone(),
+            },
+            Role::Receiver,
+        )
+    } else {
+        return Err(format!(
+            "node '{node}' received a lift offer that does not name its dataset '{}'",
+            offer.dataset
+        ));
+    };
+    if role != expected_role {
+        return Err(format!(
+            "node '{node}' refuses: in a lift the groups' node receives and the customers' node sends"
+        ));
+    }
+    let noise = lift_noise(&plan);
+    // The partner pads its two arms; the bank pads its customers and answers
+    // each arm with dummies. The bank reads its customers and conversions,
+    // and both budgets pay.
+    let (cover, datasets) = match &side {
+        LiftSide::Bank { conversions } => (
+            vec![LaneCover { pads: 1, dummies: 2 }],
+            vec![offer.dataset.clone(), conversions.clone()],
+        ),
+        LiftSide::Partner { .. } => (
+            vec![LaneCover { pads: 2, dummies: 0 }],
+            vec![offer.dataset.clone()],
+        ),
+    };
+    Ok(Planned {
+        kind: "lift",
+        work: Work::Lift { plan, side },
+        terms: job_terms(&offer.job_id, spec),
+        scales: noise.scales,
+        sensitivity_sq: noise.sensitivity_sq,
+        cover_sensitivity_sq: 1.0,
+        cover,
+        datasets,
+    })
+}

@@ -1,0 +1,147 @@
+//! Breakdowns and segments: the lanes this node runs and what it may
+//! activate.
+
+#[allow(unused_imports)]
+use super::*;
+
+/// Who may receive a segment's members, by this node's policy.
+pub(super) fn segment_activation(
+    node: &str,
+    policy: &Policy,
+    offer: &JobOffer,
+    activate: &str,
+    role: Role,
+) -> Result<Activation, String> {
+    if activate.is_empty() {
+        return Ok(Activation::None);
+    }
+    if activate == node && role == Role::Receiver {
+        return Ok(Activation::Receive {
+            min_activation: policy.min_activation,
+        });
+    }
+    if activate == offer.peer_node && role == Role::Sender {
+        if !policy.allow_activation.iter().any(|p| p == activate) {
+            return Err(format!(
+                "node '{node}' refuses to let '{activate}' receive the members of this segment: '{activate}' is not listed in its policy.allow_activation"
+            ));
+        }
+        return Ok(Activation::Allow {
+            min_activation: policy.min_activation,
+        });
+    }
+    Err(format!(
+        "node '{node}' refuses: the segment names '{activate}' to receive its members, which is neither this job's receiver nor its peer"
+    ))
+}
+
+pub(super) fn breakdown_work(
+    node: &str,
+    dataset: &LoadedDataset,
+    offer: &JobOffer,
+    spec: &wire::QuerySpec,
+    q: &wire::BreakdownQuery,
+    role: Role,
+) -> Result<Planned, String> {
+    let side = side_of(node, q.left.as_ref(), q.right.as_ref())?;
+    let wire_side = match side {
+        Side::Left => wire::Side::Left,
+        Side::Right => wire::Side::Right,
+    };
+    let (group_by, filters) = match side {
+        Side::Left => (&q.left_group_by, &q.left_filters),
+        Side::Right => (&q.right_group_by, &q.right_filters),
+    };
+    let mut measures = Vec::new();
+    let mut peer_measures = 0;
+    for m in &q.measures {
+        match wire::Side::try_from(m.side) {
+            Ok(s) if s == wire_side => measures.push(m.column.clone()),
+            Ok(wire::Side::Left | wire::Side::Right) => peer_measures += 1,
+            _ => return Err(format!("node '{node}' refuses: a measure names no side")),
+        }
+    }
+    check_columns(
+        node,
+        dataset,
+        group_by
+            .iter()
+            .map(|g| (g.as_str(), ColumnUse::Group))
+            .chain(measures.iter().map(|m| (m.as_str(), ColumnUse::Measure)))
+            .chain(filter_uses(filters)),
+    )?;
+    if offer.peer_measure_bounds.len() != peer_measures || offer.peer_groups == 0 {
+        return Err(format!(
+            "node '{node}' refuses: the offer does not describe the peer's groups and measures"
+        ));
+    }
+    let own = own_schema(dataset, group_by, &measures);
+    let peer = SideSchema {
+        groups: offer.peer_groups as usize,
+        measure_bounds: offer.peer_measure_bounds.clone(),
+    };
+    let (left, right) = match side {
+        Side::Left => (own, peer),
+        Side::Right => (peer, own),
+    };
+    let plan = BreakdownPlan::new(left, right).map_err(|e| format!("node '{node}' refuses: {e}"))?;
+    // The peer's groups come from the coordinator: a plan beyond the
+    // protocol's limits is refused before any noise is drawn for it.
+    plan.check().map_err(|e| format!("node '{node}' refuses: {e}"))?;
+    let expected_role = if plan.first_receiver() == side {
+        Role::Receiver
+    } else {
+        Role::Sender
+    };
+    if role != expected_role {
+        return Err(format!(
+            "node '{node}' refuses: the offer's role does not fit the breakdown's measures"
+        ));
+    }
+    if let Err(i) = plan.check_sums(side, dataset.report.distinct) {
+        return Err(format!(
+            "node '{node}' refuses: sums of column '{}' over {} customers could exceed what a release can decrypt; declare a narrower clip range for it",
+            measures[i], dataset.report.distinct
+        ));
+    }
+    let terms = plan.terms(&offer.job_id, spec);
+    let scales = plan.noise_scales();
+    let sensitivity_sq = plan.statistics() as f64;
+    // Each lane's receiver pads its batches, its sender pads W and answers
+    // each batch with dummies; per lane one person moves one hidden count.
+    let cover: Vec<LaneCover> = plan
+        .lanes
+        .iter()
+        .map(|lane| {
+            let batches = lane.shape.receiver_groups;
+            if lane.receiver == side {
+                LaneCover {
+                    pads: batches,
+                    dummies: 0,
+                }
+            } else {
+                LaneCover {
+                    pads: 1,
+                    dummies: batches,
+                }
+            }
+        })
+        .collect();
+    let work = Work::Breakdown {
+        side,
+        plan,
+        group_by: group_by.clone(),
+        measures,
+        filters: filters.clone(),
+    };
+    Ok(Planned {
+        kind: "breakdown",
+        work,
+        terms,
+        scales,
+        sensitivity_sq,
+        cover_sensitivity_sq: cover.len() as f64,
+        cover,
+        datasets: vec![offer.dataset.clone()],
+    })
+}

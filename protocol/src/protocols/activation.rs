@@ -1,0 +1,503 @@
+//! Segment activation (PROTOCOLS.md, section S): the receiver R learns which
+//! of its own (filtered) rows are in the segment, so it can contact them.
+//!
+//! The design's activation is ECDH PSI with V in R's order. One step is
+//! added so that the sender S can enforce its `min_activation` itself rather
+//! than trust R or the coordinator with the size: R masks S's list again
+//! (Z), S counts `|s*U ∩ Z|` and answers U in order only when the count is
+//! large enough. S thereby learns the segment's size, which R learns anyway.
+//!
+//! ```text
+//! R -> S  Announce |U| + terms, U = r*H(x), r*t_j*B, pads, in R's (random) order, End U
+//! S -> R  Announce |W| + terms, W = shuffle(s*H(y), pads), End W
+//! R -> S  Z = shuffle(r*w for w in W, r*t_j*K_S, random up to 2*offset), End Z
+//! S       count = |s*U ∩ Z|: the segment plus R's dummies; with its own
+//!         noise added and R's mean taken off, refused below min_activation
+//! S -> R  V = s*u in U's order (not shuffled), End V
+//! R       members = { x_i : V_i ∈ r*W }
+//! ```
+//!
+//! The cover runs the other way round from the overlap's: here S counts, so
+//! R adds the matching dummies ([`crate::privacy::cover`]) and S none. S's own
+//! dummies would make R deliver people who are not members.
+
+use std::sync::Arc;
+
+use crate::{
+    crypto::group::{PointBytes, SessionKey, decode_and_mask, mask_each, validate_points},
+    crypto::hash::{HashToGroup, ID_DST},
+    crypto::shuffle,
+    error::ProtocolError,
+    ids::idlist::IdList,
+    privacy::cover::{Dummies, Entry},
+    session::attest::{self, Attestation},
+    session::outcome::{ActivationOutcome, Outcome},
+    session::party::{Party, Progress},
+    session::stream::{
+        Announce, List, ListMessage, MaskedStream, Setup, capacity_for, check_announce, check_chunk,
+        check_end, next_chunk, peer_key_point,
+    },
+    wire::ProtocolMessage,
+};
+
+fn sorted_unique(mut points: Vec<PointBytes>, list: List) -> Result<Vec<PointBytes>, ProtocolError> {
+    use rayon::slice::ParallelSliceMut;
+    points.par_sort_unstable();
+    if points.windows(2).any(|w| w[0] == w[1]) {
+        return Err(ProtocolError::DuplicatePoints { step: list.step() });
+    }
+    Ok(points)
+}
+
+/// R: learns its members.
+pub struct ActivationReceiver {
+    key: SessionKey,
+    setup: Setup,
+    hasher: HashToGroup,
+    announced: bool,
+    u: MaskedStream,
+    peer: Option<Announce>,
+    rw: Vec<PointBytes>,
+    /// W as received, for the attestation of `rw` (A.Z).
+    w: Vec<PointBytes>,
+    w_closed: bool,
+    z: Vec<PointBytes>,
+    z_next: usize,
+    z_closed: bool,
+    v: Vec<PointBytes>,
+    v_closed: bool,
+}
+
+impl std::fmt::Debug for ActivationReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActivationReceiver")
+            .field("progress", &self.progress())
+            .finish()
+    }
+}
+
+impl ActivationReceiver {
+    /// The cover has one pad (U) and one dummy count: the dummies S counts.
+    pub fn new(ids: Arc<IdList>, setup: Setup) -> Result<Self, ProtocolError> {
+        setup.cover.check(1, 1)?;
+        let dummies = Dummies::new(&setup.cover.dummies, setup.cover.dummy_width());
+        let pads = setup.cover.pads[0];
+        Ok(Self {
+            key: SessionKey::random(),
+            hasher: HashToGroup::new(ID_DST),
+            announced: false,
+            u: MaskedStream::new(ids, dummies, pads),
+            peer: None,
+            rw: Vec::new(),
+            w: Vec::new(),
+            w_closed: false,
+            z: Vec::new(),
+            z_next: 0,
+            z_closed: false,
+            v: Vec::new(),
+            v_closed: false,
+            setup,
+        })
+    }
+
+    pub fn poll(&mut self) -> Option<ListMessage> {
+        if !self.announced {
+            self.announced = true;
+            return Some(ListMessage::Announce(
+                self.setup.announce(self.u.len(), Some(self.key.public())),
+            ));
+        }
+        let chunk = self.setup.limits.chunk_points;
+        if let Some(m) = self.u.poll(List::U, &self.key, &self.hasher, chunk) {
+            return Some(m);
+        }
+        if self.w_closed && !self.z_closed {
+            if let Some(points) = next_chunk(&self.z, &mut self.z_next, chunk) {
+                return Some(ListMessage::Points {
+                    list: List::Z,
+                    points,
+                });
+            }
+            self.z_closed = true;
+            let count = self.z.len() as u64;
+            self.z = Vec::new();
+            return Some(ListMessage::End { list: List::Z, count });
+        }
+        None
+    }
+
+    pub fn receive(&mut self, msg: ListMessage) -> Result<(), ProtocolError> {
+        let limits = self.setup.limits;
+        match (msg, self.peer) {
+            (ListMessage::Announce(a), None) => {
+                check_announce(&a, &self.setup.terms, &limits, 1, 0)?;
+                if a.dummy_offset != 0 {
+                    // Dummies in W would be delivered as members.
+                    return Err(ProtocolError::Shape {
+                        what: "the sender announced matching dummies in a segment activation",
+                    });
+                }
+                self.peer = Some(a);
+                self.rw.reserve(capacity_for(a.set_size));
+                Ok(())
+            }
+            (
+                ListMessage::Points {
+                    list: List::W,
+                    points,
+                },
+                Some(peer),
+            ) if !self.w_closed => {
+                check_chunk(
+                    List::W.step(),
+                    points.len(),
+                    self.rw.len(),
+                    peer.set_size,
+                    &limits,
+                )?;
+                let masked = decode_and_mask(&self.key, &points).map_err(|bad| ProtocolError::BadPoint {
+                    step: List::W.step(),
+                    bad,
+                })?;
+                self.rw.extend_from_slice(&masked);
+                self.w.extend_from_slice(&points);
+                Ok(())
+            }
+            (ListMessage::End { list: List::W, count }, Some(peer)) if !self.w_closed => {
+                check_end(List::W.step(), count, self.rw.len(), peer.set_size)?;
+                self.w_closed = true;
+                // Z is r*W with this node's dummies' answers, shuffled: S must
+                // not tell which of its rows matched, nor which are dummies.
+                let key_s = peer_key_point(peer.key, List::Z.step())?;
+                let extra = self.u.dummies().answers(0, &key_s);
+                let mut z = self.rw.clone();
+                z.extend(mask_each(&self.key, extra.len(), |i| extra[i]));
+                shuffle::shuffle(&mut z);
+                self.z = z;
+                Ok(())
+            }
+            (
+                ListMessage::Points {
+                    list: List::V,
+                    points,
+                },
+                _,
+            ) if self.u.closed && !self.v_closed => {
+                check_chunk(List::V.step(), points.len(), self.v.len(), self.u.len(), &limits)?;
+                validate_points(&points).map_err(|bad| ProtocolError::BadPoint {
+                    step: List::V.step(),
+                    bad,
+                })?;
+                self.v.extend_from_slice(&points);
+                Ok(())
+            }
+            (ListMessage::End { list: List::V, count }, _) if self.u.closed && !self.v_closed => {
+                check_end(List::V.step(), count, self.v.len(), self.u.len())?;
+                self.v_closed = true;
+                Ok(())
+            }
+            (other, _) => Err(ProtocolError::Unexpected {
+                expected: "the sender's announcement, list W or list V in order",
+                got: other.describe(),
+            }),
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.u.closed && self.z_closed && self.v_closed
+    }
+
+    pub fn progress(&self) -> Progress {
+        let own = self.u.len();
+        let peer = self.peer.map_or(0, |p| p.set_size);
+        let width = self.setup.cover.dummy_width();
+        Progress {
+            done: self.u.next as u64 + self.rw.len() as u64 + self.z_next as u64 + self.v.len() as u64,
+            total: 2 * own + 2 * peer + width,
+        }
+    }
+
+    /// The members: the rows of U whose answer in V is among `r*W`. This
+    /// node's dummies and pads are not rows, so they are never members.
+    pub fn finish(self) -> Result<ActivationOutcome, ProtocolError> {
+        if !self.is_done() {
+            return Err(ProtocolError::Unexpected {
+                expected: "all of lists U, W, Z and V before matching",
+                got: "an early end of the session",
+            });
+        }
+        let rw = sorted_unique(self.rw, List::W)?;
+        sorted_unique(self.v.clone(), List::V)?;
+        let mut members: Vec<u32> = self
+            .v
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| rw.binary_search(v).is_ok())
+            .filter_map(|(i, _)| match self.u.entry(i) {
+                Entry::Row(row) => Some(row as u32),
+                Entry::Dummy(_) | Entry::Pad => None,
+            })
+            .collect();
+        members.sort_unstable();
+        Ok(ActivationOutcome {
+            members,
+            own_set_size: self.u.len(),
+            peer_set_size: self.peer.map_or(0, |p| p.set_size),
+        })
+    }
+}
+
+/// S: learns the segment's size plus R's dummies, and answers in R's order
+/// only when that, with its own noise and R's mean taken off, reaches its
+/// `min_activation`.
+pub struct ActivationSender {
+    key: SessionKey,
+    setup: Setup,
+    hasher: HashToGroup,
+    min_activation: u64,
+    /// This node's noise on the count it decides on (its release share, so
+    /// the decision costs nothing beyond the release).
+    decision_noise: i64,
+    announced: bool,
+    w: MaskedStream,
+    peer: Option<Announce>,
+    v: Vec<PointBytes>,
+    /// U as received, for the attestation of V (A.V).
+    u: Vec<PointBytes>,
+    u_closed: bool,
+    z: Vec<PointBytes>,
+    z_closed: bool,
+    approved: bool,
+    v_next: usize,
+    v_closed: bool,
+}
+
+impl std::fmt::Debug for ActivationSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActivationSender")
+            .field("progress", &self.progress())
+            .finish()
+    }
+}
+
+impl ActivationSender {
+    /// The cover has one pad (W) and no dummies.
+    pub fn new(
+        ids: Arc<IdList>,
+        setup: Setup,
+        min_activation: u64,
+        decision_noise: i64,
+    ) -> Result<Self, ProtocolError> {
+        setup.cover.check(1, 0)?;
+        let pads = setup.cover.pads[0];
+        Ok(Self {
+            key: SessionKey::random(),
+            hasher: HashToGroup::new(ID_DST),
+            min_activation,
+            decision_noise,
+            announced: false,
+            w: MaskedStream::new(ids, Dummies::none(), pads),
+            peer: None,
+            v: Vec::new(),
+            u: Vec::new(),
+            u_closed: false,
+            z: Vec::new(),
+            z_closed: false,
+            approved: false,
+            v_next: 0,
+            v_closed: false,
+            setup,
+        })
+    }
+
+    fn z_len(&self) -> u64 {
+        let width = self.peer.map_or(0, |p| p.dummy_offset.saturating_mul(2));
+        self.w.len().saturating_add(width)
+    }
+
+    pub fn poll(&mut self) -> Option<ListMessage> {
+        if !self.announced {
+            self.announced = true;
+            return Some(ListMessage::Announce(
+                self.setup.announce(self.w.len(), Some(self.key.public())),
+            ));
+        }
+        let chunk = self.setup.limits.chunk_points;
+        if let Some(m) = self.w.poll(List::W, &self.key, &self.hasher, chunk) {
+            return Some(m);
+        }
+        if self.approved && !self.v_closed {
+            if let Some(points) = next_chunk(&self.v, &mut self.v_next, chunk) {
+                return Some(ListMessage::Points {
+                    list: List::V,
+                    points,
+                });
+            }
+            self.v_closed = true;
+            return Some(ListMessage::End {
+                list: List::V,
+                count: self.v.len() as u64,
+            });
+        }
+        None
+    }
+
+    pub fn receive(&mut self, msg: ListMessage) -> Result<(), ProtocolError> {
+        let limits = self.setup.limits;
+        match (msg, self.peer) {
+            (ListMessage::Announce(a), None) => {
+                // R's list holds its dummies besides its pad.
+                check_announce(&a, &self.setup.terms, &limits, 1, 1)?;
+                self.peer = Some(a);
+                self.v.reserve(capacity_for(a.set_size));
+                Ok(())
+            }
+            (
+                ListMessage::Points {
+                    list: List::U,
+                    points,
+                },
+                Some(peer),
+            ) if !self.u_closed => {
+                check_chunk(List::U.step(), points.len(), self.v.len(), peer.set_size, &limits)?;
+                let masked = decode_and_mask(&self.key, &points).map_err(|bad| ProtocolError::BadPoint {
+                    step: List::U.step(),
+                    bad,
+                })?;
+                // In R's order: that is what lets R find its members.
+                self.v.extend_from_slice(&masked);
+                self.u.extend_from_slice(&points);
+                Ok(())
+            }
+            (ListMessage::End { list: List::U, count }, Some(peer)) if !self.u_closed => {
+                check_end(List::U.step(), count, self.v.len(), peer.set_size)?;
+                self.u_closed = true;
+                self.decide()
+            }
+            (
+                ListMessage::Points {
+                    list: List::Z,
+                    points,
+                },
+                Some(_),
+            ) if self.w.closed && !self.z_closed => {
+                check_chunk(List::Z.step(), points.len(), self.z.len(), self.z_len(), &limits)?;
+                validate_points(&points).map_err(|bad| ProtocolError::BadPoint {
+                    step: List::Z.step(),
+                    bad,
+                })?;
+                self.z.extend_from_slice(&points);
+                Ok(())
+            }
+            (ListMessage::End { list: List::Z, count }, Some(_)) if self.w.closed && !self.z_closed => {
+                check_end(List::Z.step(), count, self.z.len(), self.z_len())?;
+                self.z_closed = true;
+                self.decide()
+            }
+            (other, _) => Err(ProtocolError::Unexpected {
+                expected: "the receiver's announcement, list U or list Z",
+                got: other.describe(),
+            }),
+        }
+    }
+
+    /// Counts the segment once U and Z are complete, and approves answering
+    /// in order only if its noised size is large enough.
+    fn decide(&mut self) -> Result<(), ProtocolError> {
+        if !(self.u_closed && self.z_closed) {
+            return Ok(());
+        }
+        let z = sorted_unique(std::mem::take(&mut self.z), List::Z)?;
+        sorted_unique(self.v.clone(), List::U)?;
+        let count = self.v.iter().filter(|v| z.binary_search(v).is_ok()).count() as i64;
+        let mean = self.peer.map_or(0, |p| p.dummy_offset) as i64;
+        let noised = count - mean + self.decision_noise;
+        if noised < i64::try_from(self.min_activation).unwrap_or(i64::MAX) {
+            return Err(ProtocolError::BelowMinActivation);
+        }
+        self.approved = true;
+        Ok(())
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.w.closed && self.v_closed
+    }
+
+    pub fn progress(&self) -> Progress {
+        let peer = self.peer.map_or(0, |p| p.set_size);
+        Progress {
+            done: self.w.next as u64 + self.v.len() as u64 + self.z.len() as u64 + self.v_next as u64,
+            total: self.w.len() + self.z_len() + 2 * peer,
+        }
+    }
+}
+
+impl Party for ActivationReceiver {
+    fn poll_transmit(&mut self) -> Option<ProtocolMessage> {
+        self.poll().map(Into::into)
+    }
+
+    fn handle(&mut self, msg: ProtocolMessage) -> Result<(), ProtocolError> {
+        self.receive(ListMessage::try_from(msg)?)
+    }
+
+    fn is_done(&self) -> bool {
+        ActivationReceiver::is_done(self)
+    }
+
+    fn progress(&self) -> Progress {
+        ActivationReceiver::progress(self)
+    }
+
+    fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
+        let w = std::mem::take(&mut self.w);
+        Ok(vec![Attestation::make(
+            &self.key,
+            &self.setup.terms,
+            attest::ACTIVATION_RECEIVER_STEP,
+            (List::W, &w),
+            self.rw.clone(),
+        )?])
+    }
+
+    fn finish(self: Box<Self>) -> Result<Outcome, ProtocolError> {
+        (*self).finish().map(Outcome::Activation)
+    }
+}
+
+impl Party for ActivationSender {
+    fn poll_transmit(&mut self) -> Option<ProtocolMessage> {
+        self.poll().map(Into::into)
+    }
+
+    fn handle(&mut self, msg: ProtocolMessage) -> Result<(), ProtocolError> {
+        self.receive(ListMessage::try_from(msg)?)
+    }
+
+    fn is_done(&self) -> bool {
+        ActivationSender::is_done(self)
+    }
+
+    fn progress(&self) -> Progress {
+        ActivationSender::progress(self)
+    }
+
+    fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
+        let u = std::mem::take(&mut self.u);
+        Ok(vec![Attestation::make(
+            &self.key,
+            &self.setup.terms,
+            attest::ACTIVATION_SENDER_STEP,
+            (List::U, &u),
+            self.v.clone(),
+        )?])
+    }
+
+    fn finish(self: Box<Self>) -> Result<Outcome, ProtocolError> {
+        Ok(Outcome::Completed)
+    }
+}
+
+#[cfg(test)]
+#[path = "activation_tests.rs"]
+mod tests;

@@ -1,0 +1,407 @@
+//! A lane's receiver R (PROTOCOLS.md B.1 to B.4): sends its batches of
+//! masked identifiers, counts matches per batch and sums the matched payloads.
+
+#[allow(unused_imports)]
+use super::*;
+
+/// R of one lane.
+pub struct BreakdownReceiver {
+    lane: u32,
+    shape: LaneShape,
+    setup: Setup,
+    key: SessionKey,
+    hasher: HashToGroup,
+    shares: SlotShares,
+    noise: Vec<i64>,
+    ids: Arc<IdList>,
+    sent: SentStage,
+    batch_sizes: Vec<u64>,
+    u_plan: Vec<Option<u32>>,
+    u_next: usize,
+    peer: Option<Announce>,
+    joint: Option<JointKeys>,
+    rw: Vec<PointBytes>,
+    w_closed: bool,
+    v: Vec<PointBytes>,
+    v_closed: bool,
+    /// Per row of W: the batch it matched, or `u32::MAX`.
+    pub(super) matched: Option<Vec<u32>>,
+    payload_rows: u64,
+    sums: Vec<Ciphertext>,
+    release: Option<Vec<u8>>,
+    outcome: Option<LaneOutcome>,
+}
+
+impl std::fmt::Debug for BreakdownReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BreakdownReceiver")
+            .field("lane", &self.lane)
+            .field("progress", &self.progress())
+            .finish()
+    }
+}
+
+impl BreakdownReceiver {
+    /// `noise`: this node's share per slot per batch (zeros when exact); the
+    /// cover has one pad per batch and no dummies.
+    pub fn new(
+        lane: u32,
+        shape: LaneShape,
+        rows: LaneRows,
+        noise: Vec<i64>,
+        setup: Setup,
+    ) -> Result<Self, ProtocolError> {
+        shape.check()?;
+        check_noise(&shape, &noise)?;
+        setup.cover.check(shape.receiver_groups, 0)?;
+        let (batch_sizes, u_plan) = plan_batches(&rows, shape.receiver_groups, &setup.cover.pads)?;
+        let shares = SlotShares::generate(shape.slots(), &mut rand::rng()).map_err(elgamal(STEP_KEYS))?;
+        Ok(Self {
+            lane,
+            shape,
+            setup,
+            key: SessionKey::random(),
+            hasher: HashToGroup::new(ID_DST),
+            shares,
+            noise,
+            ids: rows.ids,
+            sent: SentStage::Nothing,
+            batch_sizes,
+            u_plan,
+            u_next: 0,
+            peer: None,
+            joint: None,
+            rw: Vec::new(),
+            w_closed: false,
+            v: Vec::new(),
+            v_closed: false,
+            matched: None,
+            payload_rows: 0,
+            sums: Vec::new(),
+            release: None,
+            outcome: None,
+        })
+    }
+
+    fn u_total(&self) -> u64 {
+        self.u_plan.len() as u64
+    }
+
+    /// Points the sender answers each batch with besides U's.
+    fn width(&self) -> u64 {
+        self.peer.map_or(0, |p| p.dummy_offset.saturating_mul(2))
+    }
+
+    /// V: every batch of U answered, with the sender's dummy width each.
+    fn v_total(&self) -> u64 {
+        let batches = self.batch_sizes.len() as u64;
+        self.u_total()
+            .saturating_add(self.width().saturating_mul(batches))
+    }
+
+    pub fn poll(&mut self) -> Option<BreakdownMessage> {
+        match self.sent {
+            SentStage::Nothing => {
+                self.sent = SentStage::Announce;
+                return Some(BreakdownMessage::Announce(
+                    self.setup.announce(self.u_total(), Some(self.key.public())),
+                ));
+            }
+            SentStage::Announce => {
+                self.sent = SentStage::KeyOffer;
+                let context = key_context(&self.setup.terms, self.lane, b"R");
+                return Some(BreakdownMessage::KeyOffer {
+                    slots: self.shares.slots(),
+                    offer: self.shares.offer(&context, &mut rand::rng()).to_bytes(),
+                });
+            }
+            SentStage::KeyOffer => {
+                self.sent = SentStage::Batches;
+                return Some(BreakdownMessage::Batches {
+                    sizes: self.batch_sizes.clone(),
+                });
+            }
+            SentStage::Batches => {
+                if self.u_next < self.u_plan.len() {
+                    let end = (self.u_next + self.setup.limits.chunk_points.max(1)).min(self.u_plan.len());
+                    let slice = &self.u_plan[self.u_next..end];
+                    let (ids, hasher) = (&self.ids, &self.hasher);
+                    // Padding points are uniformly random, like masked points.
+                    let points = mask_each(&self.key, slice.len(), |i| match slice[i] {
+                        Some(row) => hasher.hash(&ids.hash_parts(row as usize)),
+                        None => random_point(),
+                    });
+                    self.u_next = end;
+                    return Some(BreakdownMessage::Points {
+                        list: List::U,
+                        points,
+                    });
+                }
+                self.sent = SentStage::ListEnd;
+                return Some(BreakdownMessage::End {
+                    list: List::U,
+                    count: self.u_total(),
+                });
+            }
+            SentStage::ListEnd => {
+                if let Some(ciphertexts) = self.release.take() {
+                    self.sent = SentStage::Release;
+                    return Some(BreakdownMessage::Release {
+                        slots: self.shape.slots(),
+                        ciphertexts,
+                    });
+                }
+            }
+            SentStage::Release => {}
+        }
+        None
+    }
+
+    pub fn receive(&mut self, msg: BreakdownMessage) -> Result<(), ProtocolError> {
+        let unexpected = |got: &BreakdownMessage| ProtocolError::Unexpected {
+            expected: "the sender's announcement, key offer, lists W and V, or payloads",
+            got: got.describe(),
+        };
+        let limits = self.setup.limits;
+        match msg {
+            BreakdownMessage::Announce(a) if self.peer.is_none() => {
+                let batches = self.batch_sizes.len() as u64;
+                check_announce(&a, &self.setup.terms, &limits, 1, batches)?;
+                self.peer = Some(a);
+                self.rw.reserve(capacity_for(a.set_size));
+                Ok(())
+            }
+            BreakdownMessage::KeyOffer { slots, offer } if self.peer.is_some() && self.joint.is_none() => {
+                self.joint = Some(peer_keys(
+                    &self.shares,
+                    slots,
+                    &offer,
+                    &self.setup.terms,
+                    self.lane,
+                    b"S",
+                )?);
+                Ok(())
+            }
+            BreakdownMessage::Points {
+                list: List::W,
+                points,
+            } if self.joint.is_some() && !self.w_closed => {
+                let peer = self.peer_size();
+                check_chunk(step_of(List::W), points.len(), self.rw.len(), peer, &limits)?;
+                let masked = decode_and_mask(&self.key, &points).map_err(|bad| ProtocolError::BadPoint {
+                    step: step_of(List::W),
+                    bad,
+                })?;
+                self.rw.extend_from_slice(&masked);
+                Ok(())
+            }
+            BreakdownMessage::End { list: List::W, count } if self.joint.is_some() && !self.w_closed => {
+                check_end(step_of(List::W), count, self.rw.len(), self.peer_size())?;
+                self.w_closed = true;
+                self.lists_complete()
+            }
+            // S answers each batch of U as soon as it is complete.
+            BreakdownMessage::Points {
+                list: List::V,
+                points,
+            } if self.sent >= SentStage::Batches && self.peer.is_some() && !self.v_closed => {
+                check_chunk(
+                    step_of(List::V),
+                    points.len(),
+                    self.v.len(),
+                    self.v_total(),
+                    &limits,
+                )?;
+                validate_points(&points).map_err(|bad| ProtocolError::BadPoint {
+                    step: step_of(List::V),
+                    bad,
+                })?;
+                if self.v.is_empty() {
+                    self.v.reserve(capacity_for(self.v_total()));
+                }
+                self.v.extend_from_slice(&points);
+                Ok(())
+            }
+            BreakdownMessage::End { list: List::V, count }
+                if self.sent >= SentStage::ListEnd && self.peer.is_some() && !self.v_closed =>
+            {
+                check_end(step_of(List::V), count, self.v.len(), self.v_total())?;
+                self.v_closed = true;
+                self.lists_complete()
+            }
+            BreakdownMessage::Payloads { slots, ciphertexts }
+                if self.matched.is_some() && self.outcome.is_none() =>
+            {
+                self.payloads(slots, &ciphertexts)
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Once W and V are complete: match, and wait for the payloads (none
+    /// come from an empty sender, so release at once).
+    fn lists_complete(&mut self) -> Result<(), ProtocolError> {
+        if !(self.w_closed && self.v_closed) {
+            return Ok(());
+        }
+        self.matched = Some(self.match_rows()?);
+        self.sums = vec![Ciphertext::zero(self.shape.slots()); self.shape.cells()];
+        if self.peer_size() == 0 {
+            self.prepare_release()?;
+        }
+        Ok(())
+    }
+
+    fn peer_size(&self) -> u64 {
+        self.peer.map_or(0, |p| p.set_size)
+    }
+
+    /// Matches every row of W to the batch whose V point equals its `r*w`.
+    fn match_rows(&mut self) -> Result<Vec<u32>, ProtocolError> {
+        let mut tagged: Vec<(PointBytes, u32)> = Vec::with_capacity(self.v.len());
+        let mut points = std::mem::take(&mut self.v).into_iter();
+        let width = self.width();
+        for (batch, &size) in self.batch_sizes.iter().enumerate() {
+            let answered = (size + width) as usize;
+            tagged.extend(points.by_ref().take(answered).map(|p| (p, batch as u32)));
+        }
+        tagged.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if tagged.windows(2).any(|w| w[0].0 == w[1].0) {
+            return Err(ProtocolError::DuplicatePoints {
+                step: step_of(List::V),
+            });
+        }
+        let rw = std::mem::take(&mut self.rw);
+        let mut sorted = rw.clone();
+        sorted.par_sort_unstable();
+        if sorted.windows(2).any(|w| w[0] == w[1]) {
+            return Err(ProtocolError::DuplicatePoints {
+                step: step_of(List::W),
+            });
+        }
+        drop(sorted);
+        Ok(rw
+            .par_iter()
+            .map(|p| match tagged.binary_search_by(|t| t.0.cmp(p)) {
+                Ok(i) => tagged[i].1,
+                Err(_) => u32::MAX,
+            })
+            .collect())
+    }
+
+    fn payloads(&mut self, slots: usize, bytes: &[u8]) -> Result<(), ProtocolError> {
+        if slots != self.shape.slots() {
+            return Err(ProtocolError::Crypto {
+                step: STEP_PAYLOADS,
+                error: ElGamalError::SlotMismatch {
+                    what: "payload",
+                    expected: self.shape.slots(),
+                    got: slots,
+                },
+            });
+        }
+        let unit = 32 * (slots + 1);
+        if !bytes.len().is_multiple_of(unit) || bytes.len() / unit > (MAX_MESSAGE_POINTS / (slots + 1)).max(1)
+        {
+            return Err(ProtocolError::Malformed {
+                what: "a payload chunk that is not a whole number of ciphertexts or is too large",
+            });
+        }
+        let rows = (bytes.len() / unit) as u64;
+        let peer = self.peer_size();
+        if self.payload_rows + rows > peer {
+            return Err(ProtocolError::CountMismatch {
+                step: STEP_PAYLOADS,
+                announced: peer,
+                received: self.payload_rows + rows,
+            });
+        }
+        let matched = self.matched.as_deref().unwrap_or(&[]);
+        let first = self.payload_rows as usize;
+        let cells = self.shape.cells();
+        // Only matched rows are decoded: R never needs the others.
+        let partial = bytes
+            .par_chunks_exact(unit)
+            .enumerate()
+            .filter(|(i, _)| matched[first + i] != u32::MAX)
+            .try_fold(
+                || vec![Ciphertext::zero(slots); cells],
+                |mut acc, (i, ct)| {
+                    let ct = Ciphertext::from_bytes(ct, slots)?;
+                    acc[matched[first + i] as usize].accumulate(&ct)?;
+                    Ok::<_, ElGamalError>(acc)
+                },
+            )
+            .try_reduce(
+                || vec![Ciphertext::zero(slots); cells],
+                |mut a, b| {
+                    for (x, y) in a.iter_mut().zip(&b) {
+                        x.accumulate(y)?;
+                    }
+                    Ok(a)
+                },
+            )
+            .map_err(elgamal(STEP_PAYLOADS))?;
+        for (sum, part) in self.sums.iter_mut().zip(&partial) {
+            sum.accumulate(part).map_err(elgamal(STEP_PAYLOADS))?;
+        }
+        self.payload_rows += rows;
+        if self.payload_rows == peer {
+            self.prepare_release()?;
+        }
+        Ok(())
+    }
+
+    /// B.4: re-randomize (S knows its payloads' randomness and could
+    /// otherwise recognise a sum of few of them), add this node's noise, and
+    /// compute this node's decryption shares of exactly what it sends.
+    fn prepare_release(&mut self) -> Result<(), ProtocolError> {
+        let joint = self.joint.as_ref().ok_or(ProtocolError::Unexpected {
+            expected: "the sender's key offer",
+            got: "payloads",
+        })?;
+        let mut rng = rand::rng();
+        let mut released = std::mem::take(&mut self.sums)
+            .iter()
+            .map(|ct| joint.rerandomize(ct, &mut rng))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(elgamal(STEP_RELEASE))?;
+        let slots = self.shape.slots();
+        add_noise(&mut released, &self.noise, slots)?;
+        let decryption_shares = self
+            .shares
+            .encoded_decryption_shares(&released)
+            .map_err(elgamal(STEP_RELEASE))?;
+        self.release = Some(crate::crypto::elgamal::encode_ciphertexts(&released));
+        self.outcome = Some(LaneOutcome {
+            lane: self.lane,
+            cells: self.shape.cells(),
+            slots,
+            ciphertexts: Vec::new(),
+            decryption_shares,
+        });
+        Ok(())
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.sent == SentStage::Release
+    }
+
+    pub fn progress(&self) -> Progress {
+        let peer = self.peer_size();
+        Progress {
+            done: self.u_next as u64 + self.rw.len() as u64 + self.v.len() as u64 + self.payload_rows,
+            total: self.u_total() + self.v_total() + 2 * peer,
+        }
+    }
+
+    pub fn finish(self) -> Result<LaneOutcome, ProtocolError> {
+        match (self.is_done(), self.outcome) {
+            (true, Some(o)) => Ok(o),
+            _ => Err(ProtocolError::Unexpected {
+                expected: "every payload before the release",
+                got: "an early end of the session",
+            }),
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! What every protocol party has in common, so the node drives any protocol the
+//! same way: feed it the peer's messages, send what it produces, report progress.
+
+use crate::{
+    error::ProtocolError,
+    session::{attest::Attestation, outcome::Outcome},
+    wire::ProtocolMessage,
+};
+
+/// Work done and total, in protocol-specific units (points processed).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub done: u64,
+    pub total: u64,
+}
+
+/// One side of one protocol session, as a sans-I/O state machine.
+///
+/// `poll_transmit` and `handle` may do heavy point arithmetic (spread over the
+/// cores with rayon): callers keep them off async worker threads.
+pub trait Party: Send {
+    /// The next message to send, if one is ready. Called whenever the transport
+    /// has room; `None` means "nothing until the peer says more".
+    fn poll_transmit(&mut self) -> Option<ProtocolMessage>;
+    /// Consumes one message from the peer.
+    fn handle(&mut self, msg: ProtocolMessage) -> Result<(), ProtocolError>;
+    /// Everything sent and received.
+    fn is_done(&self) -> bool;
+    fn progress(&self) -> Progress;
+    /// Proofs of this party's masking for its own transcript, once `is_done`
+    /// and before `finish` (see [`crate::session::attest`]). Protocols whose masking is
+    /// not attested return none.
+    fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
+        Ok(Vec::new())
+    }
+    /// The result, once `is_done`.
+    fn finish(self: Box<Self>) -> Result<Outcome, ProtocolError>;
+}
+
+/// Runs two parties against each other in memory, through the wire encoding.
+/// The in-process form of a session: tests and the in-process benchmark use it.
+pub fn run_pair(a: Box<dyn Party>, b: Box<dyn Party>) -> Result<(Outcome, Outcome), (char, ProtocolError)> {
+    run_pair_counted(a, b).map(|(outcomes, _)| outcomes)
+}
+
+/// Both outcomes, and the encoded bytes each party sent (`a`'s, then `b`'s).
+pub type CountedOutcomes = ((Outcome, Outcome), [u64; 2]);
+
+/// [`run_pair`], also counting what crosses the wire, before transport
+/// framing.
+pub fn run_pair_counted(
+    mut a: Box<dyn Party>,
+    mut b: Box<dyn Party>,
+) -> Result<CountedOutcomes, (char, ProtocolError)> {
+    use prost::Message;
+    let mut sent = [0u64; 2];
+    let mut through_wire = |from: usize, m: ProtocolMessage| {
+        let bytes = m.encode_to_vec();
+        sent[from] += bytes.len() as u64;
+        // Encoding and decoding our own message cannot fail.
+        ProtocolMessage::decode(bytes.as_slice()).unwrap_or_default()
+    };
+    while !(a.is_done() && b.is_done()) {
+        let mut moved = false;
+        if let Some(m) = a.poll_transmit() {
+            b.handle(through_wire(0, m)).map_err(|e| ('b', e))?;
+            moved = true;
+        }
+        if let Some(m) = b.poll_transmit() {
+            a.handle(through_wire(1, m)).map_err(|e| ('a', e))?;
+            moved = true;
+        }
+        if !moved {
+            return Err((
+                'a',
+                ProtocolError::Unexpected {
+                    expected: "a message from either party",
+                    got: "a stalled session",
+                },
+            ));
+        }
+    }
+    let a = a.finish().map_err(|e| ('a', e))?;
+    let b = b.finish().map_err(|e| ('b', e))?;
+    Ok(((a, b), sent))
+}
