@@ -1,5 +1,8 @@
 //! The node's own decision on a job offer. The coordinator proposes; only the
 //! node's policy disposes, and a refusal says which key refused and why.
+//! The checks every query kind makes are in `decision/common.rs`, each kind's
+//! plan in `decision/breakdown.rs` (breakdowns, segments) and
+//! `decision/attribution.rs` (attribution, lift).
 
 use std::collections::BTreeMap;
 

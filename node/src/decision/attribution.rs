@@ -1,7 +1,6 @@
 //! Attribution and lift: the exposure or conversion events this node
 //! sends, and the lanes it runs.
 
-#[allow(unused_imports)]
 use super::*;
 
 pub(super) fn events<'a>(

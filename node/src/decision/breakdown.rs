@@ -1,7 +1,6 @@
 //! Breakdowns and segments: the lanes this node runs and what it may
 //! activate.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// Who may receive a segment's members, by this node's policy.

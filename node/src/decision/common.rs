@@ -1,7 +1,6 @@
 //! Checks every query kind makes: the requester, the named dataset, the
 //! columns and their allowed uses, this node's side and its cover.
 
-#[allow(unused_imports)]
 use super::*;
 
 pub(super) fn side_of(

@@ -3,7 +3,6 @@ use std::{collections::BTreeMap, sync::Arc};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use super::*;
-#[allow(unused_imports)]
 use crate::session::{outcome::*, stream::*};
 use crate::{ids::normalize::IdKind, privacy::cover::Cover, session::party::run_pair, wire::ProtocolMessage};
 

@@ -1,7 +1,6 @@
 use std::sync::Arc;
 
 use super::*;
-#[allow(unused_imports)]
 use crate::session::{outcome::*, stream::*};
 use crate::{ids::normalize::IdKind, privacy::cover::Cover, session::party::run_pair, wire::ProtocolMessage};
 

@@ -16,7 +16,7 @@ pub enum Outcome {
     Activation(ActivationOutcome),
 }
 
-/// What the receiver learns.
+/// What the overlap receiver learns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OverlapOutcome {
     /// `|V ∩ r*W|`: the intersection plus the sender's dummies.

@@ -139,7 +139,7 @@ impl ListMessage {
 }
 
 /// Digest of the job's terms (job, query, privacy parameters) as a party
-/// received them from the coordinator; see `jointly_protocol::terms`.
+/// received them from the coordinator; see `jointly_protocol::queries::terms`.
 pub type Terms = [u8; 32];
 
 /// Sizes that bound what a peer can make this node compute or hold.

@@ -169,7 +169,7 @@ impl Ciphertext {
     }
 
     /// `m_k*B = c2_k - share_a,k - share_b,k` for every slot; recover `m_k`
-    /// with [`crate::crypto::bsgs::BsgsTable::solve`].
+    /// with [`crate::crypto::bsgs::BsgsTable::vartime_solve`].
     pub fn decrypt_to_points(
         &self,
         a: &DecryptionShare,

@@ -1,6 +1,5 @@
 //! A breakdown lane's messages and their wire form.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// A message of one breakdown lane.

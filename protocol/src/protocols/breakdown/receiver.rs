@@ -1,7 +1,6 @@
 //! A lane's receiver R (PROTOCOLS.md B.1 to B.4): sends its batches of
 //! masked identifiers, counts matches per batch and sums the matched payloads.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// R of one lane.

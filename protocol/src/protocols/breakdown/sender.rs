@@ -2,7 +2,6 @@
 //! batches and its own list, sends encrypted payloads, adds its noise to the
 //! release.
 
-#[allow(unused_imports)]
 use super::*;
 
 /// S of one lane.
