@@ -162,7 +162,7 @@ impl Node {
             Err(reason) => {
                 return Err(Refusal::CannotRecordRequest {
                     node: node.clone(),
-                    reason,
+                    reason: Box::new(reason),
                 });
             }
         }
@@ -178,7 +178,7 @@ impl Node {
             }),
             Err(reason) => Err(Refusal::CannotReserve {
                 node: node.clone(),
-                reason,
+                reason: Box::new(reason),
             }),
         }
     }
@@ -567,7 +567,7 @@ impl Node {
                 let _ = self.ledger.start(&offer.job_id);
                 return Err(SessionFailure::Local(message));
             }
-            Err(BuildError::Failed(message)) => return Err(SessionFailure::Local(message)),
+            Err(other) => return Err(SessionFailure::Local(other.to_string())),
         };
         // From the first message on, the cover on this node's lists is out.
         match self.ledger.start(&offer.job_id) {
@@ -668,7 +668,8 @@ impl Node {
             terms: accepted.terms,
             requester: Some(accepted.requester.clone()),
         };
-        let files = TranscriptFiles::create(&self.config.data_dir, &offer.job_id).map_err(local)?;
+        let files = TranscriptFiles::create(&self.config.data_dir, &offer.job_id)
+            .map_err(|e| local(e.to_string()))?;
         Ok(Transcript {
             recorder: Recorder::new(info, self.identity.signing_key(), peer_key),
             files,

@@ -345,7 +345,7 @@ impl NoisePlan {
             budget: as_epsilon(budget),
             spent: as_epsilon(spent_micro),
             asked: self.epsilon,
-            next: self.period.label(),
+            next: self.period,
         }
     }
 }

@@ -14,6 +14,7 @@ use jointly_protocol::{
 use crate::{
     config::{ColumnUse, EventKind},
     error::NodeError,
+    period::Period,
 };
 
 /// A node's refusal of a job offer, in the words of its policy.
@@ -225,8 +226,9 @@ pub enum Refusal {
     /// Budget and spending as epsilon at the policy's delta (composed, so
     /// they do not simply add up).
     #[error(
-        "node '{node}' refuses: the privacy budget of dataset '{dataset}' {} for {period} is epsilon {budget:.3}; {spent:.3} is spent and this query (epsilon {asked}) does not fit. Ask for a smaller epsilon or wait for the next {next}",
-        whose(.partner)
+        "node '{node}' refuses: the privacy budget of dataset '{dataset}' {} for {period} is epsilon {budget:.3}; {spent:.3} is spent and this query (epsilon {asked}) does not fit. Ask for a smaller epsilon or wait for the next {}",
+        whose(.partner),
+        .next.label()
     )]
     BudgetExhausted {
         node: String,
@@ -238,8 +240,8 @@ pub enum Refusal {
         budget: f64,
         spent: f64,
         asked: f64,
-        /// The period's unit, as in "the next month".
-        next: &'static str,
+        /// The budget's period, as in "wait for the next month".
+        next: Period,
     },
     #[error(
         "node '{node}' already has job '{job_id}' on its budget ledger; submit the query again as a new job"
@@ -248,9 +250,9 @@ pub enum Refusal {
 
     // This node's own state.
     #[error("node '{node}' cannot record the request: {reason}")]
-    CannotRecordRequest { node: String, reason: NodeError },
+    CannotRecordRequest { node: String, reason: Box<NodeError> },
     #[error("node '{node}' cannot reserve budget: {reason}")]
-    CannotReserve { node: String, reason: NodeError },
+    CannotReserve { node: String, reason: Box<NodeError> },
     #[error("internal error while deciding: {reason}")]
     Internal { reason: String },
 }
@@ -317,7 +319,7 @@ mod tests {
                     budget: 4.0,
                     spent: 3.9876,
                     asked: 0.5,
-                    next: "month",
+                    next: Period::Month,
                 },
                 "node 'bank' refuses: the privacy budget of dataset 'customers' shared by every partner without its own entry (\"*\") for 2026-12 is epsilon 4.000; 3.988 is spent and this query (epsilon 0.5) does not fit. Ask for a smaller epsilon or wait for the next month",
             ),
@@ -330,7 +332,7 @@ mod tests {
                     budget: 1.0,
                     spent: 1.0,
                     asked: 1.0,
-                    next: "day",
+                    next: Period::Day,
                 },
                 "node 'bank' refuses: the privacy budget of dataset 'customers' with partner 'partner' for 2026-12 is epsilon 1.000; 1.000 is spent and this query (epsilon 1) does not fit. Ask for a smaller epsilon or wait for the next day",
             ),

@@ -5,6 +5,15 @@ use jointly_protocol::ids::normalize::IdKind;
 
 const EXAMPLE: &str = include_str!("../../../examples/configs/node.toml");
 
+/// What is wrong with this configuration text, which must not parse.
+fn problem(text: &str) -> ConfigError {
+    match NodeConfig::parse(text, Path::new(".")) {
+        Err(NodeError::ConfigInvalid { problem, .. }) => problem,
+        Err(other) => panic!("not a configuration problem: {other}"),
+        Ok(_) => panic!("the configuration parsed"),
+    }
+}
+
 #[test]
 fn documented_example_parses() {
     let c = NodeConfig::parse(EXAMPLE, Path::new("/etc/jointly")).expect("example parses");
@@ -40,44 +49,61 @@ fn event_tables_are_declared_and_checked() {
                 channels = [\"sms\", \"app\"]\ncampaigns = [\"C1\"]\n";
     let c = NodeConfig::parse(&exposures(full), Path::new(".")).expect("exposures parse");
     assert_eq!(c.events[1].channels, vec!["sms", "app"]);
-    let cases: &[(&str, &str)] = &[
+    let cases: &[(&str, EventsProblem)] = &[
         (
             "channels = [\"sms\"]\ncampaigns = [\"C1\"]\n",
-            "need `channel_column`",
+            EventsProblem::ExposuresNeedColumns,
         ),
         (
             "channel_column = \"c\"\ncampaign_column = \"d\"\nchannels = []\ncampaigns = [\"C1\"]\n",
-            "`channels` is empty",
+            EventsProblem::NoLabels { key: "channels" },
         ),
         (
             "channel_column = \"c\"\ncampaign_column = \"d\"\nchannels = [\"a\", \"a\"]\ncampaigns = [\"C1\"]\n",
-            "repeated",
+            EventsProblem::BadLabel {
+                key: "channels",
+                entry: 2,
+            },
         ),
         (
             "channel_column = \"c\"\ncampaign_column = \"d\"\nchannels = [\" a\"]\ncampaigns = [\"C1\"]\n",
-            "padded",
+            EventsProblem::BadLabel {
+                key: "channels",
+                entry: 1,
+            },
         ),
         (
             &format!("{full}value_column = \"v\"\n"),
-            "`value_column` is for conversions",
+            EventsProblem::ValueColumnForConversions,
         ),
     ];
     for (extra, want) in cases {
-        let e = NodeConfig::parse(&exposures(extra), Path::new("."))
-            .expect_err("invalid exposures")
-            .to_string();
-        assert!(e.contains("events 'exposures'") && e.contains(want), "{e}");
+        let e = problem(&exposures(extra));
+        assert!(
+            matches!(&e, ConfigError::Events { name, problem } if name == "exposures" && problem == want),
+            "{e}"
+        );
+        assert!(e.to_string().contains("events 'exposures'"), "{e}");
     }
     let clash = EXAMPLE.replace("name = \"conversions\"", "name = \"customers\"");
-    let e = NodeConfig::parse(&clash, Path::new("."))
-        .expect_err("clash")
-        .to_string();
-    assert!(e.contains("appears twice"), "{e}");
+    let e = problem(&clash);
+    assert!(
+        matches!(&e, ConfigError::EventsNameTwice { name } if name == "customers"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("appears twice"), "{e}");
     let no_value = EXAMPLE.replace("value_column = \"value\"", "");
-    let e = NodeConfig::parse(&no_value, Path::new("."))
-        .expect_err("value")
-        .to_string();
-    assert!(e.contains("conversions need `value_column`"), "{e}");
+    let e = problem(&no_value);
+    assert!(
+        matches!(
+            &e,
+            ConfigError::Events {
+                problem: EventsProblem::ConversionsNeedValue,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -96,7 +122,11 @@ fn activation_only_for_partners() {
         "allow_activation = [\"partner\"]",
         "allow_activation = [\"stranger\"]",
     );
-    let err = NodeConfig::parse(&text, Path::new(".")).expect_err("not a partner");
+    let err = problem(&text);
+    assert!(
+        matches!(&err, ConfigError::ActivationNotPartner { partner } if partner == "stranger"),
+        "{err}"
+    );
     let text = err.to_string();
     assert!(
         text.contains("policy.allow_activation")
@@ -107,78 +137,103 @@ fn activation_only_for_partners() {
 }
 
 /// The error for the example with its `columns` list replaced by `columns`.
-fn column_error(columns: &str) -> String {
+fn column_error(columns: &str) -> ConfigError {
     let start = EXAMPLE.find("columns = [").expect("example has columns");
-    let text = format!("{}columns = [\n{columns}\n]\n", &EXAMPLE[..start]);
-    NodeConfig::parse(&text, Path::new("."))
-        .expect_err("invalid columns")
-        .to_string()
+    problem(&format!("{}columns = [\n{columns}\n]\n", &EXAMPLE[..start]))
 }
 
 #[test]
 fn column_declarations_are_checked() {
-    let cases: &[(&str, &[&str])] = &[
-        (r#"{ name = "c", uses = [] }"#, &["column 'c'", "`uses` is empty"]),
+    let cases: &[(&str, &[&str], Option<ColumnProblem>)] = &[
+        (
+            r#"{ name = "c", uses = [] }"#,
+            &["column 'c'", "`uses` is empty"],
+            Some(ColumnProblem::NoUses),
+        ),
         (
             r#"{ name = "c", uses = ["filter", "filter"] }"#,
             &["column 'c'", "\"filter\" twice"],
+            Some(ColumnProblem::UseTwice("filter")),
         ),
         (
             r#"{ name = "c", uses = ["group"] }"#,
             &["column 'c'", "needs `values`"],
+            Some(ColumnProblem::GroupNeedsValues),
         ),
         (
             r#"{ name = "c", uses = ["filter"], values = ["a"] }"#,
             &["column 'c'", "`values` is set"],
+            Some(ColumnProblem::ValuesWithoutGroup),
         ),
         (
             r#"{ name = "c", uses = ["group"], values = [] }"#,
             &["column 'c'", "`values` has 0 entries"],
+            Some(ColumnProblem::ValuesCount { count: 0, max: 64 }),
         ),
         (
             r#"{ name = "c", uses = ["group"], values = ["a", "(other)"] }"#,
             &["column 'c'", "entry 2", "reserved"],
+            Some(ColumnProblem::ValueReserved {
+                entry: 2,
+                label: "(other)",
+            }),
         ),
         (
             r#"{ name = "c", uses = ["group"], values = ["a", "b", "a"] }"#,
             &["column 'c'", "entries 1 and 3"],
+            Some(ColumnProblem::ValuesEqual { first: 1, second: 3 }),
         ),
         (
             r#"{ name = "c", uses = ["measure"] }"#,
             &["column 'c'", "needs `clip"],
+            Some(ColumnProblem::MeasureNeedsClip),
         ),
         (
             r#"{ name = "c", uses = ["filter"], clip = [0, 1] }"#,
             &["column 'c'", "`clip` is set"],
+            Some(ColumnProblem::ClipWithoutMeasure),
         ),
         (
             r#"{ name = "c", uses = ["measure"], clip = [2, 1] }"#,
             &["column 'c'", "lo <= hi"],
+            Some(ColumnProblem::ClipNotFinite),
         ),
         (
             r#"{ name = "c", uses = ["measure"], clip = [0, inf] }"#,
             &["column 'c'", "finite"],
+            Some(ColumnProblem::ClipNotFinite),
         ),
         (
             r#"{ name = "c", uses = ["measure"], clip = [0, nan] }"#,
             &["column 'c'", "finite"],
+            Some(ColumnProblem::ClipNotFinite),
         ),
         (
             r#"{ name = "c", uses = ["measure"], clip = [-2e12, 0] }"#,
             &["column 'c'", "within"],
+            Some(ColumnProblem::ClipTooLarge { max: MAX_CLIP }),
         ),
         (
             r#"{ name = "c", uses = ["filter"] }, { name = "c", uses = ["group"], values = ["x"] }"#,
             &["column 'c'", "named twice"],
+            Some(ColumnProblem::NamedTwice),
         ),
         (
             r#"{ name = "phone", uses = ["filter"] }"#,
             &["column 'phone'", "`id_column`"],
+            Some(ColumnProblem::IsIdColumn),
         ),
-        (r#"{ name = "c", uses = ["sort"] }"#, &["sort"]),
+        (r#"{ name = "c", uses = ["sort"] }"#, &["sort"], None),
     ];
-    for (columns, wanted) in cases {
-        let text = column_error(columns);
+    for (columns, wanted, want) in cases {
+        let e = column_error(columns);
+        if let Some(want) = want {
+            assert!(
+                matches!(&e, ConfigError::Column { dataset, problem, .. } if dataset == "customers" && problem == want),
+                "{columns}: {e}"
+            );
+        }
+        let text = e.to_string();
         for w in *wanted {
             assert!(text.contains(w), "{columns}: {text} lacks {w}");
         }
@@ -187,11 +242,21 @@ fn column_declarations_are_checked() {
         }
     }
     let values: Vec<String> = (0..=MAX_GROUP_VALUES).map(|i| format!("\"v{i}\"")).collect();
-    let text = column_error(&format!(
+    let e = column_error(&format!(
         r#"{{ name = "c", uses = ["group"], values = [{}] }}"#,
         values.join(",")
     ));
-    assert!(text.contains("`values` has 65 entries"), "{text}");
+    assert!(
+        matches!(
+            e,
+            ConfigError::Column {
+                problem: ColumnProblem::ValuesCount { count: 65, .. },
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("`values` has 65 entries"), "{e}");
     // The largest allowed list and bound pass.
     let start = EXAMPLE.find("columns = [").expect("example has columns");
     let ok = format!(
@@ -209,9 +274,12 @@ fn production_needs_pinned_partners_and_tls_off_loopback() {
     assert!(c.policy.partner_keys.contains_key("partner") && !c.test_deployment);
     assert_eq!(c.policy.min_set_size(), 10);
     let unpinned = EXAMPLE.replace("partner_keys = { partner =", "# partner_keys = { partner =");
-    let e = NodeConfig::parse(&unpinned, Path::new("."))
-        .expect_err("unpinned")
-        .to_string();
+    let e = problem(&unpinned);
+    assert!(
+        matches!(&e, ConfigError::UnpinnedPartner { partner } if partner == "partner"),
+        "{e}"
+    );
+    let e = e.to_string();
     assert!(
         e.contains("partner 'partner'") && e.contains("policy.partner_keys"),
         "{e}"
@@ -227,9 +295,9 @@ fn production_needs_pinned_partners_and_tls_off_loopback() {
     );
     for url in ["http://10.0.0.5:7700", "http://coordinator.bank.cn:7700"] {
         let remote = EXAMPLE.replace("http://127.0.0.1:7700", url);
-        let e = NodeConfig::parse(&remote, Path::new("."))
-            .expect_err("plain http")
-            .to_string();
+        let e = problem(&remote);
+        assert!(matches!(&e, ConfigError::PlainHttp { url: u } if u == url), "{e}");
+        let e = e.to_string();
         assert!(e.contains("plain HTTP") && e.contains("https://"), "{e}");
     }
     for url in [
@@ -261,25 +329,30 @@ fn planner_rules_are_checked_and_matched() {
     );
     assert_eq!(p.planner_rule("customers", "eve", "elsewhere", "overlap"), None);
     for (rule, want) in [
-        ("datasets = []\norganisations = [\"bank\"]", "`datasets` is empty"),
+        (
+            "datasets = []\norganisations = [\"bank\"]",
+            PlannerRuleProblem::NoDatasets,
+        ),
         (
             "datasets = [\"nope\"]\norganisations = [\"bank\"]",
-            "dataset 'nope'",
+            PlannerRuleProblem::UnknownDataset("nope".into()),
         ),
-        ("datasets = [\"*\"]", "allows nobody"),
+        ("datasets = [\"*\"]", PlannerRuleProblem::AllowsNobody),
         (
             "datasets = [\"*\"]\nplanners = [\"a\"]\nkinds = [\"sort\"]",
-            "'sort'",
+            PlannerRuleProblem::UnknownKind {
+                kind: "sort".into(),
+                allowed: QUERY_KINDS.join(", "),
+            },
         ),
     ] {
         let text = format!("{EXAMPLE}\n[[policy.planners]]\n{rule}\n");
-        let e = NodeConfig::parse(&text, Path::new("."))
-            .expect_err(rule)
-            .to_string();
+        let e = problem(&text);
         assert!(
-            e.contains("[[policy.planners]] entry 3") && e.contains(want),
+            matches!(&e, ConfigError::PlannerRule { entry: 3, problem } if *problem == want),
             "{e}"
         );
+        assert!(e.to_string().contains("[[policy.planners]] entry 3"), "{e}");
     }
 }
 
