@@ -35,7 +35,8 @@ use crate::{
     error::NodeError,
     events::LoadedEvents,
     identity::{Identity, attach_message},
-    ledger::{Ledger, Refusal},
+    ledger::{self, Ledger},
+    refusal::Refusal,
     session::{Closing, Finished, OUTBOUND_FRAMES, SessionFailure, Transcript, drive},
     slots::Slots,
     transcripts::TranscriptFiles,
@@ -81,7 +82,7 @@ impl Node {
         }
         let normalizer = Normalizer::new(&config.default_country).map_err(|e| NodeError::ConfigInvalid {
             path: "default_country".into(),
-            message: e.to_string(),
+            problem: crate::error::ConfigError::DefaultCountry(e.to_string()),
         })?;
         crate::dirs::private_dir(&config.data_dir).map_err(|e| NodeError::DataDir {
             path: config.data_dir.clone(),
@@ -139,7 +140,7 @@ impl Node {
     /// Decides an offer by policy and, when accepting, reserves its budget
     /// and records the planner's signed request (a replay gets no second
     /// job). Blocking: noise is drawn and the ledger written.
-    fn answer(&self, offer: &JobOffer, running: usize) -> Result<Accepted, String> {
+    fn answer(&self, offer: &JobOffer, running: usize) -> Result<Accepted, Refusal> {
         let node = &self.config.name;
         let accepted = decide(
             node,
@@ -153,24 +154,32 @@ impl Node {
         match self.ledger.record_request(&r.principal, &r.nonce, &offer.job_id) {
             Ok(true) => {}
             Ok(false) => {
-                return Err(format!(
-                    "node '{node}' refuses: planner '{}''s signed request already created a job here; a replayed request gets none",
-                    r.principal
-                ));
+                return Err(Refusal::ReplayedRequest {
+                    node: node.clone(),
+                    planner: r.principal.clone(),
+                });
             }
-            Err(e) => return Err(format!("node '{node}' cannot record the request: {e}")),
+            Err(reason) => {
+                return Err(Refusal::CannotRecordRequest {
+                    node: node.clone(),
+                    reason: Box::new(reason),
+                });
+            }
         }
         let plan = &accepted.noise;
         match self.ledger.reserve(&plan.charges, &plan.budgets_micro) {
             Ok(Ok(())) => Ok(accepted),
-            Ok(Err(Refusal::OverBudget {
+            Ok(Err(ledger::Refusal::OverBudget {
                 dataset, spent_micro, ..
             })) => Err(plan.over_budget(node, &dataset, spent_micro)),
-            Ok(Err(Refusal::Duplicate)) => Err(format!(
-                "node '{node}' already has job '{}' on its budget ledger; submit the query again as a new job",
-                offer.job_id
-            )),
-            Err(e) => Err(format!("node '{node}' cannot reserve budget: {e}")),
+            Ok(Err(ledger::Refusal::Duplicate)) => Err(Refusal::DuplicateJob {
+                node: node.clone(),
+                job_id: offer.job_id.clone(),
+            }),
+            Err(reason) => Err(Refusal::CannotReserve {
+                node: node.clone(),
+                reason: Box::new(reason),
+            }),
         }
     }
 
@@ -362,11 +371,15 @@ impl Node {
                             let offer = offer.clone();
                             tokio::task::spawn_blocking(move || node.answer(&offer, running))
                                 .await
-                                .unwrap_or_else(|e| Err(format!("internal error while deciding: {e}")))
+                                .unwrap_or_else(|e| {
+                                    Err(Refusal::Internal {
+                                        reason: e.to_string(),
+                                    })
+                                })
                         };
                         let (accept, reason, terms) = match &decided {
                             Ok(a) => (true, String::new(), Some(a.noise.terms(&node.config.name))),
-                            Err(reason) => (false, reason.clone(), None),
+                            Err(refusal) => (false, refusal.to_string(), None),
                         };
                         info!(node = %node.config.name, job = %job_id, accept, reason = %reason, "job offer");
                         if let Ok(a) = decided
@@ -554,7 +567,7 @@ impl Node {
                 let _ = self.ledger.start(&offer.job_id);
                 return Err(SessionFailure::Local(message));
             }
-            Err(BuildError::Failed(message)) => return Err(SessionFailure::Local(message)),
+            Err(other) => return Err(SessionFailure::Local(other.to_string())),
         };
         // From the first message on, the cover on this node's lists is out.
         match self.ledger.start(&offer.job_id) {
@@ -655,7 +668,8 @@ impl Node {
             terms: accepted.terms,
             requester: Some(accepted.requester.clone()),
         };
-        let files = TranscriptFiles::create(&self.config.data_dir, &offer.job_id).map_err(local)?;
+        let files = TranscriptFiles::create(&self.config.data_dir, &offer.job_id)
+            .map_err(|e| local(e.to_string()))?;
         Ok(Transcript {
             recorder: Recorder::new(info, self.identity.signing_key(), peer_key),
             files,

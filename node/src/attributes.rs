@@ -21,6 +21,67 @@ pub const NO_PERSON: u32 = u32::MAX;
 /// anything anyway, and the label table would only cost memory.
 pub const MAX_GROUPS: usize = 1 << 20;
 
+/// Why a query's filters, group-bys or measures cannot be applied to a
+/// dataset. Names the dataset and the column, never a cell or a value the
+/// query compared cells with.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttributeError {
+    #[error("dataset '{dataset}': column '{column}': the filter has no test; set equals, one_of or range")]
+    NoTest { dataset: String, column: String },
+    #[error(
+        "dataset '{dataset}': column '{column}': the one_of filter lists no values and would match no one; list at least one"
+    )]
+    EmptyOneOf { dataset: String, column: String },
+    #[error("dataset '{dataset}': column '{column}': {problem}")]
+    Range {
+        dataset: String,
+        column: String,
+        problem: RangeProblem,
+    },
+    #[error("dataset '{dataset}': column '{column}': named twice in the group-by columns; name it once")]
+    GroupedTwice { dataset: String, column: String },
+    #[error(
+        "dataset '{dataset}': grouping by {columns} gives more than {max} groups; group by fewer columns"
+    )]
+    TooManyGroups {
+        dataset: String,
+        /// The group-by columns up to the one that overflowed, comma-separated.
+        columns: String,
+        max: usize,
+    },
+    #[error(
+        "dataset '{dataset}': column '{column}' is not declared in this node's configuration (columns); declared columns: {declared}. Choose one of them"
+    )]
+    NotDeclared {
+        dataset: String,
+        column: String,
+        /// The declared columns, comma-separated ("none" without any).
+        declared: String,
+    },
+    #[error(
+        "dataset '{dataset}': column '{column}' is not allowed as a {use_} by this node's policy (columns.uses); ask the node's operator or choose another column"
+    )]
+    NotAllowed {
+        dataset: String,
+        column: String,
+        use_: ColumnUse,
+    },
+    /// A bug, not a user's mistake; polars' own message is not passed on, as
+    /// it may quote a value.
+    #[error("dataset '{dataset}': internal error in the attribute table; report this to the node's operator")]
+    Internal { dataset: String },
+}
+
+/// What is wrong with a range filter's bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RangeProblem {
+    #[error("a range bound is not a finite number; use finite bounds or leave one out")]
+    NotFinite,
+    #[error("the range's min is above its max; swap them")]
+    Inverted,
+}
+
 /// The attributes of every person of a dataset.
 pub struct Attributes {
     dataset: String,
@@ -146,28 +207,28 @@ impl Attributes {
     }
 
     /// Ascending positions of the persons passing every filter.
-    pub fn select(&self, filters: &[Filter]) -> Result<Vec<u32>, String> {
+    pub fn select(&self, filters: &[Filter]) -> Result<Vec<u32>, AttributeError> {
         let mut passing: Option<BooleanChunked> = None;
         for f in filters {
             let text = self.text(&f.column, ColumnUse::Filter)?;
-            let at = self.at(&f.column);
+            let (dataset, column) = (self.dataset.clone(), f.column.clone());
             let mask = match &f.test {
-                None => {
-                    return Err(format!(
-                        "{at}: the filter has no test; set equals, one_of or range"
-                    ));
-                }
+                None => return Err(AttributeError::NoTest { dataset, column }),
                 Some(Test::Equals(value)) => text.equal(value.as_str()),
                 Some(Test::OneOf(set)) => {
                     if set.values.is_empty() {
-                        return Err(format!(
-                            "{at}: the one_of filter lists no values and would match no one; list at least one"
-                        ));
+                        return Err(AttributeError::EmptyOneOf { dataset, column });
                     }
                     let set: HashSet<&str> = set.values.iter().map(String::as_str).collect();
                     text.iter().map(|v| v.map(|s| set.contains(s))).collect()
                 }
-                Some(Test::Range(range)) => in_range(text, range).map_err(|e| format!("{at}: {e}"))?,
+                Some(Test::Range(range)) => {
+                    in_range(text, range).map_err(|problem| AttributeError::Range {
+                        dataset,
+                        column,
+                        problem,
+                    })?
+                }
             };
             // Missing values compare as null; they fail every test.
             let mask = mask.fill_null_with_values(false).map_err(|_| self.internal())?;
@@ -189,26 +250,26 @@ impl Attributes {
 
     /// Every person's group for these group-by columns, the first column most
     /// significant in the index. No columns: one group, with no labels.
-    pub fn groups(&self, columns: &[String]) -> Result<Grouping, String> {
+    pub fn groups(&self, columns: &[String]) -> Result<Grouping, AttributeError> {
         let mut codes = vec![0u32; self.len];
         let mut domains: Vec<Vec<String>> = Vec::with_capacity(columns.len());
         let mut count = 1usize;
         for (k, name) in columns.iter().enumerate() {
             if columns[..k].contains(name) {
-                return Err(format!(
-                    "{}: named twice in the group-by columns; name it once",
-                    self.at(name)
-                ));
+                return Err(AttributeError::GroupedTwice {
+                    dataset: self.dataset.clone(),
+                    column: name.clone(),
+                });
             }
             let text = self.text(name, ColumnUse::Group)?;
             let domain = self.config(name).map(ColumnConfig::domain).unwrap_or_default();
             count = count.saturating_mul(domain.len());
             if count > MAX_GROUPS {
-                return Err(format!(
-                    "dataset '{}': grouping by {} gives more than {MAX_GROUPS} groups; group by fewer columns",
-                    self.dataset,
-                    columns[..=k].join(", ")
-                ));
+                return Err(AttributeError::TooManyGroups {
+                    dataset: self.dataset.clone(),
+                    columns: columns[..=k].join(", "),
+                    max: MAX_GROUPS,
+                });
             }
             // Declared values are distinct and exclude "(other)", checked at config parse.
             let index: HashMap<&str, u32> = domain[..domain.len() - 1]
@@ -245,7 +306,7 @@ impl Attributes {
     }
 
     /// Each person's clipped, rounded value of a measure column.
-    pub fn measure(&self, column: &str) -> Result<MeasureValues<'_>, String> {
+    pub fn measure(&self, column: &str) -> Result<MeasureValues<'_>, AttributeError> {
         self.allowed(column, ColumnUse::Measure)?;
         let (_, values, bound) = self
             .measures
@@ -258,37 +319,34 @@ impl Attributes {
         })
     }
 
-    fn at(&self, column: &str) -> String {
-        format!("dataset '{}': column '{column}'", self.dataset)
-    }
-
     fn config(&self, column: &str) -> Option<&ColumnConfig> {
         self.columns.iter().find(|c| c.name == column)
     }
 
-    fn allowed(&self, column: &str, what: ColumnUse) -> Result<&ColumnConfig, String> {
+    fn allowed(&self, column: &str, what: ColumnUse) -> Result<&ColumnConfig, AttributeError> {
         let Some(config) = self.config(column) else {
             let declared: Vec<&str> = self.columns.iter().map(|c| c.name.as_str()).collect();
-            return Err(format!(
-                "{} is not declared in this node's configuration (columns); declared columns: {}. Choose one of them",
-                self.at(column),
-                if declared.is_empty() {
+            return Err(AttributeError::NotDeclared {
+                dataset: self.dataset.clone(),
+                column: column.to_string(),
+                declared: if declared.is_empty() {
                     "none".to_string()
                 } else {
                     declared.join(", ")
-                }
-            ));
+                },
+            });
         };
         if !config.allows(what) {
-            return Err(format!(
-                "{} is not allowed as a {what} by this node's policy (columns.uses); ask the node's operator or choose another column",
-                self.at(column)
-            ));
+            return Err(AttributeError::NotAllowed {
+                dataset: self.dataset.clone(),
+                column: column.to_string(),
+                use_: what,
+            });
         }
         Ok(config)
     }
 
-    fn text(&self, column: &str, what: ColumnUse) -> Result<&StringChunked, String> {
+    fn text(&self, column: &str, what: ColumnUse) -> Result<&StringChunked, AttributeError> {
         self.allowed(column, what)?;
         self.first
             .column(column)
@@ -296,13 +354,10 @@ impl Attributes {
             .map_err(|_| self.internal())
     }
 
-    /// An error that is a bug, not a user's mistake; polars' own message is not
-    /// passed on, as it may quote a value.
-    fn internal(&self) -> String {
-        format!(
-            "dataset '{}': internal error in the attribute table; report this to the node's operator",
-            self.dataset
-        )
+    fn internal(&self) -> AttributeError {
+        AttributeError::Internal {
+            dataset: self.dataset.clone(),
+        }
     }
 }
 
@@ -327,16 +382,16 @@ fn person_sums(text: &StringChunked, person_of_row: &[u32], persons: usize) -> V
 
 /// Whether each value, read as a number, lies in the range (inclusive);
 /// null where the value is missing or not a finite number.
-fn in_range(text: &StringChunked, range: &Range) -> Result<BooleanChunked, String> {
+fn in_range(text: &StringChunked, range: &Range) -> Result<BooleanChunked, RangeProblem> {
     for bound in [range.min, range.max].into_iter().flatten() {
         if !bound.is_finite() {
-            return Err("a range bound is not a finite number; use finite bounds or leave one out".into());
+            return Err(RangeProblem::NotFinite);
         }
     }
     if let (Some(lo), Some(hi)) = (range.min, range.max)
         && lo > hi
     {
-        return Err("the range's min is above its max; swap them".into());
+        return Err(RangeProblem::Inverted);
     }
     let numbers: Float64Chunked = text.iter().map(|v| v.and_then(number)).collect();
     let mut mask = numbers.is_not_null();

@@ -27,6 +27,9 @@ use crate::{
     privacy::{LaneCover, NoisePlan, QueryShape, plan},
 };
 
+/// Why this node refuses an offer; rendered in `refusal.rs`.
+pub use crate::refusal::Refusal;
+
 /// What the node will run for an accepted offer.
 #[derive(Clone, Debug)]
 pub struct Accepted {
@@ -123,21 +126,25 @@ pub fn decide(
     offer: &JobOffer,
     holdings: Holdings<'_>,
     running_sessions: usize,
-) -> Result<Accepted, String> {
+) -> Result<Accepted, Refusal> {
+    let node_name = || node.to_string();
     let Some(spec) = offer.spec.as_ref() else {
-        return Err(format!("node '{node}' received an offer without a query"));
+        return Err(Refusal::NoQuery { node: node_name() });
     };
     let Some(query) = spec.query.as_ref() else {
-        return Err(format!("node '{node}' does not support this query kind"));
+        return Err(Refusal::UnsupportedQuery { node: node_name() });
     };
     if !policy.partners.iter().any(|p| p == &offer.peer_node) {
-        return Err(format!(
-            "node '{node}' refuses: '{}' is not listed in its policy.partners",
-            offer.peer_node
-        ));
+        return Err(Refusal::PartnerNotAllowed {
+            node: node_name(),
+            partner: offer.peer_node.clone(),
+        });
     }
     named_dataset(node, query, offer)?;
-    let no_dataset = || format!("node '{node}' has no dataset '{}'", offer.dataset);
+    let no_dataset = || Refusal::NoDataset {
+        node: node_name(),
+        dataset: offer.dataset.clone(),
+    };
     let own_kind = match query {
         Query::Attribution(_) => holdings.events.get(&offer.dataset).map(|e| e.config().id_kind),
         _ => holdings.datasets.get(&offer.dataset).map(|d| d.kind),
@@ -146,30 +153,29 @@ pub fn decide(
     let table = || holdings.datasets.get(&offer.dataset).ok_or_else(no_dataset);
     let role = match Role::try_from(offer.role) {
         Ok(r @ (Role::Receiver | Role::Sender)) => r,
-        _ => return Err(format!("node '{node}' received an offer without a valid role")),
+        _ => return Err(Refusal::NoRole { node: node_name() }),
     };
-    let peer_kind: IdKind = offer.peer_id_kind.parse().map_err(|_| {
-        format!(
-            "node '{node}' does not know the peer's identifier kind '{}'",
-            offer.peer_id_kind
-        )
+    let peer_kind: IdKind = offer.peer_id_kind.parse().map_err(|_| Refusal::UnknownPeerKind {
+        node: node_name(),
+        kind: offer.peer_id_kind.clone(),
     })?;
-    let hash_kind = match_kind(own_kind, peer_kind).ok_or_else(|| {
-        format!(
-            "identifier kinds cannot match: '{}' holds {own_kind} and '{}' holds {peer_kind}",
-            offer.dataset, offer.peer_node
-        )
+    let hash_kind = match_kind(own_kind, peer_kind).ok_or_else(|| Refusal::KindsCannotMatch {
+        dataset: offer.dataset.clone(),
+        own: own_kind,
+        partner: offer.peer_node.clone(),
+        peer: peer_kind,
     })?;
     if running_sessions >= limits.max_sessions {
-        return Err(format!(
-            "node '{node}' is busy: {running_sessions} sessions running (limits.max_sessions = {}); run the query again later",
-            limits.max_sessions
-        ));
+        return Err(Refusal::Busy {
+            node: node_name(),
+            running: running_sessions,
+            max: limits.max_sessions,
+        });
     }
     let privacy = spec
         .privacy
         .as_ref()
-        .ok_or_else(|| format!("node '{node}' refuses a query without privacy terms"))?;
+        .ok_or_else(|| Refusal::NoPrivacyTerms { node: node_name() })?;
     let own = vec![offer.dataset.clone()];
     let planned = match query {
         Query::Overlap(_) => Planned {
@@ -234,11 +240,11 @@ pub fn decide(
     // Bounded before anything is drawn: a coordinator's offer cannot make
     // this node sample (and hold) billions of values.
     if shape.values() > limits.max_job_values {
-        return Err(format!(
-            "node '{node}' refuses: the job needs {} noise values and cover counts, above limits.max_job_values = {}; group by fewer columns or ask for a shorter period",
-            shape.values(),
-            limits.max_job_values
-        ));
+        return Err(Refusal::TooManyValues {
+            node: node_name(),
+            values: shape.values(),
+            max: limits.max_job_values,
+        });
     }
     let (requester, planner_check) =
         check_requester(node, policy, offer, planned.kind, &planned.datasets, now_ms())?;

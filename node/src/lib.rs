@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod members;
 pub mod period;
 pub mod privacy;
+pub mod refusal;
 pub mod report;
 pub mod session;
 pub mod slots;

@@ -9,6 +9,16 @@ use std::{
 
 use crate::{dataset::LoadedDataset, work::Selection};
 
+/// Why the members file was not written. Names the file, never an
+/// identifier.
+#[derive(Debug, thiserror::Error)]
+pub enum MembersError {
+    #[error("cannot write the segment's members to {}: {source}", .path.display())]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("internal error: a member outside the session's selection")]
+    OutsideSelection,
+}
+
 /// Writes the members (positions in the session's selection) and returns the
 /// file's path. Errors name the file, never an identifier.
 pub fn write(
@@ -17,10 +27,13 @@ pub fn write(
     dataset: &LoadedDataset,
     selection: &Selection,
     members: &[u32],
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, MembersError> {
     let dir = data_dir.join("activations");
     let path = dir.join(format!("{job_id}.csv"));
-    let fail = |e: std::io::Error| format!("cannot write the segment's members to {}: {e}", path.display());
+    let fail = |source: std::io::Error| MembersError::Write {
+        path: path.clone(),
+        source,
+    };
     crate::dirs::private_dir(&dir).map_err(fail)?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -36,7 +49,7 @@ pub fn write(
         .iter()
         .map(|&m| selection.origin.get(m as usize).copied())
         .collect::<Option<_>>()
-        .ok_or_else(|| "internal error: a member outside the session's selection".to_string())?;
+        .ok_or(MembersError::OutsideSelection)?;
     rows.sort_unstable();
     for row in rows {
         out.write_all(dataset.ids.get(row as usize)).map_err(fail)?;

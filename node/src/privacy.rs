@@ -23,6 +23,7 @@ use crate::{
     config::Policy,
     ledger::{Charge, Entry},
     period::{Period, now_unix_seconds},
+    refusal::Refusal,
 };
 
 /// The cover one lane of a session needs from this node: how many pads
@@ -131,20 +132,27 @@ pub fn epsilon_of_micro(micro: u64, delta: f64) -> f64 {
 /// Decides the noise, cover, threshold and charges for a job, or says which
 /// policy key refuses it. Draws every noise value and cover count: callers
 /// run it off the async workers.
-pub fn plan(node: &str, policy: &Policy, privacy: &Privacy, q: QueryShape<'_>) -> Result<NoisePlan, String> {
+pub fn plan(node: &str, policy: &Policy, privacy: &Privacy, q: QueryShape<'_>) -> Result<NoisePlan, Refusal> {
+    let node_name = || node.to_string();
     let period_key = now_unix_seconds();
     let mut budgets = Vec::with_capacity(q.datasets.len());
     for dataset in q.datasets {
         // The ledger charges the entry's own key: the partner, or "*" for
         // the pool.
-        let budget = policy.budget(dataset, q.partner).ok_or_else(|| {
-            format!(
-                "node '{node}' has no privacy budget for dataset '{dataset}' with partner '{}': add a [[policy.budgets]] entry",
-                q.partner
-            )
+        let budget = policy
+            .budget(dataset, q.partner)
+            .ok_or_else(|| Refusal::NoBudget {
+                node: node_name(),
+                dataset: dataset.to_string(),
+                partner: q.partner.to_string(),
+            })?;
+        let rho = accounting::rho_for_epsilon(budget.epsilon, policy.delta).map_err(|reason| {
+            Refusal::BudgetInvalid {
+                node: node_name(),
+                dataset: dataset.to_string(),
+                reason,
+            }
         })?;
-        let rho = accounting::rho_for_epsilon(budget.epsilon, policy.delta)
-            .map_err(|e| format!("node '{node}': policy.budgets for '{dataset}': {e}"))?;
         budgets.push((
             dataset.to_string(),
             budget.partner.clone(),
@@ -181,9 +189,7 @@ pub fn plan(node: &str, policy: &Policy, privacy: &Privacy, q: QueryShape<'_>) -
     };
     if privacy.exact {
         if !policy.allow_exact {
-            return Err(format!(
-                "node '{node}' refuses an exact result: its policy sets allow_exact = false (exact results need allow_exact = true on both nodes)"
-            ));
+            return Err(Refusal::ExactNotAllowed { node: node_name() });
         }
         return Ok(NoisePlan {
             exact: true,
@@ -200,22 +206,27 @@ pub fn plan(node: &str, policy: &Policy, privacy: &Privacy, q: QueryShape<'_>) -
         });
     }
     let epsilon = privacy.epsilon;
-    accounting::check_epsilon(epsilon).map_err(|e| {
-        format!(
-            "node '{node}' refuses: {e}; ask for an epsilon up to policy.max_epsilon = {}",
-            policy.max_epsilon
-        )
+    accounting::check_epsilon(epsilon).map_err(|reason| Refusal::InvalidEpsilon {
+        node: node_name(),
+        reason,
+        max: policy.max_epsilon,
     })?;
     if epsilon > policy.max_epsilon {
-        return Err(format!(
-            "node '{node}' refuses: epsilon = {epsilon} is above its policy.max_epsilon = {}; ask for less",
-            policy.max_epsilon
-        ));
+        return Err(Refusal::EpsilonAboveMax {
+            node: node_name(),
+            asked: epsilon,
+            max: policy.max_epsilon,
+        });
     }
-    let rho =
-        accounting::rho_for_epsilon(epsilon, policy.delta).map_err(|e| format!("node '{node}': {e}"))?;
+    let rho = accounting::rho_for_epsilon(epsilon, policy.delta).map_err(|reason| Refusal::Accounting {
+        node: node_name(),
+        reason,
+    })?;
     let total_sq = q.sensitivity_sq + q.cover_sensitivity_sq;
-    let cannot = |e: String| format!("node '{node}' cannot noise this query: {e}");
+    let cannot = |reason: String| Refusal::CannotNoise {
+        node: node_name(),
+        reason,
+    };
     let variance = accounting::variance_for(rho, total_sq)
         .map_err(|e| e.to_string())
         .and_then(|v| Variance::at_least(v).map_err(|e| e.to_string()))
@@ -317,7 +328,7 @@ impl NoisePlan {
 
     /// A refusal in the words of the policy: budget and spending as epsilon
     /// at the policy's delta (composed, so they do not simply add up).
-    pub fn over_budget(&self, node: &str, dataset: &str, spent_micro: u64) -> String {
+    pub fn over_budget(&self, node: &str, dataset: &str, spent_micro: u64) -> Refusal {
         let as_epsilon = |micro: u64| epsilon_of_micro(micro, self.delta);
         let (charge, budget) = self
             .charges
@@ -326,18 +337,16 @@ impl NoisePlan {
             .find(|(c, _)| c.dataset == dataset)
             .map_or((None, 0), |(c, b)| (Some(c), *b));
         let (partner, period) = charge.map_or(("?", "?"), |c| (c.budget_partner.as_str(), c.period.as_str()));
-        let whose = if partner == "*" {
-            "shared by every partner without its own entry (\"*\")".to_string()
-        } else {
-            format!("with partner '{partner}'")
-        };
-        format!(
-            "node '{node}' refuses: the privacy budget of dataset '{dataset}' {whose} for {period} is epsilon {:.3}; {:.3} is spent and this query (epsilon {}) does not fit. Ask for a smaller epsilon or wait for the next {}",
-            as_epsilon(budget),
-            as_epsilon(spent_micro),
-            self.epsilon,
-            self.period.label()
-        )
+        Refusal::BudgetExhausted {
+            node: node.to_string(),
+            dataset: dataset.to_string(),
+            partner: partner.to_string(),
+            period: period.to_string(),
+            budget: as_epsilon(budget),
+            spent: as_epsilon(spent_micro),
+            asked: self.epsilon,
+            next: self.period,
+        }
     }
 }
 
@@ -524,10 +533,14 @@ mod tests {
         assert_eq!(plan.covers()[0], Cover::none(1, 2));
         assert!(plan.charges.iter().all(|c| c.exact && c.rho_micro == 0));
         let missing = plan_err(&["customers", "other"]);
-        assert!(missing.contains("dataset 'other'"), "{missing}");
+        assert!(
+            matches!(&missing, Refusal::NoBudget { dataset, .. } if dataset == "other"),
+            "{missing}"
+        );
+        assert!(missing.to_string().contains("dataset 'other'"), "{missing}");
     }
 
-    fn plan_err(datasets: &[&str]) -> String {
+    fn plan_err(datasets: &[&str]) -> Refusal {
         let privacy = Privacy {
             epsilon: 0.5,
             exact: false,

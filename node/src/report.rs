@@ -18,6 +18,7 @@ use tracing::info;
 use crate::{
     agent::Node,
     decision::{Accepted, Activation, Work},
+    error::NodeError,
     work::Selection,
 };
 
@@ -28,6 +29,16 @@ pub enum NotReleased {
     Committed(String),
     /// Nothing noise-bearing beyond the session's lists left the node.
     Withheld(String),
+}
+
+/// Why a job's budget could not be committed, so nothing was released.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// Expired or cancelled meanwhile.
+    #[error("its budget reservation for this job is gone; nothing was released")]
+    Gone,
+    #[error("cannot commit its budget, so nothing was released: {0}")]
+    Ledger(NodeError),
 }
 
 impl NotReleased {
@@ -67,7 +78,8 @@ impl Node {
                 } = accepted.work
                     && noised < i64::try_from(min_activation).unwrap_or(i64::MAX)
                 {
-                    self.commit_budget(job_id).map_err(NotReleased::Withheld)?;
+                    self.commit_budget(job_id)
+                        .map_err(|e| NotReleased::Withheld(e.to_string()))?;
                     return Err(NotReleased::Committed(
                         ProtocolError::BelowMinActivation.to_string(),
                     ));
@@ -103,14 +115,15 @@ impl Node {
                 },
             }),
         };
-        self.commit_budget(job_id).map_err(NotReleased::Withheld)?;
+        self.commit_budget(job_id)
+            .map_err(|e| NotReleased::Withheld(e.to_string()))?;
         if let Some(members) = members {
             let dataset = self
                 .datasets
                 .get(&accepted.dataset)
                 .ok_or_else(|| NotReleased::Committed(format!("dataset '{}' is gone", accepted.dataset)))?;
             let path = crate::members::write(&self.config.data_dir, job_id, dataset, selection, &members)
-                .map_err(NotReleased::Committed)?;
+                .map_err(|e| NotReleased::Committed(e.to_string()))?;
             info!(node = %self.config.name, job = %job_id, file = %path.display(), "segment members written");
         }
         Ok(report)
@@ -118,11 +131,11 @@ impl Node {
 
     /// Commits the job's whole charge: called before anything beyond the
     /// session's lists leaves the node.
-    pub(crate) fn commit_budget(&self, job_id: &str) -> Result<(), String> {
+    pub(crate) fn commit_budget(&self, job_id: &str) -> Result<(), CommitError> {
         match self.ledger.commit(job_id) {
             Ok(true) => Ok(()),
-            Ok(false) => Err("its budget reservation for this job is gone; nothing was released".into()),
-            Err(e) => Err(format!("cannot commit its budget, so nothing was released: {e}")),
+            Ok(false) => Err(CommitError::Gone),
+            Err(e) => Err(CommitError::Ledger(e)),
         }
     }
 }

@@ -23,9 +23,24 @@ use sha2::{Digest, Sha256};
 
 pub const DIR: &str = "transcripts";
 
+/// Why a transcript could not be started, written or finished. Names the
+/// file, never a record's contents.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TranscriptError {
+    #[error("the coordinator sent a job id that is not a safe file name (letters, digits, '-' and '_' only)")]
+    UnsafeJobId,
+    #[error("cannot create the transcript {}: {source}", .path.display())]
+    Create { path: PathBuf, source: std::io::Error },
+    #[error("cannot write the transcript {}: {source}", .path.display())]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("cannot finish the transcript {}: {source}", .path.display())]
+    Finish { path: PathBuf, source: std::io::Error },
+}
+
 /// Job ids come from the coordinator and become file names: refuse anything
 /// that could leave the directory.
-pub fn check_job_id(job_id: &str) -> Result<(), String> {
+pub fn check_job_id(job_id: &str) -> Result<(), TranscriptError> {
     let ok = !job_id.is_empty()
         && job_id.len() <= 100
         && job_id
@@ -34,10 +49,7 @@ pub fn check_job_id(job_id: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(
-            "the coordinator sent a job id that is not a safe file name (letters, digits, '-' and '_' only)"
-                .into(),
-        )
+        Err(TranscriptError::UnsafeJobId)
     }
 }
 
@@ -91,10 +103,13 @@ pub struct Written {
 }
 
 impl TranscriptFiles {
-    pub fn create(data_dir: &Path, job_id: &str) -> Result<Self, String> {
+    pub fn create(data_dir: &Path, job_id: &str) -> Result<Self, TranscriptError> {
         check_job_id(job_id)?;
         let (full_path, shared_path) = (full_path(data_dir, job_id), shared_path(data_dir, job_id));
-        let fail = |e: std::io::Error| format!("cannot create the transcript {}: {e}", full_path.display());
+        let fail = |source: std::io::Error| TranscriptError::Create {
+            path: full_path.clone(),
+            source,
+        };
         crate::dirs::private_dir(&data_dir.join(DIR)).map_err(fail)?;
         Ok(Self {
             full: create(&partial(&full_path)).map_err(fail)?,
@@ -106,9 +121,18 @@ impl TranscriptFiles {
         })
     }
 
+    /// As [`TranscriptFiles::write_records`], its error as text: the
+    /// signature `session.rs` calls today.
     pub fn write(&mut self, records: Vec<TranscriptRecord>) -> Result<(), String> {
-        let fail =
-            |e: std::io::Error| format!("cannot write the transcript {}: {e}", self.full_path.display());
+        self.write_records(records).map_err(|e| e.to_string())
+    }
+
+    /// Appends records to both files (the shared copy without private parts).
+    pub fn write_records(&mut self, records: Vec<TranscriptRecord>) -> Result<(), TranscriptError> {
+        let fail = |source: std::io::Error| TranscriptError::Write {
+            path: self.full_path.clone(),
+            source,
+        };
         for r in records {
             let bytes = encode_record(&r);
             self.full.write_all(&bytes).map_err(fail)?;
@@ -128,10 +152,18 @@ impl TranscriptFiles {
         Ok(())
     }
 
-    /// Flushes both files to disk and gives them their final names.
+    /// As [`TranscriptFiles::finish`], its error as text: the signature
+    /// `session.rs` calls today.
     pub fn complete(self, summary_sha256: [u8; 32]) -> Result<Written, String> {
-        let fail =
-            |e: std::io::Error| format!("cannot finish the transcript {}: {e}", self.full_path.display());
+        self.finish(summary_sha256).map_err(|e| e.to_string())
+    }
+
+    /// Flushes both files to disk and gives them their final names.
+    pub fn finish(self, summary_sha256: [u8; 32]) -> Result<Written, TranscriptError> {
+        let fail = |source: std::io::Error| TranscriptError::Finish {
+            path: self.full_path.clone(),
+            source,
+        };
         for (writer, path) in [(self.full, &self.full_path), (self.shared, &self.shared_path)] {
             let file = writer.into_inner().map_err(|e| fail(e.into_error()))?;
             file.sync_all().map_err(fail)?;

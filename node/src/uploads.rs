@@ -35,7 +35,7 @@ pub async fn serve(mut client: GatewayClient, node: String, data_dir: &Path, req
         async move { tx.send(part).await.is_ok() }
     };
     if let Err(e) = transcripts::check_job_id(&request.job_id) {
-        send(Vec::new(), true, e).await;
+        send(Vec::new(), true, e.to_string()).await;
     } else {
         let path = transcripts::shared_path(data_dir, &request.job_id);
         match tokio::fs::File::open(&path).await {

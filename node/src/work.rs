@@ -20,6 +20,7 @@ use jointly_protocol::{
 };
 
 use crate::{
+    attributes::AttributeError,
     dataset::LoadedDataset,
     decision::{Accepted, Activation, Holdings, LiftSide, Work},
     events::LoadedEvents,
@@ -50,12 +51,25 @@ pub fn select(
     dataset: &LoadedDataset,
     positions: Option<Vec<u32>>,
     kind: IdKind,
-) -> Result<Selection, String> {
+) -> Result<Selection, SelectError> {
     select_ids(&dataset.ids, positions, kind)
 }
 
+/// Why a list of identifiers cannot be put in the kind both sides hash under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SelectError {
+    #[error("identifiers cannot be converted to the kind the peer holds")]
+    NotConvertible,
+    #[error("two identifiers convert to the same value; the dataset cannot be matched in this kind")]
+    Collision,
+}
+
 /// As [`select`], from any list of identifiers.
-pub fn select_ids(all: &Arc<IdList>, positions: Option<Vec<u32>>, kind: IdKind) -> Result<Selection, String> {
+pub fn select_ids(
+    all: &Arc<IdList>,
+    positions: Option<Vec<u32>>,
+    kind: IdKind,
+) -> Result<Selection, SelectError> {
     if all.kind() == kind {
         return Ok(match positions {
             None => Selection {
@@ -78,14 +92,12 @@ pub fn select_ids(all: &Arc<IdList>, positions: Option<Vec<u32>>, kind: IdKind) 
             convert(all.kind(), kind, value).map(|c| (c, p))
         })
         .collect::<Option<Vec<(String, u32)>>>()
-        .ok_or("identifiers cannot be converted to the kind the peer holds")?;
+        .ok_or(SelectError::NotConvertible)?;
     converted.sort_unstable();
     let origin: Vec<u32> = converted.iter().map(|(_, p)| *p).collect();
     let ids = IdList::from_normalized(kind, converted.into_iter().map(|(c, _)| c).collect());
     if ids.len() != origin.len() {
-        return Err(
-            "two identifiers convert to the same value; the dataset cannot be matched in this kind".into(),
-        );
+        return Err(SelectError::Collision);
     }
     Ok(Selection {
         ids: Arc::new(ids),
@@ -101,6 +113,10 @@ pub enum BuildError {
     /// policy.min_set_size. The refusal follows from the noised size, which
     /// the job's charge covers: the peer-view part counts as spent.
     TooSmall(String),
+    /// The identifiers do not convert to the kind both sides hash under.
+    Select(SelectError),
+    /// The query's filters, groups or measures do not fit the dataset.
+    Attributes(AttributeError),
     /// Anything else (a dataset gone, rows that do not fit the plan).
     Failed(String),
 }
@@ -109,7 +125,23 @@ impl std::fmt::Display for BuildError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             BuildError::TooSmall(m) | BuildError::Failed(m) => f.write_str(m),
+            BuildError::Select(e) => e.fmt(f),
+            BuildError::Attributes(e) => e.fmt(f),
         }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+impl From<SelectError> for BuildError {
+    fn from(e: SelectError) -> Self {
+        BuildError::Select(e)
+    }
+}
+
+impl From<AttributeError> for BuildError {
+    fn from(e: AttributeError) -> Self {
+        BuildError::Attributes(e)
     }
 }
 
@@ -185,7 +217,7 @@ fn in_selection_order<'a, T: Clone>(rows: &'a [Vec<T>], sel: &Selection) -> std:
 
 /// Splits this node's noise shares into one set per lane of `per_lane`
 /// values; what remains follows the lanes.
-fn lane_shares(shares: &[i64], lanes: usize, per_lane: usize) -> Result<(Vec<Vec<i64>>, &[i64]), String> {
+fn lane_shares(shares: &[i64], lanes: usize, per_lane: usize) -> Result<(Vec<Vec<i64>>, &[i64]), BuildError> {
     let (lane_part, rest) = shares
         .split_at_checked(lanes * per_lane)
         .ok_or("noise shares missing")?;

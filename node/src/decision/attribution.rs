@@ -8,17 +8,18 @@ pub(super) fn events<'a>(
     holdings: Holdings<'a>,
     name: &str,
     kind: EventKind,
-) -> Result<&'a LoadedEvents, String> {
-    let e = holdings
-        .events
-        .get(name)
-        .ok_or_else(|| format!("node '{node}' has no event table '{name}' in its [[events]]"))?;
+) -> Result<&'a LoadedEvents, Refusal> {
+    let e = holdings.events.get(name).ok_or_else(|| Refusal::NoEventTable {
+        node: node.to_string(),
+        name: name.to_string(),
+    })?;
     if e.config().kind != kind {
-        return Err(format!(
-            "node '{node}' refuses: '{name}' holds {}, not {}",
-            e.config().kind.label(),
-            kind.label()
-        ));
+        return Err(Refusal::WrongEventKind {
+            node: node.to_string(),
+            name: name.to_string(),
+            holds: e.config().kind,
+            wanted: kind,
+        });
     }
     Ok(e)
 }
@@ -30,22 +31,21 @@ pub(super) fn attribution_work(
     spec: &wire::QuerySpec,
     q: &wire::AttributionQuery,
     role: Role,
-) -> Result<Planned, String> {
+) -> Result<Planned, Refusal> {
+    let node_name = || node.to_string();
     let named = |d: Option<&DatasetRef>| d.is_some_and(|d| d.node == node && d.dataset == offer.dataset);
     let (kind, expected_role) = if named(q.conversions.as_ref()) {
         (EventKind::Conversions, Role::Receiver)
     } else if named(q.exposures.as_ref()) {
         (EventKind::Exposures, Role::Sender)
     } else {
-        return Err(format!(
-            "node '{node}' received an attribution offer that does not name its dataset '{}'",
-            offer.dataset
-        ));
+        return Err(Refusal::AttributionDatasetNotNamed {
+            node: node_name(),
+            dataset: offer.dataset.clone(),
+        });
     };
     if role != expected_role {
-        return Err(format!(
-            "node '{node}' refuses: in attribution the conversions' node receives and the exposures' node sends"
-        ));
+        return Err(Refusal::AttributionRole { node: node_name() });
     }
     let table = events(node, holdings, &offer.dataset, kind)?;
     let (channels, campaigns) = match kind {
@@ -54,16 +54,19 @@ pub(super) fn attribution_work(
             if (c.channels.len(), c.campaigns.len())
                 != (offer.peer_channels as usize, offer.peer_campaigns as usize)
             {
-                return Err(format!(
-                    "node '{node}' refuses: the offer misstates the channels and campaigns of '{}'",
-                    offer.dataset
-                ));
+                return Err(Refusal::ChannelsMisstated {
+                    node: node_name(),
+                    dataset: offer.dataset.clone(),
+                });
             }
             (c.channels.len(), c.campaigns.len())
         }
         EventKind::Conversions => (offer.peer_channels as usize, offer.peer_campaigns as usize),
     };
-    let plan = attribution_plan(q, channels, campaigns).map_err(|e| format!("node '{node}' refuses: {e}"))?;
+    let plan = attribution_plan(q, channels, campaigns).map_err(|reason| Refusal::Plan {
+        node: node_name(),
+        reason,
+    })?;
     let bank = kind == EventKind::Conversions;
     let noise = attribution_noise(&plan, bank);
     let terms = attribution_terms(&offer.job_id, spec, &plan);
@@ -115,20 +118,28 @@ pub(super) fn lift_work(
     spec: &wire::QuerySpec,
     q: &wire::LiftQuery,
     role: Role,
-) -> Result<Planned, String> {
+) -> Result<Planned, Refusal> {
+    let node_name = || node.to_string();
     let named = |d: Option<&DatasetRef>| d.is_some_and(|d| d.node == node && d.dataset == offer.dataset);
-    let plan = lift_plan(q).map_err(|e| format!("node '{node}' refuses: {e}"))?;
+    let plan = lift_plan(q).map_err(|reason| Refusal::Plan {
+        node: node_name(),
+        reason,
+    })?;
     let dataset = holdings
         .datasets
         .get(&offer.dataset)
-        .ok_or_else(|| format!("node '{node}' has no dataset '{}'", offer.dataset))?;
+        .ok_or_else(|| Refusal::NoDataset {
+            node: node_name(),
+            dataset: offer.dataset.clone(),
+        })?;
     let (side, expected_role) = if named(q.customers.as_ref()) {
         events(node, holdings, &q.conversions, EventKind::Conversions)?;
         if !lift_sums_fit(&plan, dataset.report.distinct) {
-            return Err(format!(
-                "node '{node}' refuses: value sums of {} customers clipped at {} CNY could exceed what a release can decrypt; ask for a lower value clip",
-                dataset.report.distinct, plan.value_clip
-            ));
+            return Err(Refusal::LiftSumsTooLarge {
+                node: node_name(),
+                customers: dataset.report.distinct,
+                clip: plan.value_clip,
+            });
         }
         (
             LiftSide::Bank {
@@ -154,10 +165,10 @@ pub(super) fn lift_work(
             || declared(&q.control_value).is_none()
             || q.test_value == q.control_value
         {
-            return Err(format!(
-                "node '{node}' refuses: the test and control values must be two different declared values of column '{}'",
-                q.group_column
-            ));
+            return Err(Refusal::LiftValues {
+                node: node_name(),
+                column: q.group_column.clone(),
+            });
         }
         (
             LiftSide::Partner {
@@ -168,15 +179,13 @@ pub(super) fn lift_work(
             Role::Receiver,
         )
     } else {
-        return Err(format!(
-            "node '{node}' received a lift offer that does not name its dataset '{}'",
-            offer.dataset
-        ));
+        return Err(Refusal::LiftDatasetNotNamed {
+            node: node_name(),
+            dataset: offer.dataset.clone(),
+        });
     };
     if role != expected_role {
-        return Err(format!(
-            "node '{node}' refuses: in a lift the groups' node receives and the customers' node sends"
-        ));
+        return Err(Refusal::LiftRole { node: node_name() });
     }
     let noise = lift_noise(&plan);
     // The partner pads its two arms; the bank pads its customers and answers

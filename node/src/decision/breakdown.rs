@@ -10,7 +10,7 @@ pub(super) fn segment_activation(
     offer: &JobOffer,
     activate: &str,
     role: Role,
-) -> Result<Activation, String> {
+) -> Result<Activation, Refusal> {
     if activate.is_empty() {
         return Ok(Activation::None);
     }
@@ -21,17 +21,19 @@ pub(super) fn segment_activation(
     }
     if activate == offer.peer_node && role == Role::Sender {
         if !policy.allow_activation.iter().any(|p| p == activate) {
-            return Err(format!(
-                "node '{node}' refuses to let '{activate}' receive the members of this segment: '{activate}' is not listed in its policy.allow_activation"
-            ));
+            return Err(Refusal::ActivationNotAllowed {
+                node: node.to_string(),
+                partner: activate.to_string(),
+            });
         }
         return Ok(Activation::Allow {
             min_activation: policy.min_activation,
         });
     }
-    Err(format!(
-        "node '{node}' refuses: the segment names '{activate}' to receive its members, which is neither this job's receiver nor its peer"
-    ))
+    Err(Refusal::ActivationNotInJob {
+        node: node.to_string(),
+        named: activate.to_string(),
+    })
 }
 
 pub(super) fn breakdown_work(
@@ -41,7 +43,8 @@ pub(super) fn breakdown_work(
     spec: &wire::QuerySpec,
     q: &wire::BreakdownQuery,
     role: Role,
-) -> Result<Planned, String> {
+) -> Result<Planned, Refusal> {
+    let node_name = || node.to_string();
     let side = side_of(node, q.left.as_ref(), q.right.as_ref())?;
     let wire_side = match side {
         Side::Left => wire::Side::Left,
@@ -57,7 +60,7 @@ pub(super) fn breakdown_work(
         match wire::Side::try_from(m.side) {
             Ok(s) if s == wire_side => measures.push(m.column.clone()),
             Ok(wire::Side::Left | wire::Side::Right) => peer_measures += 1,
-            _ => return Err(format!("node '{node}' refuses: a measure names no side")),
+            _ => return Err(Refusal::MeasureWithoutSide { node: node_name() }),
         }
     }
     check_columns(
@@ -70,9 +73,7 @@ pub(super) fn breakdown_work(
             .chain(filter_uses(filters)),
     )?;
     if offer.peer_measure_bounds.len() != peer_measures || offer.peer_groups == 0 {
-        return Err(format!(
-            "node '{node}' refuses: the offer does not describe the peer's groups and measures"
-        ));
+        return Err(Refusal::PeerShapeMissing { node: node_name() });
     }
     let own = own_schema(dataset, group_by, &measures);
     let peer = SideSchema {
@@ -83,25 +84,28 @@ pub(super) fn breakdown_work(
         Side::Left => (own, peer),
         Side::Right => (peer, own),
     };
-    let plan = BreakdownPlan::new(left, right).map_err(|e| format!("node '{node}' refuses: {e}"))?;
+    let bad_plan = |e: jointly_protocol::ProtocolError| Refusal::Plan {
+        node: node_name(),
+        reason: e.to_string(),
+    };
+    let plan = BreakdownPlan::new(left, right).map_err(bad_plan)?;
     // The peer's groups come from the coordinator: a plan beyond the
     // protocol's limits is refused before any noise is drawn for it.
-    plan.check().map_err(|e| format!("node '{node}' refuses: {e}"))?;
+    plan.check().map_err(bad_plan)?;
     let expected_role = if plan.first_receiver() == side {
         Role::Receiver
     } else {
         Role::Sender
     };
     if role != expected_role {
-        return Err(format!(
-            "node '{node}' refuses: the offer's role does not fit the breakdown's measures"
-        ));
+        return Err(Refusal::BreakdownRole { node: node_name() });
     }
     if let Err(i) = plan.check_sums(side, dataset.report.distinct) {
-        return Err(format!(
-            "node '{node}' refuses: sums of column '{}' over {} customers could exceed what a release can decrypt; declare a narrower clip range for it",
-            measures[i], dataset.report.distinct
-        ));
+        return Err(Refusal::SumsTooLarge {
+            node: node_name(),
+            column: measures[i].clone(),
+            customers: dataset.report.distinct,
+        });
     }
     let terms = plan.terms(&offer.job_id, spec);
     let scales = plan.noise_scales();

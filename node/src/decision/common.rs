@@ -7,13 +7,13 @@ pub(super) fn side_of(
     node: &str,
     left: Option<&DatasetRef>,
     right: Option<&DatasetRef>,
-) -> Result<Side, String> {
+) -> Result<Side, Refusal> {
     match (left.map(|d| d.node.as_str()), right.map(|d| d.node.as_str())) {
         (Some(l), Some(r)) if l == node && r != node => Ok(Side::Left),
         (Some(l), Some(r)) if r == node && l != node => Ok(Side::Right),
-        _ => Err(format!(
-            "node '{node}' received an offer whose query does not name it on exactly one side"
-        )),
+        _ => Err(Refusal::NotOnOneSide {
+            node: node.to_string(),
+        }),
     }
 }
 
@@ -23,20 +23,22 @@ pub(super) fn check_columns<'a>(
     node: &str,
     dataset: &LoadedDataset,
     uses: impl IntoIterator<Item = (&'a str, ColumnUse)>,
-) -> Result<(), String> {
+) -> Result<(), Refusal> {
     for (name, use_) in uses {
         let Some(c) = dataset.columns.iter().find(|c| c.name == name) else {
-            return Err(format!(
-                "node '{node}' refuses: dataset '{}' has no column '{name}' in its configuration",
-                dataset.name
-            ));
+            return Err(Refusal::NoSuchColumn {
+                node: node.to_string(),
+                dataset: dataset.name.clone(),
+                column: name.to_string(),
+            });
         };
         if !c.allows(use_) {
-            return Err(format!(
-                "node '{node}' refuses: its policy does not allow column '{name}' of dataset '{}' as a {} (columns.uses)",
-                dataset.name,
-                use_.label()
-            ));
+            return Err(Refusal::ColumnUseNotAllowed {
+                node: node.to_string(),
+                dataset: dataset.name.clone(),
+                column: name.to_string(),
+                use_,
+            });
         }
     }
     Ok(())
@@ -102,18 +104,19 @@ pub(super) fn check_requester(
     kind: &str,
     datasets: &[String],
     now_ms: i64,
-) -> Result<(Requester, String), String> {
-    let r = offer.requester.clone().ok_or_else(|| {
-        format!("node '{node}' refuses: the offer names no planner (a coordinator without access control?)")
-    })?;
-    request::verify_requester(&r).map_err(|e| {
-        format!(
-            "node '{node}' refuses: the request planner '{}' is said to have signed fails its check ({e}); the coordinator may have altered or forged it",
-            r.principal
-        )
+) -> Result<(Requester, String), Refusal> {
+    let node_name = || node.to_string();
+    let r = offer
+        .requester
+        .clone()
+        .ok_or_else(|| Refusal::NoPlanner { node: node_name() })?;
+    request::verify_requester(&r).map_err(|reason| Refusal::BadSignature {
+        node: node_name(),
+        planner: r.principal.clone(),
+        reason,
     })?;
     let signed = SubmitQueryRequest::decode(r.request.as_slice())
-        .map_err(|_| format!("node '{node}' refuses: the signed request is not a query submission"))?;
+        .map_err(|_| Refusal::NotAQuerySubmission { node: node_name() })?;
     let offered = offer
         .spec
         .as_ref()
@@ -126,42 +129,44 @@ pub(super) fn check_requester(
         .unwrap_or_default()
         != offered
     {
-        return Err(format!(
-            "node '{node}' refuses: the offered query is not the one planner '{}' signed",
-            r.principal
-        ));
+        return Err(Refusal::QueryNotSigned {
+            node: node_name(),
+            planner: r.principal.clone(),
+        });
     }
     if r.timestamp_ms.abs_diff(now_ms) > REQUEST_MAX_AGE_MS as u64 {
-        return Err(format!(
-            "node '{node}' refuses: planner '{}' signed this request {} s from now, beyond {} s: a replayed request, or clocks out of step",
-            r.principal,
-            (r.timestamp_ms - now_ms) / 1000,
-            REQUEST_MAX_AGE_MS / 1000
-        ));
+        return Err(Refusal::StaleRequest {
+            node: node_name(),
+            planner: r.principal.clone(),
+            age_s: (r.timestamp_ms - now_ms) / 1000,
+            max_s: REQUEST_MAX_AGE_MS / 1000,
+        });
     }
     if r.role != "planner" {
-        return Err(format!(
-            "node '{node}' refuses: '{}' has role '{}'; only planners submit queries",
-            r.principal, r.role
-        ));
+        return Err(Refusal::NotAPlanner {
+            node: node_name(),
+            principal: r.principal.clone(),
+            role: r.role.clone(),
+        });
     }
     if let Some(pinned) = policy.planner_keys.get(&r.principal)
         && pinned.as_slice() != r.public_key.as_slice()
     {
-        return Err(format!(
-            "node '{node}' refuses: planner '{}' signed with another key than the one pinned in policy.planner_keys; the coordinator may be standing in for her",
-            r.principal
-        ));
+        return Err(Refusal::PlannerKeyMismatch {
+            node: node_name(),
+            planner: r.principal.clone(),
+        });
     }
     let mut rules = Vec::new();
     for d in datasets {
         let rule = policy
             .planner_rule(d, &r.principal, &r.organisation, kind)
-            .ok_or_else(|| {
-                format!(
-                    "node '{node}' refuses: no [[policy.planners]] entry lets planner '{}' (organisation '{}') run a {kind} query over dataset '{d}'; add one naming the planner or her organisation",
-                    r.principal, r.organisation
-                )
+            .ok_or_else(|| Refusal::NoPlannerRule {
+                node: node_name(),
+                planner: r.principal.clone(),
+                organisation: r.organisation.clone(),
+                kind: kind.to_string(),
+                dataset: d.clone(),
             })?;
         rules.push(format!("'{d}' by entry {}", rule + 1));
     }
@@ -182,7 +187,7 @@ pub(super) fn check_requester(
 
 /// The dataset the query names for this node, which the offer must name too:
 /// a coordinator cannot run a query on another of the node's datasets.
-pub(super) fn named_dataset(node: &str, query: &Query, offer: &JobOffer) -> Result<(), String> {
+pub(super) fn named_dataset(node: &str, query: &Query, offer: &JobOffer) -> Result<(), Refusal> {
     let on_node = |d: &Option<DatasetRef>| d.as_ref().filter(|d| d.node == node).map(|d| d.dataset.clone());
     let named: Vec<String> = match query {
         Query::Overlap(q) => [on_node(&q.left), on_node(&q.right)]
@@ -209,9 +214,9 @@ pub(super) fn named_dataset(node: &str, query: &Query, offer: &JobOffer) -> Resu
     if named.len() == 1 && named[0] == offer.dataset {
         Ok(())
     } else {
-        Err(format!(
-            "node '{node}' refuses: the offer names dataset '{}', which is not the one the query names for this node",
-            offer.dataset
-        ))
+        Err(Refusal::DatasetNotNamed {
+            node: node.to_string(),
+            dataset: offer.dataset.clone(),
+        })
     }
 }
