@@ -274,4 +274,23 @@ mod tests {
             assert!(!is_loopback_url(url), "{url}");
         }
     }
+
+    #[tokio::test]
+    async fn plain_http_off_this_machine_is_refused_before_dialling() {
+        let credential = Credential {
+            coordinator_id: "c".into(),
+            coordinator_url: None,
+            principal: "alice".into(),
+            key: ed25519_dalek::SigningKey::from_bytes(&[3; 32]),
+        };
+        let refused = connect("http://10.0.0.1:7700", None, None, credential)
+            .await
+            .expect_err("refused");
+        assert!(matches!(&refused, ConnectError::PlainHttp { url } if url == "http://10.0.0.1:7700"));
+        assert!(
+            refused
+                .to_string()
+                .starts_with("refusing plain HTTP to http://10.0.0.1:7700: use an https:// URL")
+        );
+    }
 }
