@@ -23,7 +23,7 @@ pub const FORMAT: &str = "jointly-credential-v1";
 #[non_exhaustive]
 pub enum CredentialError {
     #[error("not a Jointly credential: {0}")]
-    NotACredential(toml::de::Error),
+    NotACredential(TomlFault),
     #[error("credential format '{found}' is not one this version reads ({FORMAT})")]
     Format { found: String },
     #[error("secret_key must be 64 hex characters")]
@@ -73,6 +73,45 @@ struct File {
     secret_key: String,
 }
 
+/// Where the credential's TOML breaks and why, without the offending line
+/// (the TOML error's own text quotes it, and it may be the secret key's).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TomlFault {
+    /// Line and column, from 1.
+    pub at: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl TomlFault {
+    fn of(e: &toml::de::Error, text: &str) -> Self {
+        let at = e.span().map(|span| {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            (
+                before.matches('\n').count() + 1,
+                before[line_start..].chars().count() + 1,
+            )
+        });
+        Self {
+            at,
+            message: e.message().trim_end().to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for TomlFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.at {
+            Some((line, column)) => write!(
+                f,
+                "TOML parse error at line {line}, column {column}: {}",
+                self.message
+            ),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
 impl Credential {
     /// The credential's text, with a header saying whose it is.
     pub fn to_text(&self, role: &str, organisation: &str, expires: &str) -> Zeroizing<String> {
@@ -92,7 +131,8 @@ impl Credential {
     }
 
     pub fn parse(text: &str) -> Result<Self, CredentialError> {
-        let file: File = toml::from_str(text).map_err(CredentialError::NotACredential)?;
+        let file: File =
+            toml::from_str(text).map_err(|e| CredentialError::NotACredential(TomlFault::of(&e, text)))?;
         let secret = Zeroizing::new(file.secret_key);
         if file.format != FORMAT {
             return Err(CredentialError::Format { found: file.format });
@@ -189,6 +229,25 @@ mod tests {
         let e = Credential::parse(&short).unwrap_err();
         assert!(matches!(e, CredentialError::SecretKey), "{e:?}");
         assert!(!format!("{e} {e:?}").contains("abcd"), "{e}");
+        // Unquoted, the key breaks the TOML: the error says where, never what.
+        let secret = hex::encode([9u8; 32]);
+        let bare = text.replace(&format!("\"{secret}\""), &secret);
+        let e = Credential::parse(&bare).unwrap_err();
+        let CredentialError::NotACredential(fault) = &e else {
+            panic!("{e:?}");
+        };
+        let line = bare
+            .lines()
+            .position(|l| l.starts_with("secret_key"))
+            .expect("line")
+            + 1;
+        assert_eq!(fault.at.map(|(l, _)| l), Some(line), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("not a Jointly credential: TOML parse error at line"),
+            "{e}"
+        );
+        assert!(!format!("{e} {e:?}").contains(&secret[..8]), "{e}");
     }
 
     #[test]
