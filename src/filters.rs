@@ -10,6 +10,43 @@ use jointly_protocol::wire::{self, Filter, Range, StringSet, filter::Test};
 #[path = "filters_tests.rs"]
 mod tests;
 
+/// Why a column reference or a `--where` test does not parse; each says
+/// what was expected, with an example.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FilterError {
+    #[error("a column needs its side, left. or right. ({COLUMN_EXAMPLE})")]
+    ColumnWithoutSide,
+    #[error("expected left.COLUMN or right.COLUMN ({COLUMN_EXAMPLE})")]
+    BadColumn,
+    #[error("the column needs its side, left. or right. (for example 'left.city=Paris')")]
+    TestWithoutSide,
+    #[error("no column name after '{}.'; expected {WHERE_FORMS}", .side.name())]
+    NoColumnName { side: Side },
+    #[error("use a single '=' (for example 'left.city=Paris')")]
+    DoubleEquals,
+    #[error("no value after '=' (for example 'left.city=Paris')")]
+    NoValue,
+    #[error("bounds are inclusive: use >= or <= (for example 'left.age>=25' or 'left.age<=35')")]
+    StrictBound,
+    #[error(
+        "'in' takes values separated by commas, none empty (for example 'right.interest in travel,food')"
+    )]
+    EmptyValue,
+    #[error("'between' takes two numbers joined by 'and' (for example '{BETWEEN_EXAMPLE}')")]
+    BetweenForm,
+    /// The planner's own text, echoed so she sees which bound is meant.
+    #[error("'{text}' is not a number (for example '{example}')")]
+    NotANumber { text: String, example: &'static str },
+    #[error("the lower bound {low} is above the upper bound {high} (for example '{BETWEEN_EXAMPLE}')")]
+    BoundsReversed { low: f64, high: f64 },
+    #[error("expected {WHERE_FORMS} (for example '{BETWEEN_EXAMPLE}')")]
+    UnknownForm,
+}
+
+const COLUMN_EXAMPLE: &str = "for example left.aum_tier or right.interest";
+const BETWEEN_EXAMPLE: &str = "left.age between 25 and 35";
+
 /// Which dataset of the query a column belongs to. Each node only evaluates
 /// its own columns, so every column the planner names says whose it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,12 +79,10 @@ pub struct Column {
 }
 
 impl Column {
-    pub fn parse(s: &str) -> Result<Column, String> {
-        let example = "for example left.aum_tier or right.interest";
-        let (side, name) = split_side(s.trim())
-            .ok_or_else(|| format!("a column needs its side, left. or right. ({example})"))?;
+    pub fn parse(s: &str) -> Result<Column, FilterError> {
+        let (side, name) = split_side(s.trim()).ok_or(FilterError::ColumnWithoutSide)?;
         if name.is_empty() || name.contains(|c: char| c.is_whitespace() || OPERATOR_CHARS.contains(c)) {
-            return Err(format!("expected left.COLUMN or right.COLUMN ({example})"));
+            return Err(FilterError::BadColumn);
         }
         Ok(Column {
             side,
@@ -94,28 +129,26 @@ fn keyword<'a>(rest: &'a str, word: &str) -> Option<&'a str> {
 
 /// A bound of a numeric range. Non-finite values are refused: no node column
 /// holds them, and "inf" as a bound is more likely a typo than intent.
-fn number(text: &str, example: &str) -> Result<f64, String> {
+fn number(text: &str, example: &'static str) -> Result<f64, FilterError> {
     let text = text.trim();
     match text.parse::<f64>() {
         Ok(x) if x.is_finite() => Ok(x),
-        _ => Err(format!("'{text}' is not a number (for example '{example}')")),
+        _ => Err(FilterError::NotANumber {
+            text: text.to_string(),
+            example,
+        }),
     }
 }
 
 /// Parses one `--where` value; the error says what was expected, with an example.
-pub fn parse_where(s: &str) -> Result<SideFilter, String> {
-    let (side, rest) = split_side(s.trim()).ok_or_else(|| {
-        "the column needs its side, left. or right. (for example 'left.city=Paris')".to_string()
-    })?;
+pub fn parse_where(s: &str) -> Result<SideFilter, FilterError> {
+    let (side, rest) = split_side(s.trim()).ok_or(FilterError::TestWithoutSide)?;
     let end = rest
         .find(|c: char| c.is_whitespace() || OPERATOR_CHARS.contains(c))
         .unwrap_or(rest.len());
     let (column, rest) = rest.split_at(end);
     if column.is_empty() {
-        return Err(format!(
-            "no column name after '{}.'; expected {WHERE_FORMS}",
-            side.name()
-        ));
+        return Err(FilterError::NoColumnName { side });
     }
     let rest = rest.trim_start();
     let test = if let Some(v) = rest.strip_prefix(">=") {
@@ -129,52 +162,39 @@ pub fn parse_where(s: &str) -> Result<SideFilter, String> {
             max: Some(number(v, "left.age<=35")?),
         })
     } else if rest.starts_with("==") {
-        return Err("use a single '=' (for example 'left.city=Paris')".into());
+        return Err(FilterError::DoubleEquals);
     } else if let Some(v) = rest.strip_prefix('=') {
         let v = v.trim();
         if v.is_empty() {
-            return Err("no value after '=' (for example 'left.city=Paris')".into());
+            return Err(FilterError::NoValue);
         }
         Test::Equals(v.into())
     } else if rest.starts_with(['<', '>']) {
-        return Err(
-            "bounds are inclusive: use >= or <= (for example 'left.age>=25' or 'left.age<=35')".into(),
-        );
+        return Err(FilterError::StrictBound);
     } else if let Some(v) = keyword(rest, "in") {
         let values: Vec<String> = v.split(',').map(|x| x.trim().to_string()).collect();
         if values.iter().any(String::is_empty) {
-            return Err("'in' takes values separated by commas, none empty \
-                 (for example 'right.interest in travel,food')"
-                .into());
+            return Err(FilterError::EmptyValue);
         }
         Test::OneOf(StringSet { values })
     } else if let Some(v) = keyword(rest, "between") {
-        let example = "left.age between 25 and 35";
         let words: Vec<&str> = v.split_whitespace().collect();
         let [low, and, high] = words.as_slice() else {
-            return Err(format!(
-                "'between' takes two numbers joined by 'and' (for example '{example}')"
-            ));
+            return Err(FilterError::BetweenForm);
         };
         if !and.eq_ignore_ascii_case("and") {
-            return Err(format!(
-                "'between' takes two numbers joined by 'and' (for example '{example}')"
-            ));
+            return Err(FilterError::BetweenForm);
         }
-        let (low, high) = (number(low, example)?, number(high, example)?);
+        let (low, high) = (number(low, BETWEEN_EXAMPLE)?, number(high, BETWEEN_EXAMPLE)?);
         if low > high {
-            return Err(format!(
-                "the lower bound {low} is above the upper bound {high} (for example '{example}')"
-            ));
+            return Err(FilterError::BoundsReversed { low, high });
         }
         Test::Range(Range {
             min: Some(low),
             max: Some(high),
         })
     } else {
-        return Err(format!(
-            "expected {WHERE_FORMS} (for example 'left.age between 25 and 35')"
-        ));
+        return Err(FilterError::UnknownForm);
     };
     Ok(SideFilter {
         side,

@@ -157,7 +157,39 @@ fn errors_say_what_was_expected() {
         ),
     ];
     for (input, message) in cases {
-        assert_eq!(parse_where(input), Err(message.to_string()), "{input}");
+        assert_eq!(
+            parse_where(input).map_err(|e| e.to_string()),
+            Err(message.to_string()),
+            "{input}"
+        );
+    }
+}
+
+#[test]
+fn errors_are_told_apart() {
+    let cases = [
+        ("city=Paris", FilterError::TestWithoutSide),
+        ("right.=x", FilterError::NoColumnName { side: Side::Right }),
+        ("left.city=", FilterError::NoValue),
+        ("left.city==Paris", FilterError::DoubleEquals),
+        ("left.age<25", FilterError::StrictBound),
+        (
+            "left.age between x and 3",
+            FilterError::NotANumber {
+                text: "x".into(),
+                example: "left.age between 25 and 35",
+            },
+        ),
+        ("left.age between 1 to 3", FilterError::BetweenForm),
+        (
+            "left.age between 3 and 1",
+            FilterError::BoundsReversed { low: 3.0, high: 1.0 },
+        ),
+        ("right.interest in a,", FilterError::EmptyValue),
+        ("right.interest ~ a", FilterError::UnknownForm),
+    ];
+    for (input, error) in cases {
+        assert_eq!(parse_where(input), Err(error), "{input}");
     }
 }
 
@@ -189,8 +221,9 @@ fn columns() {
         "right.interest"
     );
     for bad in ["aum_tier", "middle.x"] {
+        assert_eq!(Column::parse(bad), Err(FilterError::ColumnWithoutSide));
         assert_eq!(
-            Column::parse(bad),
+            Column::parse(bad).map_err(|e| e.to_string()),
             Err(
                 "a column needs its side, left. or right. (for example left.aum_tier or right.interest)"
                     .into()
@@ -198,8 +231,9 @@ fn columns() {
         );
     }
     for bad in ["left.", "left.age>=3", "right.a b"] {
+        assert_eq!(Column::parse(bad), Err(FilterError::BadColumn));
         assert_eq!(
-            Column::parse(bad),
+            Column::parse(bad).map_err(|e| e.to_string()),
             Err("expected left.COLUMN or right.COLUMN (for example left.aum_tier or right.interest)".into())
         );
     }

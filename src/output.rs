@@ -93,7 +93,7 @@ fn campaign_details(query: &Query) -> Option<(&'static str, String)> {
             "terms",
             format!(
                 "{}, {}-day lookback, {}{}",
-                model(q).map_or_else(|e| e, |m| m.to_string()),
+                model(q).map_or_else(|e| e.to_string(), |m| m.to_string()),
                 q.lookback_days,
                 period_text(q.period.as_ref()),
                 if q.by_campaign { ", by campaign" } else { "" }

@@ -11,6 +11,8 @@ use jointly_protocol::{
     },
 };
 
+use crate::error::{PlanError, ReleaseError};
+
 /// Everything needed to read an attribution's release.
 #[derive(Clone, Debug)]
 pub struct AttributionJob {
@@ -25,17 +27,19 @@ pub struct LiftJob {
     pub plan: LiftPlan,
 }
 
-fn expect_kind(d: &DatasetInfo, kind: &str, node: &str) -> Result<(), String> {
+fn expect_kind(d: &DatasetInfo, kind: &'static str, node: &str) -> Result<(), PlanError> {
     if d.kind != kind {
         let held = if d.kind.is_empty() {
             "table"
         } else {
             d.kind.as_str()
         };
-        return Err(format!(
-            "{node}/{} holds {held}, but the query needs {kind} there; `jointly nodes` lists each dataset's kind",
-            d.name
-        ));
+        return Err(PlanError::WrongKind {
+            node: node.to_string(),
+            dataset: d.name.clone(),
+            held: held.to_string(),
+            needed: kind,
+        });
     }
     Ok(())
 }
@@ -46,7 +50,7 @@ pub fn plan_attribution(
     q: &wire::AttributionQuery,
     conversions: (&str, &DatasetInfo),
     exposures: (&str, &DatasetInfo),
-) -> Result<AttributionJob, String> {
+) -> Result<AttributionJob, PlanError> {
     expect_kind(conversions.1, "conversions", conversions.0)?;
     expect_kind(exposures.1, "exposures", exposures.0)?;
     let e = exposures.1;
@@ -64,18 +68,17 @@ pub fn plan_lift(
     customers: (&str, &DatasetInfo),
     conversions: Option<&DatasetInfo>,
     groups: (&str, &DatasetInfo),
-) -> Result<LiftJob, String> {
+) -> Result<LiftJob, PlanError> {
     if !matches!(customers.1.kind.as_str(), "" | "table") {
-        return Err(format!(
-            "{}/{} holds {}, but the lift needs the bank's customers table there",
-            customers.0, customers.1.name, customers.1.kind
-        ));
+        return Err(PlanError::NotCustomers {
+            node: customers.0.to_string(),
+            dataset: customers.1.name.clone(),
+            held: customers.1.kind.clone(),
+        });
     }
-    let conversions = conversions.ok_or_else(|| {
-        format!(
-            "node '{}' advertises no event table '{}'",
-            customers.0, q.conversions
-        )
+    let conversions = conversions.ok_or_else(|| PlanError::NoEventTable {
+        node: customers.0.to_string(),
+        table: q.conversions.clone(),
     })?;
     expect_kind(conversions, "conversions", customers.0)?;
     let (node, g) = groups;
@@ -83,31 +86,32 @@ pub fn plan_lift(
         .columns
         .iter()
         .find(|c| c.name == q.group_column)
-        .ok_or_else(|| {
-            format!(
-                "{node}/{} advertises no column '{}' to split test and control",
-                g.name, q.group_column
-            )
+        .ok_or_else(|| PlanError::NoSplitColumn {
+            node: node.to_string(),
+            dataset: g.name.clone(),
+            column: q.group_column.clone(),
         })?;
     if !column.uses.iter().any(|u| u == "group") {
-        return Err(format!(
-            "column '{}' of {node}/{} is not allowed as a group by its node's policy",
-            q.group_column, g.name
-        ));
+        return Err(PlanError::NotAGroup {
+            node: node.to_string(),
+            dataset: g.name.clone(),
+            column: q.group_column.clone(),
+        });
     }
     let declared = &column.values[..column.values.len().saturating_sub(1)];
     for v in [&q.test_value, &q.control_value] {
         if !declared.contains(v) {
-            return Err(format!(
-                "'{v}' is not a declared value of {node}/{}.{}; its values are: {}",
-                g.name,
-                q.group_column,
-                declared.join(", ")
-            ));
+            return Err(PlanError::Undeclared {
+                value: v.clone(),
+                node: node.to_string(),
+                dataset: g.name.clone(),
+                column: q.group_column.clone(),
+                declared: declared.join(", "),
+            });
         }
     }
     if q.test_value == q.control_value {
-        return Err("the test and control values must differ".into());
+        return Err(PlanError::SameArms);
     }
     Ok(LiftJob { plan: lift_plan(q)? })
 }
@@ -134,9 +138,9 @@ impl AttributionJob {
         conversions: i64,
         terms: &[NodeTerms; 2],
         threshold: u64,
-    ) -> Result<AttributionResult, String> {
+    ) -> Result<AttributionResult, ReleaseError> {
         let plan = &self.plan;
-        let totals = attribution::combine(plan, opened).map_err(|e| e.to_string())?;
+        let totals = attribution::combine(plan, opened).map_err(ReleaseError::Read)?;
         let threshold = i64::try_from(threshold).unwrap_or(i64::MAX);
         let rows = totals
             .milli_conversions
@@ -189,8 +193,8 @@ impl LiftJob {
         opened: &[i64],
         terms: &[NodeTerms; 2],
         threshold: u64,
-    ) -> Result<LiftResult, String> {
-        let [test, control] = lift::groups(opened).map_err(|e| e.to_string())?;
+    ) -> Result<LiftResult, ReleaseError> {
+        let [test, control] = lift::groups(opened).map_err(ReleaseError::Read)?;
         let threshold = i64::try_from(threshold).unwrap_or(i64::MAX);
         let kept = |g: GroupCounts| {
             if g.persons < threshold {
@@ -298,7 +302,11 @@ mod tests {
         };
         let job = plan_attribution(&q, ("bank", &conversions()), ("partner", &exposures())).expect("plan");
         let e = plan_attribution(&q, ("bank", &exposures()), ("partner", &exposures())).unwrap_err();
-        assert!(e.contains("needs conversions"), "{e}");
+        assert!(
+            matches!(&e, PlanError::WrongKind { node, needed: "conversions", .. } if node == "bank"),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("needs conversions"), "{e}");
         let buckets = job.plan.buckets.len();
         // Window 0: 30 elements in bucket 1 (50 CNY) split 20/10 between sms
         // and app; window 1: 5 in bucket 0 (0 CNY), all sms.
@@ -326,7 +334,10 @@ mod tests {
             .result(&[vec![0; buckets * 2], vec![0; buckets * 2]], 40, &terms(0.0), 1)
             .expect("r");
         assert!(r.rows.iter().all(|row| row.below_threshold));
-        assert!(job.result(&[vec![0; buckets * 2]], 40, &terms(0.0), 1).is_err());
+        assert!(matches!(
+            job.result(&[vec![0; buckets * 2]], 40, &terms(0.0), 1),
+            Err(ReleaseError::Read(_))
+        ));
         let noisy = job
             .result(&[vec![0; buckets * 2], vec![0; buckets * 2]], 40, &terms(3.0), 1)
             .expect("r");
@@ -368,8 +379,15 @@ mod tests {
             ..q.clone()
         };
         let e = plan_lift(&bad, ("bank", &customers), Some(&conv), ("partner", &groups)).unwrap_err();
-        assert!(e.contains("not a declared value"), "{e}");
-        assert!(plan_lift(&q, ("bank", &customers), None, ("partner", &groups)).is_err());
+        assert!(
+            matches!(&e, PlanError::Undeclared { value, .. } if value == "(other)"),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("not a declared value"), "{e}");
+        assert!(matches!(
+            plan_lift(&q, ("bank", &customers), None, ("partner", &groups)),
+            Err(PlanError::NoEventTable { .. })
+        ));
         let r = job
             .result(&[400, 40, 4_000, 5, 1, 10], &terms(0.0), 10)
             .expect("lift");

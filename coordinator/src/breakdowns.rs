@@ -11,6 +11,8 @@ use jointly_protocol::{
     },
 };
 
+use crate::error::{PlanError, ReleaseError};
+
 /// Everything needed to read a breakdown's release.
 #[derive(Clone, Debug)]
 pub struct BreakdownJob {
@@ -31,41 +33,53 @@ pub fn clip_bound(lo: f64, hi: f64) -> u64 {
     lo.abs().max(hi.abs()).ceil() as u64
 }
 
-fn column<'a>(d: &'a DatasetInfo, name: &str, use_: &str, side: Side) -> Result<&'a ColumnInfo, String> {
-    let c = d.columns.iter().find(|c| c.name == name).ok_or_else(|| {
-        format!(
-            "the {} dataset '{}' advertises no column '{name}'; its columns are: {}",
-            side.label(),
-            d.name,
-            d.columns
+fn column<'a>(
+    d: &'a DatasetInfo,
+    name: &str,
+    use_: &'static str,
+    side: Side,
+) -> Result<&'a ColumnInfo, PlanError> {
+    let c = d
+        .columns
+        .iter()
+        .find(|c| c.name == name)
+        .ok_or_else(|| PlanError::NoColumn {
+            side,
+            dataset: d.name.clone(),
+            column: name.to_string(),
+            known: d
+                .columns
                 .iter()
                 .map(|c| c.name.as_str())
                 .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })?;
+                .join(", "),
+        })?;
     if !c.uses.iter().any(|u| u == use_) {
-        return Err(format!(
-            "column '{name}' of the {} dataset '{}' is not allowed as a {use_} by its node's policy",
-            side.label(),
-            d.name
-        ));
+        return Err(PlanError::NotAllowed {
+            side,
+            dataset: d.name.clone(),
+            column: name.to_string(),
+            use_,
+        });
     }
     Ok(c)
 }
 
 /// Checks filters' columns; the node checks again, this only fails early.
-pub fn check_filters(d: &DatasetInfo, filters: &[Filter], side: Side) -> Result<(), String> {
+pub fn check_filters(d: &DatasetInfo, filters: &[Filter], side: Side) -> Result<(), PlanError> {
     for f in filters {
         column(d, &f.column, "filter", side)?;
         if f.test.is_none() {
-            return Err(format!("the filter on {}.{} has no test", side.label(), f.column));
+            return Err(PlanError::FilterWithoutTest {
+                side,
+                column: f.column.clone(),
+            });
         }
     }
     Ok(())
 }
 
-pub fn plan(q: &BreakdownQuery, left: &DatasetInfo, right: &DatasetInfo) -> Result<BreakdownJob, String> {
+pub fn plan(q: &BreakdownQuery, left: &DatasetInfo, right: &DatasetInfo) -> Result<BreakdownJob, PlanError> {
     check_filters(left, &q.left_filters, Side::Left)?;
     check_filters(right, &q.right_filters, Side::Right)?;
     let domains = |d: &DatasetInfo, group_by: &[String], side: Side| {
@@ -74,11 +88,14 @@ pub fn plan(q: &BreakdownQuery, left: &DatasetInfo, right: &DatasetInfo) -> Resu
             .map(|g| {
                 let c = column(d, g, "group", side)?;
                 if c.values.is_empty() {
-                    return Err(format!("group column {}.{g} advertises no values", side.label()));
+                    return Err(PlanError::NoGroupValues {
+                        side,
+                        column: g.clone(),
+                    });
                 }
                 Ok(c.values.clone())
             })
-            .collect::<Result<Vec<_>, String>>()
+            .collect::<Result<Vec<_>, PlanError>>()
     };
     let left_domains = domains(left, &q.left_group_by, Side::Left)?;
     let right_domains = domains(right, &q.right_group_by, Side::Right)?;
@@ -88,15 +105,18 @@ pub fn plan(q: &BreakdownQuery, left: &DatasetInfo, right: &DatasetInfo) -> Resu
         let (side, d, list) = match wire::Side::try_from(m.side) {
             Ok(wire::Side::Left) => (Side::Left, left, &mut bounds.0),
             Ok(wire::Side::Right) => (Side::Right, right, &mut bounds.1),
-            _ => return Err(format!("measure '{}' names no side (left or right)", m.column)),
+            _ => {
+                return Err(PlanError::MeasureWithoutSide {
+                    column: m.column.clone(),
+                });
+            }
         };
         let c = column(d, &m.column, "measure", side)?;
         let (Some(lo), Some(hi)) = (c.clip_min, c.clip_max) else {
-            return Err(format!(
-                "measure {}.{} advertises no clipping range",
-                side.label(),
-                m.column
-            ));
+            return Err(PlanError::NoClipRange {
+                side,
+                column: m.column.clone(),
+            });
         };
         measures.push((side, list.len(), format!("{}.{}", side.label(), m.column)));
         list.push(clip_bound(lo, hi));
@@ -108,9 +128,8 @@ pub fn plan(q: &BreakdownQuery, left: &DatasetInfo, right: &DatasetInfo) -> Resu
         measure_bounds,
     };
     let plan = BreakdownPlan::new(schema(&left_domains, bounds.0), schema(&right_domains, bounds.1))
-        .map_err(|e| e.to_string())?;
-    plan.check()
-        .map_err(|e| format!("{e}: group by fewer columns or ask for fewer measures"))?;
+        .map_err(PlanError::Breakdown)?;
+    plan.check().map_err(PlanError::TooLarge)?;
     Ok(BreakdownJob {
         plan,
         left_domains,
@@ -136,7 +155,7 @@ impl BreakdownJob {
     /// Reads every cell from the decrypted lanes (`values[lane]`, cell-major
     /// as `open_lane` returns them), applying `threshold` to counts: a
     /// withheld count withholds its cell's sums and means too.
-    pub fn cells(&self, values: &[Vec<i64>], threshold: u64) -> Result<BreakdownResult, String> {
+    pub fn cells(&self, values: &[Vec<i64>], threshold: u64) -> Result<BreakdownResult, ReleaseError> {
         let lanes = &self.plan.lanes;
         if values.len() != lanes.len()
             || values
@@ -144,7 +163,7 @@ impl BreakdownJob {
                 .zip(lanes)
                 .any(|(v, l)| v.len() != l.shape.released_values())
         {
-            return Err("the decrypted release does not fit the breakdown's plan".into());
+            return Err(ReleaseError::DoesNotFitPlan);
         }
         let value = |lane: usize, left: usize, right: usize, stat: usize| {
             let l = &lanes[lane];
@@ -312,23 +331,36 @@ mod tests {
             vec![group("tier", &["T1"]), measure("deposit", 0.0, 1.0)],
         );
         let right = info("users", vec![group("interest", &["a"]), group("band", &["b"])]);
+        let e = plan(&query(&[(2, "spend")]), &left, &right).unwrap_err();
         assert!(
-            plan(&query(&[(2, "spend")]), &left, &right)
-                .unwrap_err()
-                .contains("no column 'spend'")
+            matches!(&e, PlanError::NoColumn { side: Side::Right, column, .. } if column == "spend"),
+            "{e:?}"
         );
+        assert!(e.to_string().contains("no column 'spend'"), "{e}");
         let e = plan(&query(&[(1, "tier")]), &left, &right).unwrap_err();
-        assert!(e.contains("not allowed as a measure"), "{e}");
+        assert!(
+            matches!(&e, PlanError::NotAllowed { use_: "measure", column, .. } if column == "tier"),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("not allowed as a measure"), "{e}");
         let mut q = query(&[]);
         q.left_filters.push(Filter {
             column: "deposit".into(),
             test: Some(wire::filter::Test::Equals("x".into())),
         });
+        let e = plan(&q, &left, &right).unwrap_err();
         assert!(
-            plan(&q, &left, &right)
-                .unwrap_err()
-                .contains("not allowed as a filter")
+            matches!(
+                &e,
+                PlanError::NotAllowed {
+                    side: Side::Left,
+                    use_: "filter",
+                    ..
+                }
+            ),
+            "{e:?}"
         );
+        assert!(e.to_string().contains("not allowed as a filter"), "{e}");
     }
 
     #[test]
@@ -344,6 +376,7 @@ mod tests {
         q.left_group_by = (0..12).map(|i| format!("g{i}")).collect();
         q.right_group_by = vec!["interest".into()];
         let e = plan(&q, &left, &right).unwrap_err();
-        assert!(e.contains("group by fewer columns"), "{e}");
+        assert!(matches!(e, PlanError::TooLarge(_)), "{e:?}");
+        assert!(e.to_string().contains("group by fewer columns"), "{e}");
     }
 }

@@ -3,7 +3,10 @@
 //! says how); the methods mirror the generated client's, so callers read the
 //! same either way.
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use jointly_protocol::{
     access::request::{self, NONCE_BYTES, RequestHeader},
@@ -34,6 +37,32 @@ pub struct Planner {
     credential: Credential,
 }
 
+/// Why no connection to the planner API was made; each says what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    #[error(
+        "refusing plain HTTP to {url}: use an https:// URL with --ca-cert (plain HTTP is for a coordinator on this machine only)"
+    )]
+    PlainHttp { url: String },
+    #[error("'{url}' is not a valid coordinator URL: {error}")]
+    BadUrl {
+        url: String,
+        error: tonic::transport::Error,
+    },
+    #[error("cannot read CA certificate {path}: {error}")]
+    CaCert { path: PathBuf, error: std::io::Error },
+    #[error("TLS configuration: {0}")]
+    Tls(tonic::transport::Error),
+    #[error(
+        "cannot reach the coordinator at {url}: {error}; is it running? (set --coordinator or JOINTLY_COORDINATOR)"
+    )]
+    Unreachable {
+        url: String,
+        error: tonic::transport::Error,
+    },
+}
+
 /// Whether a URL's host is this machine: the only place plain HTTP may go.
 pub fn is_loopback_url(url: &str) -> bool {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
@@ -55,30 +84,34 @@ pub async fn connect(
     ca_cert: Option<&Path>,
     tls_domain: Option<&str>,
     credential: Credential,
-) -> Result<Planner, String> {
+) -> Result<Planner, ConnectError> {
     if url.starts_with("http://") && !is_loopback_url(url) {
-        return Err(format!(
-            "refusing plain HTTP to {url}: use an https:// URL with --ca-cert (plain HTTP is for a coordinator on this machine only)"
-        ));
+        return Err(ConnectError::PlainHttp { url: url.to_string() });
     }
     let mut endpoint = Endpoint::from_shared(url.to_string())
-        .map_err(|e| format!("'{url}' is not a valid coordinator URL: {e}"))?
+        .map_err(|error| ConnectError::BadUrl {
+            url: url.to_string(),
+            error,
+        })?
         .connect_timeout(Duration::from_secs(5));
     if let Some(ca) = ca_cert {
-        let pem =
-            std::fs::read(ca).map_err(|e| format!("cannot read CA certificate {}: {e}", ca.display()))?;
+        let pem = std::fs::read(ca).map_err(|error| ConnectError::CaCert {
+            path: ca.to_path_buf(),
+            error,
+        })?;
         let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem));
         if let Some(domain) = tls_domain {
             tls = tls.domain_name(domain);
         }
-        endpoint = endpoint
-            .tls_config(tls)
-            .map_err(|e| format!("TLS configuration: {e}"))?;
+        endpoint = endpoint.tls_config(tls).map_err(ConnectError::Tls)?;
     }
     let channel = endpoint
         .connect()
         .await
-        .map_err(|e| format!("cannot reach the coordinator at {url}: {e}; is it running? (set --coordinator or JOINTLY_COORDINATOR)"))?;
+        .map_err(|error| ConnectError::Unreachable {
+            url: url.to_string(),
+            error,
+        })?;
     Ok(Planner {
         inner: PlannerClient::new(channel),
         credential,
@@ -240,5 +273,24 @@ mod tests {
         ] {
             assert!(!is_loopback_url(url), "{url}");
         }
+    }
+
+    #[tokio::test]
+    async fn plain_http_off_this_machine_is_refused_before_dialling() {
+        let credential = Credential {
+            coordinator_id: "c".into(),
+            coordinator_url: None,
+            principal: "alice".into(),
+            key: ed25519_dalek::SigningKey::from_bytes(&[3; 32]),
+        };
+        let refused = connect("http://10.0.0.1:7700", None, None, credential)
+            .await
+            .expect_err("refused");
+        assert!(matches!(&refused, ConnectError::PlainHttp { url } if url == "http://10.0.0.1:7700"));
+        assert!(
+            refused
+                .to_string()
+                .starts_with("refusing plain HTTP to http://10.0.0.1:7700: use an https:// URL")
+        );
     }
 }

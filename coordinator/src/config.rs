@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::error::CoordinatorError;
+use crate::error::{ConfigError, CoordinatorError, KeyError};
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -115,20 +115,16 @@ fn default_stall() -> u64 {
 
 impl CoordinatorConfig {
     pub fn load(path: &Path) -> Result<Self, CoordinatorError> {
-        let text = std::fs::read_to_string(path).map_err(|e| CoordinatorError::Config {
+        let in_file = |error| CoordinatorError::Config {
             path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        Self::parse(&text, path.parent().unwrap_or(Path::new("."))).map_err(|message| {
-            CoordinatorError::Config {
-                path: path.to_path_buf(),
-                message,
-            }
-        })
+            error,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| in_file(ConfigError::Read(e)))?;
+        Self::parse(&text, path.parent().unwrap_or(Path::new("."))).map_err(in_file)
     }
 
-    pub fn parse(text: &str, base: &Path) -> Result<Self, String> {
-        let mut c: CoordinatorConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn parse(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        let mut c: CoordinatorConfig = toml::from_str(text).map_err(ConfigError::Syntax)?;
         let resolve = |p: &mut PathBuf| {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -137,12 +133,12 @@ impl CoordinatorConfig {
         resolve(&mut c.database);
         resolve(&mut c.decryption.table);
         let bits = c.decryption.table_bits;
-        if !(jointly_protocol::crypto::bsgs::MIN_K..=jointly_protocol::crypto::bsgs::MAX_K).contains(&bits) {
-            return Err(format!(
-                "decryption.table_bits = {bits} is outside {}..={} (24 is the default)",
-                jointly_protocol::crypto::bsgs::MIN_K,
-                jointly_protocol::crypto::bsgs::MAX_K
-            ));
+        let (min, max) = (
+            jointly_protocol::crypto::bsgs::MIN_K,
+            jointly_protocol::crypto::bsgs::MAX_K,
+        );
+        if !(min..=max).contains(&bits) {
+            return Err(ConfigError::TableBits { bits, min, max });
         }
         if let Some(tls) = c.tls.as_mut() {
             resolve(&mut tls.cert);
@@ -151,21 +147,22 @@ impl CoordinatorConfig {
         let mut seen = std::collections::BTreeSet::new();
         for n in &c.nodes {
             if !seen.insert(n.name.as_str()) {
-                return Err(format!("node '{}' is registered twice", n.name));
+                return Err(ConfigError::DuplicateNode { node: n.name.clone() });
             }
-            n.key().map_err(|m| format!("node '{}': {m}", n.name))?;
+            n.key().map_err(|error| ConfigError::NodeKey {
+                node: n.name.clone(),
+                error,
+            })?;
         }
         Ok(c)
     }
 }
 
 impl RegisteredNode {
-    pub fn key(&self) -> Result<ed25519_dalek::VerifyingKey, String> {
+    pub fn key(&self) -> Result<ed25519_dalek::VerifyingKey, KeyError> {
         let mut bytes = [0u8; 32];
-        hex::decode_to_slice(self.public_key.trim(), &mut bytes)
-            .map_err(|_| "public_key must be 64 hex characters".to_string())?;
-        ed25519_dalek::VerifyingKey::from_bytes(&bytes)
-            .map_err(|_| "public_key is not a valid Ed25519 key".to_string())
+        hex::decode_to_slice(self.public_key.trim(), &mut bytes).map_err(|_| KeyError::NotHex)?;
+        ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| KeyError::NotEd25519)
     }
 }
 
@@ -180,6 +177,37 @@ mod tests {
         assert_eq!(c.nodes.len(), 2);
         assert_eq!(c.database, Path::new("/srv/coordinator.db"));
         let bad = text.replace("stall_seconds", "stall_secs");
-        assert!(CoordinatorConfig::parse(&bad, Path::new("/srv")).is_err());
+        let e = CoordinatorConfig::parse(&bad, Path::new("/srv")).unwrap_err();
+        assert!(matches!(e, ConfigError::Syntax(_)), "{e:?}");
+        assert!(e.to_string().contains("stall_secs"), "{e}");
+    }
+
+    #[test]
+    fn refusals_name_the_field_and_the_node() {
+        let parse = |text: &str| CoordinatorConfig::parse(text, Path::new("/srv")).unwrap_err();
+        let e = parse("[decryption]\ntable_bits = 2\n");
+        assert!(matches!(e, ConfigError::TableBits { bits: 2, .. }), "{e:?}");
+        assert!(
+            e.to_string().starts_with("decryption.table_bits = 2 is outside"),
+            "{e}"
+        );
+        let key = hex::encode(
+            ed25519_dalek::SigningKey::from_bytes(&[7; 32])
+                .verifying_key()
+                .to_bytes(),
+        );
+        let node = |name: &str, key: &str| format!("[[nodes]]\nname = \"{name}\"\npublic_key = \"{key}\"\n");
+        let e = parse(&format!("{}{}", node("bank", &key), node("bank", &key)));
+        assert!(
+            matches!(&e, ConfigError::DuplicateNode { node } if node == "bank"),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), "node 'bank' is registered twice");
+        let e = parse(&node("bank", "zz"));
+        assert!(
+            matches!(&e, ConfigError::NodeKey { node, error: KeyError::NotHex } if node == "bank"),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), "node 'bank': public_key must be 64 hex characters");
     }
 }

@@ -10,13 +10,35 @@
 //! secret_key = "…64 hex characters…"
 //! ```
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 pub const FORMAT: &str = "jointly-credential-v1";
+
+/// Why a credential cannot be read or written. No variant holds the key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CredentialError {
+    #[error("not a Jointly credential: {0}")]
+    NotACredential(TomlFault),
+    #[error("credential format '{found}' is not one this version reads ({FORMAT})")]
+    Format { found: String },
+    #[error("secret_key must be 64 hex characters")]
+    SecretKey,
+    #[error("cannot read credential {path}: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
+    /// The file's text is not a credential; `error` says why.
+    #[error("credential {path}: {error}")]
+    InFile {
+        path: PathBuf,
+        error: Box<CredentialError>,
+    },
+    #[error("cannot write credential {path}: {error}")]
+    Write { path: PathBuf, error: std::io::Error },
+}
 
 /// The secret half of a person's key, and where it is valid.
 #[derive(Clone)]
@@ -51,6 +73,45 @@ struct File {
     secret_key: String,
 }
 
+/// Where the credential's TOML breaks and why, without the offending line
+/// (the TOML error's own text quotes it, and it may be the secret key's).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TomlFault {
+    /// Line and column, from 1.
+    pub at: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl TomlFault {
+    fn of(e: &toml::de::Error, text: &str) -> Self {
+        let at = e.span().map(|span| {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            (
+                before.matches('\n').count() + 1,
+                before[line_start..].chars().count() + 1,
+            )
+        });
+        Self {
+            at,
+            message: e.message().trim_end().to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for TomlFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.at {
+            Some((line, column)) => write!(
+                f,
+                "TOML parse error at line {line}, column {column}: {}",
+                self.message
+            ),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
 impl Credential {
     /// The credential's text, with a header saying whose it is.
     pub fn to_text(&self, role: &str, organisation: &str, expires: &str) -> Zeroizing<String> {
@@ -69,18 +130,15 @@ impl Credential {
         ))
     }
 
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let file: File = toml::from_str(text).map_err(|e| format!("not a Jointly credential: {e}"))?;
+    pub fn parse(text: &str) -> Result<Self, CredentialError> {
+        let file: File =
+            toml::from_str(text).map_err(|e| CredentialError::NotACredential(TomlFault::of(&e, text)))?;
         let secret = Zeroizing::new(file.secret_key);
         if file.format != FORMAT {
-            return Err(format!(
-                "credential format '{}' is not one this version reads ({FORMAT})",
-                file.format
-            ));
+            return Err(CredentialError::Format { found: file.format });
         }
         let mut bytes = Zeroizing::new([0u8; 32]);
-        hex::decode_to_slice(secret.trim(), bytes.as_mut())
-            .map_err(|_| "secret_key must be 64 hex characters".to_string())?;
+        hex::decode_to_slice(secret.trim(), bytes.as_mut()).map_err(|_| CredentialError::SecretKey)?;
         Ok(Self {
             coordinator_id: file.coordinator_id,
             coordinator_url: file.coordinator_url,
@@ -90,19 +148,26 @@ impl Credential {
     }
 
     /// Reads a credential file, naming the file in any error.
-    pub fn load(path: &Path) -> Result<Self, String> {
+    pub fn load(path: &Path) -> Result<Self, CredentialError> {
         let text = Zeroizing::new(
-            std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read credential {}: {e}", path.display()))?,
+            std::fs::read_to_string(path).map_err(|error| CredentialError::Read {
+                path: path.to_path_buf(),
+                error,
+            })?,
         );
-        Self::parse(&text).map_err(|e| format!("credential {}: {e}", path.display()))
+        Self::parse(&text).map_err(|e| CredentialError::InFile {
+            path: path.to_path_buf(),
+            error: Box::new(e),
+        })
     }
 
     /// Writes the credential readable by its owner only (0600), replacing
     /// any file there.
-    pub fn save(&self, path: &Path, text: &str) -> Result<(), String> {
-        write_private(path, text.as_bytes())
-            .map_err(|e| format!("cannot write credential {}: {e}", path.display()))
+    pub fn save(&self, path: &Path, text: &str) -> Result<(), CredentialError> {
+        write_private(path, text.as_bytes()).map_err(|error| CredentialError::Write {
+            path: path.to_path_buf(),
+            error,
+        })
     }
 }
 
@@ -154,7 +219,35 @@ mod tests {
         let debug = format!("{c:?}");
         assert!(!debug.contains(&hex::encode([9u8; 32])), "{debug}");
         let wrong = text.replace(FORMAT, "jointly-credential-v0");
-        assert!(Credential::parse(&wrong).unwrap_err().contains("format"));
+        let e = Credential::parse(&wrong).unwrap_err();
+        assert!(
+            matches!(&e, CredentialError::Format { found } if found == "jointly-credential-v0"),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("format"), "{e}");
+        let short = text.replace(&hex::encode([9u8; 32]), "abcd");
+        let e = Credential::parse(&short).unwrap_err();
+        assert!(matches!(e, CredentialError::SecretKey), "{e:?}");
+        assert!(!format!("{e} {e:?}").contains("abcd"), "{e}");
+        // Unquoted, the key breaks the TOML: the error says where, never what.
+        let secret = hex::encode([9u8; 32]);
+        let bare = text.replace(&format!("\"{secret}\""), &secret);
+        let e = Credential::parse(&bare).unwrap_err();
+        let CredentialError::NotACredential(fault) = &e else {
+            panic!("{e:?}");
+        };
+        let line = bare
+            .lines()
+            .position(|l| l.starts_with("secret_key"))
+            .expect("line")
+            + 1;
+        assert_eq!(fault.at.map(|(l, _)| l), Some(line), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("not a Jointly credential: TOML parse error at line"),
+            "{e}"
+        );
+        assert!(!format!("{e} {e:?}").contains(&secret[..8]), "{e}");
     }
 
     #[test]

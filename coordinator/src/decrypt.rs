@@ -8,7 +8,7 @@ use jointly_protocol::crypto::bsgs::BsgsTable;
 use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
-use crate::config::Decryption;
+use crate::{config::Decryption, error::TableError};
 
 #[derive(Default)]
 pub struct TableCache {
@@ -16,13 +16,13 @@ pub struct TableCache {
 }
 
 impl TableCache {
-    pub async fn get(&self, config: &Decryption) -> Result<Arc<BsgsTable>, String> {
+    pub async fn get(&self, config: &Decryption) -> Result<Arc<BsgsTable>, TableError> {
         let config = config.clone();
         self.table
             .get_or_try_init(|| async move {
                 tokio::task::spawn_blocking(move || load_or_build(&config.table, config.table_bits))
                     .await
-                    .map_err(|e| format!("internal error while preparing the decryption table: {e}"))?
+                    .map_err(TableError::Preparing)?
                     .map(Arc::new)
             })
             .await
@@ -30,7 +30,7 @@ impl TableCache {
     }
 }
 
-fn load_or_build(path: &Path, bits: u32) -> Result<BsgsTable, String> {
+fn load_or_build(path: &Path, bits: u32) -> Result<BsgsTable, TableError> {
     match std::fs::read(path) {
         Ok(bytes) => match BsgsTable::from_bytes(&bytes) {
             Ok(table) if table.k() == bits => {
@@ -50,7 +50,7 @@ fn load_or_build(path: &Path, bits: u32) -> Result<BsgsTable, String> {
         }
     }
     let began = std::time::Instant::now();
-    let table = BsgsTable::build(bits).map_err(|e| format!("cannot build the decryption table: {e}"))?;
+    let table = BsgsTable::build(bits).map_err(TableError::Build)?;
     info!(
         bits,
         seconds = began.elapsed().as_secs_f64(),

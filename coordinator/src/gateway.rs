@@ -74,7 +74,7 @@ impl NodeGateway for Gateway {
                     "node '{name}' is not registered at this coordinator (add it under [[nodes]])"
                 ))
             })?;
-        let key = registered.key().map_err(Status::internal)?;
+        let key = registered.key()?;
         if hello.public_key != key.as_bytes() {
             return Err(Status::permission_denied(format!(
                 "node '{name}' presented a different public key than the one registered; update [[nodes]] if the key was rotated"

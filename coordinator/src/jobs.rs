@@ -25,6 +25,7 @@ use tracing::{info, warn};
 use crate::{
     attributions::{AttributionJob, LiftJob},
     breakdowns::BreakdownJob,
+    error::ReleaseError,
     job_event::JobEvent,
     release::combine,
     state::{ActiveJob, Coordinator, RELAY_FRAMES, SessionSide, SessionSlot},
@@ -33,9 +34,18 @@ use crate::{
 /// The two parties of a job: receiver first.
 #[derive(Clone, Debug)]
 pub struct Parties {
-    pub receiver: (String, String, String),
-    pub sender: (String, String, String),
+    pub receiver: PartyRef,
+    pub sender: PartyRef,
     pub kind: JobKind,
+}
+
+/// One party of a job: the node, the dataset it runs on, and the label of
+/// that dataset's identifier kind (what its peer's offer names).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartyRef {
+    pub node: String,
+    pub dataset: String,
+    pub id_kind: String,
 }
 
 /// What the job computes, as far as the coordinator must know to offer it
@@ -121,8 +131,8 @@ fn cancel_at_nodes(coord: &Arc<Coordinator>, job_id: &str, nodes: [&str; 2], rea
     }
 }
 
-/// Starts the job's task. `parties` hold (node, dataset, id_kind) per role;
-/// `requester` is the signed request both nodes check.
+/// Starts the job's task, for `parties` in their roles; `requester` is the
+/// signed request both nodes check.
 pub fn spawn(
     coord: Arc<Coordinator>,
     job_id: String,
@@ -134,7 +144,7 @@ pub fn spawn(
     coord.add_job(
         &job_id,
         ActiveJob {
-            nodes: [parties.receiver.0.clone(), parties.sender.0.clone()],
+            nodes: [parties.receiver.node.clone(), parties.sender.node.clone()],
             events: events.clone(),
         },
     );
@@ -150,7 +160,7 @@ pub fn spawn(
                 cancel_at_nodes(
                     &coord,
                     &job_id,
-                    [&parties.receiver.0, &parties.sender.0],
+                    [&parties.receiver.node, &parties.sender.node],
                     &f.message,
                 );
                 coord.store.fail(&job_id, &f.message, f.retryable).await
@@ -184,7 +194,7 @@ async fn run(
     mut inbox: mpsc::Receiver<JobEvent>,
 ) -> Result<QueryResult, Failure> {
     let (r, s) = (&parties.receiver, &parties.sender);
-    for ((node, dataset, _), role, (peer, _, peer_kind)) in [(r, Role::Receiver, s), (s, Role::Sender, r)] {
+    for (party, role, peer) in [(r, Role::Receiver, s), (s, Role::Sender, r)] {
         let (peer_groups, peer_measure_bounds) = match &parties.kind {
             JobKind::Breakdown(job) => {
                 let first = job.plan.first_receiver();
@@ -207,15 +217,15 @@ async fn run(
             job_id: job_id.to_string(),
             spec: Some(spec.clone()),
             role: role.into(),
-            dataset: dataset.clone(),
-            peer_node: peer.clone(),
-            peer_id_kind: peer_kind.clone(),
+            dataset: party.dataset.clone(),
+            peer_node: peer.node.clone(),
+            peer_id_kind: peer.id_kind.clone(),
             peer_groups,
             peer_measure_bounds,
             peer_channels,
             peer_campaigns,
         };
-        send(coord, node, Body::Offer(offer)).await?;
+        send(coord, &party.node, Body::Offer(offer)).await?;
     }
 
     let offer_deadline =
@@ -240,7 +250,7 @@ async fn run(
                         retryable: false,
                     });
                 };
-                let side = usize::from(node != r.0);
+                let side = usize::from(node != r.node);
                 accepted[side] = Some(NodeTerms { node, ..terms });
             }
             Some(JobEvent::Decision { node, reason, .. }) => {
@@ -278,12 +288,12 @@ async fn run(
             job_id: job_id.to_string(),
             sides: [
                 SessionSide {
-                    node: r.0.clone(),
+                    node: r.node.clone(),
                     token: tokens[0],
                     inbox: Some(rx0),
                 },
                 SessionSide {
-                    node: s.0.clone(),
+                    node: s.node.clone(),
                     token: tokens[1],
                     inbox: Some(rx1),
                 },
@@ -295,8 +305,8 @@ async fn run(
     let [Some(r_terms), Some(s_terms)] = accepted else {
         return Err(retryable("internal error: decisions lost".into()));
     };
-    let fatal = |message: String| Failure {
-        message,
+    let fatal = |e: ReleaseError| Failure {
+        message: e.to_string(),
         retryable: false,
     };
     let outcome = match follow(coord, job_id, &session_id, parties, tokens, &mut inbox).await {
@@ -326,9 +336,7 @@ async fn run(
             JobKind::Lift(job) => open_lift(coord, spec, job, &releases, [r_terms, s_terms])
                 .await
                 .map_err(fatal),
-            _ => Err(fatal(
-                "the nodes reported a breakdown for a job that is not one".into(),
-            )),
+            _ => Err(fatal(ReleaseError::NotABreakdown)),
         },
     };
     coord.remove_session(&session_id);
@@ -367,10 +375,10 @@ fn lane_outcome(l: &jointly_protocol::wire::LaneRelease) -> LaneOutcome {
 }
 
 /// The release's terms, after checking the nodes' noise fits the query.
-fn checked_release(spec: &QuerySpec, terms: &[NodeTerms; 2]) -> Result<(Privacy, u64), String> {
+fn checked_release(spec: &QuerySpec, terms: &[NodeTerms; 2]) -> Result<(Privacy, u64), ReleaseError> {
     let privacy = spec.privacy.unwrap_or_default();
     if privacy.exact != terms.iter().all(|t| t.sigma == 0.0) {
-        return Err("the nodes' noise terms do not fit the query's privacy terms".into());
+        return Err(ReleaseError::TermsDoNotFit);
     }
     Ok((privacy, terms[0].min_aggregation.max(terms[1].min_aggregation)))
 }
@@ -382,25 +390,31 @@ async fn open_lanes(
     releases: &[BreakdownRelease; 2],
     lanes: usize,
     terms: &[NodeTerms; 2],
-) -> Result<Vec<Vec<i64>>, String> {
-    let of = |node: usize, i: usize| -> Result<LaneOutcome, String> {
-        releases[node]
-            .lanes
-            .iter()
-            .find(|l| l.lane as usize == i)
-            .map(lane_outcome)
-            .ok_or_else(|| format!("node '{}' reported no release for lane {i}", terms[node].node))
-    };
+) -> Result<Vec<Vec<i64>>, ReleaseError> {
+    let of = |node: usize, i: usize| lane_of(&releases[node], i, &terms[node]);
     let pairs = (0..lanes)
         .map(|i| Ok((of(1, i)?, of(0, i)?)))
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>, ReleaseError>>()?;
     decrypt_pairs(coord, pairs).await
+}
+
+/// Lane `lane` of one node's release, `terms` naming the node.
+fn lane_of(release: &BreakdownRelease, lane: usize, terms: &NodeTerms) -> Result<LaneOutcome, ReleaseError> {
+    release
+        .lanes
+        .iter()
+        .find(|l| l.lane as usize == lane)
+        .map(lane_outcome)
+        .ok_or_else(|| ReleaseError::NoLane {
+            node: terms.node.clone(),
+            lane,
+        })
 }
 
 async fn decrypt_pairs(
     coord: &Arc<Coordinator>,
     pairs: Vec<(LaneOutcome, LaneOutcome)>,
-) -> Result<Vec<Vec<i64>>, String> {
+) -> Result<Vec<Vec<i64>>, ReleaseError> {
     let table = coord.tables.get(&coord.config.decryption).await?;
     tokio::task::spawn_blocking(move || {
         pairs
@@ -409,8 +423,8 @@ async fn decrypt_pairs(
             .collect::<Result<Vec<_>, _>>()
     })
     .await
-    .map_err(|e| format!("internal error while decrypting: {e}"))?
-    .map_err(|e| e.to_string())
+    .map_err(ReleaseError::Decrypting)?
+    .map_err(ReleaseError::Open)
 }
 
 /// Section A at the coordinator: the job's lanes opened (a window each for
@@ -421,8 +435,8 @@ async fn open_event_lanes(
     releases: &[BreakdownRelease; 2],
     terms: [NodeTerms; 2],
     lanes: usize,
-    read: impl FnOnce(&[Vec<i64>], &[NodeTerms; 2], u64) -> Result<query_result::Result, String>,
-) -> Result<QueryResult, String> {
+    read: impl FnOnce(&[Vec<i64>], &[NodeTerms; 2], u64) -> Result<query_result::Result, ReleaseError>,
+) -> Result<QueryResult, ReleaseError> {
     let (privacy, threshold) = checked_release(spec, &terms)?;
     let opened = open_lanes(coord, releases, lanes, &terms).await?;
     let result = read(&opened, &terms, threshold)?;
@@ -438,11 +452,13 @@ async fn open_attribution(
     job: &AttributionJob,
     releases: &[BreakdownRelease; 2],
     terms: [NodeTerms; 2],
-) -> Result<QueryResult, String> {
+) -> Result<QueryResult, ReleaseError> {
     // The bank (the receiver) reports its noised conversion count.
     let conversions = releases[0]
         .conversions
-        .ok_or_else(|| format!("node '{}' reported no conversion count", terms[0].node))?;
+        .ok_or_else(|| ReleaseError::NoConversions {
+            node: terms[0].node.clone(),
+        })?;
     open_event_lanes(
         coord,
         spec,
@@ -463,9 +479,9 @@ async fn open_lift(
     job: &LiftJob,
     releases: &[BreakdownRelease; 2],
     terms: [NodeTerms; 2],
-) -> Result<QueryResult, String> {
+) -> Result<QueryResult, ReleaseError> {
     open_event_lanes(coord, spec, releases, terms, 1, |opened, terms, threshold| {
-        let lane = opened.first().ok_or("the lift's lane was not opened")?;
+        let lane = opened.first().ok_or(ReleaseError::LiftLaneNotOpened)?;
         job.result(lane, terms, threshold).map(query_result::Result::Lift)
     })
     .await
@@ -479,20 +495,15 @@ async fn open_breakdown(
     job: &BreakdownJob,
     releases: &[BreakdownRelease; 2],
     terms: [NodeTerms; 2],
-) -> Result<QueryResult, String> {
+) -> Result<QueryResult, ReleaseError> {
     let (privacy, threshold) = checked_release(spec, &terms)?;
     // releases[0] is the job's receiver (lane 0's receiver).
     let first = job.plan.first_receiver();
     let mut pairs = Vec::new();
     for (i, lane) in job.plan.lanes.iter().enumerate() {
-        let of = |side: Side| -> Result<LaneOutcome, String> {
+        let of = |side: Side| {
             let node = usize::from(side != first);
-            releases[node]
-                .lanes
-                .iter()
-                .find(|l| l.lane as usize == i)
-                .map(lane_outcome)
-                .ok_or_else(|| format!("node '{}' reported no release for lane {i}", terms[node].node))
+            lane_of(&releases[node], i, &terms[node])
         };
         pairs.push((of(lane.sender())?, of(lane.receiver)?));
     }
@@ -546,7 +557,7 @@ async fn follow(
     tokens: [[u8; 32]; 2],
     inbox: &mut mpsc::Receiver<JobEvent>,
 ) -> Result<Reports, Failure> {
-    let names = [&parties.receiver.0, &parties.sender.0];
+    let names = [&parties.receiver.node, &parties.sender.node];
     for (i, (node, token)) in names.iter().zip(tokens).enumerate() {
         let start = StartSession {
             job_id: job_id.to_string(),

@@ -94,6 +94,7 @@ mod tests {
         let config = CoordinatorConfig::parse("listen = \"0.0.0.0:0\"\n", dir.path()).expect("config");
         let listener = TcpListener::bind("0.0.0.0:0").await.expect("bind");
         let refused = serve(config, listener, async {}).await.expect_err("refused");
+        assert!(matches!(refused, CoordinatorError::Transport(_)), "{refused:?}");
         assert!(
             refused.to_string().contains("refusing to serve plain HTTP"),
             "{refused}"

@@ -26,7 +26,7 @@ use crate::{
     breakdowns::{check_filters, plan as plan_breakdown},
     credential::Credential,
     error::CoordinatorError,
-    jobs::{self, JobKind, Parties},
+    jobs::{self, JobKind, Parties, PartyRef},
     registry::{self, ALL_WORKSPACES, NewPrincipal, Role},
     state::Coordinator,
     store::{Owner, Workspaces, now_ms},
@@ -41,13 +41,9 @@ impl PlannerApi {
         Self { coord }
     }
 
-    /// Resolves `node/dataset` to (node, dataset, identifier kind), or says what
-    /// is wrong with it.
-    fn resolve(
-        &self,
-        side: &str,
-        r: Option<&DatasetRef>,
-    ) -> Result<(String, String, IdKind), CoordinatorError> {
+    /// Resolves `node/dataset` to the party and its identifier kind, or says
+    /// what is wrong with it.
+    fn resolve(&self, side: &str, r: Option<&DatasetRef>) -> Result<(PartyRef, IdKind), CoordinatorError> {
         let r = r.ok_or_else(|| CoordinatorError::InvalidQuery(format!("the {side} dataset is missing")))?;
         let registry = &self.coord.config.nodes;
         if !registry.iter().any(|n| n.name == r.node) {
@@ -78,7 +74,12 @@ impl PlannerApi {
         let kind = d.id_kind.parse::<IdKind>().map_err(|_| {
             CoordinatorError::InvalidQuery(format!("node '{}' advertises an unknown identifier kind", r.node))
         })?;
-        Ok((r.node.clone(), r.dataset.clone(), kind))
+        let party = PartyRef {
+            node: r.node.clone(),
+            dataset: r.dataset.clone(),
+            id_kind: kind.label().to_string(),
+        };
+        Ok((party, kind))
     }
 
     fn dataset_info(&self, node: &str, dataset: &str) -> Result<DatasetInfo, CoordinatorError> {
@@ -114,82 +115,69 @@ impl PlannerApi {
             }
             Some(_) => {}
         }
-        let left = self.resolve("left", left)?;
-        let right = self.resolve("right", right)?;
-        if left.0 == right.0 {
+        let (l, left_kind) = self.resolve("left", left)?;
+        let (r, right_kind) = self.resolve("right", right)?;
+        if l.node == r.node {
             return Err(CoordinatorError::InvalidQuery(format!(
                 "both datasets are on node '{}'; a query runs between two nodes",
-                left.0
+                l.node
             )));
         }
-        if match_kind(left.2, right.2).is_none() {
+        if match_kind(left_kind, right_kind).is_none() {
             return Err(CoordinatorError::InvalidQuery(format!(
-                "identifier kinds cannot match: {}/{} holds {} and {}/{} holds {}",
-                left.0, left.1, left.2, right.0, right.1, right.2
+                "identifier kinds cannot match: {}/{} holds {left_kind} and {}/{} holds {right_kind}",
+                l.node, l.dataset, r.node, r.dataset
             )));
         }
-        let label = |(n, d, k): &(String, String, IdKind)| (n.clone(), d.clone(), k.label().to_string());
-        let (l, r) = (label(&left), label(&right));
+        let schema = |p: &PartyRef| self.dataset_info(&p.node, &p.dataset);
         let (receiver, sender, kind) = match &spec.query {
             Some(Query::Segment(q)) => {
-                let schema = |p: &(String, String, String)| self.dataset_info(&p.0, &p.1);
-                check_filters(&schema(&l)?, &q.left_filters, Side::Left).map_err(invalid)?;
-                check_filters(&schema(&r)?, &q.right_filters, Side::Right).map_err(invalid)?;
+                check_filters(&schema(&l)?, &q.left_filters, Side::Left)?;
+                check_filters(&schema(&r)?, &q.right_filters, Side::Right)?;
                 let activated = (!q.activate.is_empty()).then(|| q.activate.clone());
                 match activated.as_deref() {
                     // The node that receives the members must be the receiver.
-                    Some(a) if a == r.0 => (r, l, JobKind::Segment { activated }),
-                    Some(a) if a != l.0 => {
+                    Some(a) if a == r.node => (r, l, JobKind::Segment { activated }),
+                    Some(a) if a != l.node => {
                         return Err(invalid(format!(
                             "--activate names '{a}', which is neither the left node '{}' nor the right node '{}'",
-                            l.0, r.0
+                            l.node, r.node
                         )));
                     }
                     _ => (l, r, JobKind::Segment { activated }),
                 }
             }
             Some(Query::Breakdown(q)) => {
-                let job = plan_breakdown(
-                    q,
-                    &self.dataset_info(&l.0, &l.1)?,
-                    &self.dataset_info(&r.0, &r.1)?,
-                )
-                .map_err(invalid)?;
+                let job = plan_breakdown(q, &schema(&l)?, &schema(&r)?)?;
                 match job.plan.first_receiver() {
                     Side::Left => (l, r, JobKind::Breakdown(Box::new(job))),
                     Side::Right => (r, l, JobKind::Breakdown(Box::new(job))),
                 }
             }
             Some(Query::Attribution(q)) => {
-                let job = plan_attribution(
-                    q,
-                    (&l.0, &self.dataset_info(&l.0, &l.1)?),
-                    (&r.0, &self.dataset_info(&r.0, &r.1)?),
-                )
-                .map_err(invalid)?;
+                let job = plan_attribution(q, (&l.node, &schema(&l)?), (&r.node, &schema(&r)?))?;
                 (l, r, JobKind::Attribution(Box::new(job)))
             }
             Some(Query::Lift(q)) => {
                 let conversions = self
                     .coord
-                    .node_datasets(&r.0)
+                    .node_datasets(&r.node)
                     .and_then(|ds| ds.into_iter().find(|d| d.name == q.conversions));
                 if let Some(c) = &conversions {
                     let kind = c.id_kind.parse::<IdKind>().ok();
-                    if kind.and_then(|k| match_kind(k, left.2)).is_none() {
+                    if kind.and_then(|k| match_kind(k, left_kind)).is_none() {
                         return Err(invalid(format!(
-                            "identifier kinds cannot match: {}/{} holds {} and {}/{} holds {}",
-                            r.0, c.name, c.id_kind, l.0, l.1, left.2
+                            "identifier kinds cannot match: {}/{} holds {} and {}/{} holds {left_kind}",
+                            r.node, c.name, c.id_kind, l.node, l.dataset
                         )));
                     }
                 }
                 let job = plan_lift(
                     q,
-                    (&r.0, &self.dataset_info(&r.0, &r.1)?),
+                    (&r.node, &schema(&r)?),
                     conversions.as_ref(),
-                    (&l.0, &self.dataset_info(&l.0, &l.1)?),
-                )
-                .map_err(invalid)?;
+                    (&l.node, &schema(&l)?),
+                )?;
                 (l, r, JobKind::Lift(Box::new(job)))
             }
             _ => (l, r, JobKind::Overlap),
@@ -281,7 +269,7 @@ impl Planner for PlannerApi {
         };
         // Persisted before anything runs: a crash from here on leaves a record.
         let job = self.coord.store.insert(&job_id, &spec, &owner).await?;
-        info!(job = %job_id, planner = %owner.principal, workspace = %owner.workspace, receiver = %parties.receiver.0, sender = %parties.sender.0, "job submitted");
+        info!(job = %job_id, planner = %owner.principal, workspace = %owner.workspace, receiver = %parties.receiver.node, sender = %parties.sender.node, "job submitted");
         let requester = requester(&self.coord, &caller, &workspace, &submitted);
         jobs::spawn(Arc::clone(&self.coord), job_id, spec, parties, requester);
         Ok(Response::new(job))

@@ -82,16 +82,19 @@ impl Role {
     }
 }
 
+/// A role name that is none of the three.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("'{0}' is not a role; the roles are planner, auditor and operator")]
+pub struct UnknownRole(pub String);
+
 impl std::str::FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownRole;
+    fn from_str(s: &str) -> Result<Self, UnknownRole> {
         match s {
             "planner" => Ok(Role::Planner),
             "auditor" => Ok(Role::Auditor),
             "operator" => Ok(Role::Operator),
-            other => Err(format!(
-                "'{other}' is not a role; the roles are planner, auditor and operator"
-            )),
+            other => Err(UnknownRole(other.to_string())),
         }
     }
 }

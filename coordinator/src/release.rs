@@ -7,6 +7,8 @@ use jointly_protocol::wire::{
     NodeTerms, OverlapResult, Privacy, QueryResult, QuerySpec, Release, ReleasedCount, query_result,
 };
 
+use crate::error::ReleaseError;
+
 /// Builds the released result from the receiver's report and the sender's
 /// shares, of which a noised job has `expected_shares` (0 when the sender's
 /// dummies already noise the receiver's count, 1 for an activation).
@@ -17,36 +19,34 @@ pub fn combine(
     sender_shares: &[i64],
     expected_shares: usize,
     terms: [NodeTerms; 2],
-) -> Result<QueryResult, String> {
+) -> Result<QueryResult, ReleaseError> {
     let privacy = spec.privacy.unwrap_or_default();
     let threshold = terms[0].min_aggregation.max(terms[1].min_aggregation);
     let sigmas = [terms[0].sigma, terms[1].sigma];
     if privacy.exact != sigmas.iter().all(|s| *s == 0.0) {
-        return Err(format!(
-            "the nodes' noise terms do not fit the query: exact = {} but the nodes stated sigma {} and {}",
-            privacy.exact, sigmas[0], sigmas[1]
-        ));
+        return Err(ReleaseError::SigmasDoNotFit {
+            exact: privacy.exact,
+            sigmas,
+        });
     }
     let Some(query_result::Result::Overlap(OverlapResult {
         intersection: Some(count),
     })) = from_receiver.result
     else {
-        return Err(format!(
-            "node '{}' reported a result that is not an overlap count",
-            terms[0].node
-        ));
+        return Err(ReleaseError::NotACount {
+            node: terms[0].node.clone(),
+        });
     };
     let share = match (privacy.exact, sender_shares) {
         (true, []) => 0,
         (false, []) if expected_shares == 0 => 0,
         (false, [share]) if expected_shares == 1 => *share,
         _ => {
-            return Err(format!(
-                "node '{}' sent {} noise shares for one released count, expected {}",
-                terms[1].node,
-                sender_shares.len(),
-                if privacy.exact { 0 } else { expected_shares }
-            ));
+            return Err(ReleaseError::Shares {
+                node: terms[1].node.clone(),
+                sent: sender_shares.len(),
+                expected: if privacy.exact { 0 } else { expected_shares },
+            });
         }
     };
     let intersection = release_count(count, share, threshold);
@@ -156,17 +156,28 @@ mod tests {
     fn refuses_shares_and_terms_that_do_not_fit() {
         let noised = [terms("bank", 3.0, 0), terms("partner", 4.0, 0)];
         let exact = [terms("bank", 0.0, 0), terms("partner", 0.0, 0)];
-        assert!(combine(&spec(false), partial(5, false), &[], 1, noised.clone()).is_err());
-        assert!(combine(&spec(false), partial(5, false), &[1, 2], 1, noised.clone()).is_err());
+        let shares = |r: Result<QueryResult, ReleaseError>| match r {
+            Err(ReleaseError::Shares { node, sent, expected }) => Some((node, sent, expected)),
+            _ => None,
+        };
+        let e = combine(&spec(false), partial(5, false), &[], 1, noised.clone());
+        assert_eq!(shares(e), Some(("partner".into(), 0, 1)));
+        let e = combine(&spec(false), partial(5, false), &[1, 2], 1, noised.clone());
+        assert_eq!(shares(e), Some(("partner".into(), 2, 1)));
         // An overlap's sender adds no share: one sent is refused.
-        assert!(combine(&spec(false), partial(5, false), &[1], 0, noised.clone()).is_err());
+        let e = combine(&spec(false), partial(5, false), &[1], 0, noised.clone());
+        assert_eq!(shares(e), Some(("partner".into(), 1, 0)));
         assert_eq!(
             count(&combine(&spec(false), partial(5, false), &[], 0, noised.clone()).expect("overlap")).value,
             5
         );
-        assert!(combine(&spec(true), partial(5, false), &[1], 1, exact.clone()).is_err());
+        let e = combine(&spec(true), partial(5, false), &[1], 1, exact.clone());
+        assert_eq!(shares(e), Some(("partner".into(), 1, 0)));
         // A node claiming no noise on a noised query.
-        assert!(combine(&spec(false), partial(5, false), &[1], 1, exact.clone()).is_err());
+        assert!(matches!(
+            combine(&spec(false), partial(5, false), &[1], 1, exact.clone()),
+            Err(ReleaseError::SigmasDoNotFit { exact: false, .. })
+        ));
         let r = combine(&spec(true), partial(5, false), &[], 0, exact).expect("exact");
         assert_eq!(count(&r).value, 5);
         assert!(r.release.expect("terms").exact);

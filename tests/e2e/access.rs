@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::support::*;
 use jointly_coordinator::{
     auth::method,
-    client::{self, Planner, signed},
+    client::{self, ConnectError, Planner, signed},
     credential::Credential,
 };
 use jointly_examples::{
@@ -225,7 +225,11 @@ async fn every_call_refuses_the_unsigned_revoked_expired_stale_replayed_and_rela
     let refused = client::connect("http://10.0.0.1:7700", None, None, credential.clone())
         .await
         .expect_err("plain http off loopback");
-    assert!(refused.contains("refusing plain HTTP"), "{refused}");
+    assert!(
+        matches!(&refused, ConnectError::PlainHttp { url } if url == "http://10.0.0.1:7700"),
+        "{refused:?}"
+    );
+    assert!(refused.to_string().contains("refusing plain HTTP"), "{refused}");
     cluster.shutdown().await;
 }
 

@@ -4,7 +4,7 @@
 //! campaign counts, so they cannot disagree on the lanes' shapes.
 
 use crate::{
-    queries::attribution::{self, Plan, ValueBuckets},
+    queries::attribution::{self, AttributionError, Plan, ValueBuckets},
     queries::attribution_model::{CREDITS_PER_ELEMENT, Model, Window},
     queries::breakdown_plan::MAX_ABS_VALUE,
     queries::lift::LiftPlan,
@@ -13,33 +13,50 @@ use crate::{
     wire::{self, AttributionModel, ConversionPeriod, ConversionWindow},
 };
 
+/// Why an attribution or lift query names no plan the nodes could run. The
+/// texts are what the planner reads in a refusal; none carries a value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    #[error("the time-decay model needs a half life of at least 1 day")]
+    NoHalfLife,
+    #[error(
+        "the attribution query names no model (last_touch, first_touch, linear, time_decay, position_based)"
+    )]
+    NoModel,
+    #[error("the query gives no conversion period")]
+    NoPeriod,
+    #[error("the conversion period names no window (day or hour)")]
+    NoWindow,
+    #[error("the lift query needs a value clip of at least 1 CNY")]
+    NoValueClip,
+    /// The period or plan fails its own checks.
+    #[error(transparent)]
+    Plan(#[from] AttributionError),
+}
+
 /// The model a query names, or why it names none.
-pub fn model(q: &wire::AttributionQuery) -> Result<Model, String> {
+pub fn model(q: &wire::AttributionQuery) -> Result<Model, QueryError> {
     Ok(match AttributionModel::try_from(q.model) {
         Ok(AttributionModel::LastTouch) => Model::LastTouch,
         Ok(AttributionModel::FirstTouch) => Model::FirstTouch,
         Ok(AttributionModel::Linear) => Model::Linear,
         Ok(AttributionModel::PositionBased) => Model::PositionBased,
         Ok(AttributionModel::TimeDecay) => match q.half_life_days {
-            0 => return Err("the time-decay model needs a half life of at least 1 day".into()),
+            0 => return Err(QueryError::NoHalfLife),
             half_life_days => Model::TimeDecay { half_life_days },
         },
-        _ => {
-            return Err(
-                "the attribution query names no model (last_touch, first_touch, linear, time_decay, position_based)"
-                    .into(),
-            );
-        }
+        _ => return Err(QueryError::NoModel),
     })
 }
 
 /// The conversion windows a query names.
-pub fn period(p: Option<&ConversionPeriod>) -> Result<attribution::Period, String> {
-    let p = p.ok_or("the query gives no conversion period")?;
+pub fn period(p: Option<&ConversionPeriod>) -> Result<attribution::Period, QueryError> {
+    let p = p.ok_or(QueryError::NoPeriod)?;
     let window = match ConversionWindow::try_from(p.window) {
         Ok(ConversionWindow::Day) => Window::Day,
         Ok(ConversionWindow::Hour) => Window::Hour,
-        _ => return Err("the conversion period names no window (day or hour)".into()),
+        _ => return Err(QueryError::NoWindow),
     };
     let period = attribution::Period {
         start: p.start,
@@ -47,7 +64,7 @@ pub fn period(p: Option<&ConversionPeriod>) -> Result<attribution::Period, Strin
         window,
         max_conversions: p.max_conversions,
     };
-    period.check().map_err(|e| e.to_string())?;
+    period.check()?;
     Ok(period)
 }
 
@@ -79,7 +96,7 @@ pub fn attribution_plan(
     q: &wire::AttributionQuery,
     channels: usize,
     campaigns: usize,
-) -> Result<Plan, String> {
+) -> Result<Plan, QueryError> {
     let plan = Plan {
         period: period(q.period.as_ref())?,
         lookback_days: q.lookback_days,
@@ -89,7 +106,7 @@ pub fn attribution_plan(
         campaigns,
         by_campaign: q.by_campaign,
     };
-    plan.check().map_err(|e| e.to_string())?;
+    plan.check()?;
     Ok(plan)
 }
 
@@ -142,13 +159,13 @@ pub fn attribution_stddevs(plan: &Plan, sigma: f64) -> (f64, f64, f64) {
 }
 
 /// The lift plan.
-pub fn lift_plan(q: &wire::LiftQuery) -> Result<LiftPlan, String> {
+pub fn lift_plan(q: &wire::LiftQuery) -> Result<LiftPlan, QueryError> {
     let plan = LiftPlan {
         period: period(q.period.as_ref())?,
         value_clip: q.value_clip,
     };
     if plan.value_clip == 0 {
-        return Err("the lift query needs a value clip of at least 1 CNY".into());
+        return Err(QueryError::NoValueClip);
     }
     Ok(plan)
 }
@@ -202,23 +219,27 @@ mod tests {
     #[test]
     fn bad_queries_are_named() {
         let e = attribution_plan(&query(AttributionModel::Unspecified, 0), 6, 4).unwrap_err();
-        assert!(e.contains("no model"), "{e}");
+        assert_eq!(e, QueryError::NoModel);
+        assert!(e.to_string().contains("no model"), "{e}");
         let e = attribution_plan(&query(AttributionModel::TimeDecay, 0), 6, 4).unwrap_err();
-        assert!(e.contains("half life"), "{e}");
+        assert_eq!(e, QueryError::NoHalfLife);
+        assert!(e.to_string().contains("half life"), "{e}");
         let mut q = query(AttributionModel::Linear, 0);
         q.period.as_mut().expect("period").start += 1;
-        assert!(
-            attribution_plan(&q, 6, 4)
-                .unwrap_err()
-                .contains("window boundaries")
-        );
+        let e = attribution_plan(&q, 6, 4).unwrap_err();
+        assert!(matches!(e, QueryError::Plan(AttributionError::Plan(_))), "{e:?}");
+        assert!(e.to_string().contains("window boundaries"), "{e}");
         let mut q = query(AttributionModel::Linear, 0);
         q.lookback_days = 0;
-        assert!(attribution_plan(&q, 6, 4).unwrap_err().contains("lookback"));
+        let e = attribution_plan(&q, 6, 4).unwrap_err();
+        assert!(matches!(e, QueryError::Plan(AttributionError::Plan(_))), "{e:?}");
+        assert!(e.to_string().contains("lookback"), "{e}");
         assert!(attribution_plan(&query(AttributionModel::Linear, 0), 0, 4).is_err());
         let mut q = query(AttributionModel::Linear, 0);
         q.period = None;
-        assert!(attribution_plan(&q, 6, 4).unwrap_err().contains("period"));
+        let e = attribution_plan(&q, 6, 4).unwrap_err();
+        assert_eq!(e, QueryError::NoPeriod);
+        assert!(e.to_string().contains("period"), "{e}");
     }
 
     #[test]
@@ -247,6 +268,6 @@ mod tests {
         assert!(lift_sums_fit(&plan, 10_000_000));
         assert!(!lift_sums_fit(&plan, 1 << 40));
         let zero = wire::LiftQuery { value_clip: 0, ..q };
-        assert!(lift_plan(&zero).is_err());
+        assert_eq!(lift_plan(&zero).unwrap_err(), QueryError::NoValueClip);
     }
 }
