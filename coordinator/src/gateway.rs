@@ -4,8 +4,7 @@
 
 use std::{pin::Pin, sync::Arc, time::Duration};
 
-use ed25519_dalek::{Signature, Verifier};
-use jointly_protocol::access::attach::attach_message;
+use jointly_protocol::access::attach::verify_attach;
 use jointly_protocol::wire::{
     Challenge, CoordinatorMessage, NodeMessage, SessionFrame, TranscriptPart, TranscriptReceipt, Welcome,
     coordinator_message::Body as ToNode, node_gateway_server::NodeGateway, node_message::Body as FromNode,
@@ -109,10 +108,7 @@ impl NodeGateway for Gateway {
                     return;
                 }
             };
-            let message = attach_message(&coord.config.id, &name, &nonce);
-            let valid = Signature::from_slice(&proof.signature)
-                .map(|sig| key.verify(&message, &sig).is_ok())
-                .unwrap_or(false);
+            let valid = verify_attach(&key, &coord.config.id, &name, &nonce, &proof.signature);
             if !valid {
                 warn!(node = %name, "attach proof did not verify");
                 let _ = to_node_task
