@@ -38,19 +38,17 @@ use crate::{
         Ciphertext, ElGamalError, JointKeys, KeyOffer, OneHot, SlotShares, ZERO_ROW, decode_ciphertexts,
         decode_decryption_shares,
     },
-    crypto::group::{PointBytes, SessionKey, decode_and_mask, mask_each, validate_points},
+    crypto::group::{PointBytes, SessionKey, mask_each},
     crypto::hash::{HashToGroup, ID_DST},
     crypto::shuffle,
     error::ProtocolError,
     ids::idlist::IdList,
     privacy::cover::{Dummies, Entry, Layout, random_point},
+    session::lists::{InboundList, Treat},
     session::outcome::{LaneOutcome, Outcome},
     session::party::{Party, Progress},
     session::stream,
-    session::stream::{
-        Announce, Limits, List, Setup, Terms, capacity_for, check_announce, check_chunk, check_end,
-        next_chunk, peer_key_point,
-    },
+    session::stream::{Announce, Limits, List, Setup, Terms, check_announce, next_chunk, peer_key_point},
     wire::{Batches, CipherChunk, CipherList, ListEnd, PointChunk, ProtocolMessage, protocol_message},
 };
 

@@ -19,18 +19,18 @@
 use std::sync::Arc;
 
 use crate::{
-    crypto::group::{PointBytes, SessionKey, decode_and_mask, mask_each, validate_points},
+    crypto::group::{PointBytes, SessionKey, mask_each},
     crypto::hash::{HashToGroup, ID_DST},
     crypto::shuffle,
     error::ProtocolError,
     ids::idlist::IdList,
     privacy::cover::Dummies,
     session::attest::{self, Attestation},
+    session::lists::{InboundList, ReadyList, Treat},
     session::outcome::{Outcome, OverlapOutcome},
     session::party::{Party, Progress},
     session::stream::{
-        Announce, List, ListMessage, MaskedStream, Setup, capacity_for, check_announce, check_chunk,
-        check_end, count_common, next_chunk, peer_key_point,
+        Announce, List, ListMessage, MaskedStream, Setup, check_announce, count_common, peer_key_point,
     },
     wire::ProtocolMessage,
 };
@@ -43,12 +43,9 @@ pub struct OverlapReceiver {
     announced: bool,
     u: MaskedStream,
     peer: Option<Announce>,
-    rw: Vec<PointBytes>,
-    /// W as received, kept for the attestation of `rw` (O.4).
-    w: Vec<PointBytes>,
-    w_closed: bool,
-    v: Vec<PointBytes>,
-    v_closed: bool,
+    /// `r*W`, and W as received for the attestation of `r*W` (O.4).
+    w: InboundList,
+    v: InboundList,
 }
 
 impl std::fmt::Debug for OverlapReceiver {
@@ -75,11 +72,8 @@ impl OverlapReceiver {
             announced: false,
             u: MaskedStream::new(ids, Dummies::none(), pads),
             peer: None,
-            rw: Vec::new(),
-            w: Vec::new(),
-            w_closed: false,
-            v: Vec::new(),
-            v_closed: false,
+            w: InboundList::waiting(List::W.step(), Treat::MaskKeepingOriginals),
+            v: InboundList::waiting(List::V.step(), Treat::Check),
             setup,
         })
     }
@@ -107,78 +101,39 @@ impl OverlapReceiver {
             got: got.describe(),
         };
         let limits = self.setup.limits;
-        match (msg, self.peer) {
-            (ListMessage::Announce(a), None) => {
+        match msg {
+            ListMessage::Announce(a) if self.peer.is_none() => {
                 check_announce(&a, &self.setup.terms, &limits, 1, 1)?;
                 self.peer = Some(a);
-                self.rw.reserve(capacity_for(a.set_size));
+                self.w.open(a.set_size);
+                self.v.open(self.v_len());
                 Ok(())
             }
-            (
-                ListMessage::Points {
-                    list: List::W,
-                    points,
-                },
-                Some(peer),
-            ) if !self.w_closed => {
-                check_chunk(
-                    List::W.step(),
-                    points.len(),
-                    self.rw.len(),
-                    peer.set_size,
-                    &limits,
-                )?;
-                let masked = decode_and_mask(&self.key, &points).map_err(|bad| ProtocolError::BadPoint {
-                    step: List::W.step(),
-                    bad,
-                })?;
-                self.rw.extend_from_slice(&masked);
-                self.w.extend_from_slice(&points);
-                Ok(())
-            }
-            (ListMessage::End { list: List::W, count }, Some(peer)) if !self.w_closed => {
-                check_end(List::W.step(), count, self.rw.len(), peer.set_size)?;
-                self.w_closed = true;
-                Ok(())
-            }
+            ListMessage::Points {
+                list: List::W,
+                points,
+            } if self.w.is_open() => self.w.chunk(points, &self.key, &limits),
+            ListMessage::End { list: List::W, count } if self.w.is_open() => self.w.end(count),
             // V answers U, so it can only start once U is complete.
-            (
-                ListMessage::Points {
-                    list: List::V,
-                    points,
-                },
-                Some(_),
-            ) if self.u.closed && !self.v_closed => {
-                check_chunk(List::V.step(), points.len(), self.v.len(), self.v_len(), &limits)?;
-                // V is only compared with points R computed itself, but a bad
-                // encoding still marks a deviating peer: refuse it by name.
-                validate_points(&points).map_err(|bad| ProtocolError::BadPoint {
-                    step: List::V.step(),
-                    bad,
-                })?;
-                if self.v.is_empty() {
-                    self.v.reserve(capacity_for(self.v_len()));
-                }
-                self.v.extend_from_slice(&points);
-                Ok(())
+            ListMessage::Points {
+                list: List::V,
+                points,
+            } if self.u.closed && self.v.is_open() => self.v.chunk(points, &self.key, &limits),
+            ListMessage::End { list: List::V, count } if self.u.closed && self.v.is_open() => {
+                self.v.end(count)
             }
-            (ListMessage::End { list: List::V, count }, Some(_)) if self.u.closed && !self.v_closed => {
-                check_end(List::V.step(), count, self.v.len(), self.v_len())?;
-                self.v_closed = true;
-                Ok(())
-            }
-            (other, _) => Err(unexpected(&other)),
+            other => Err(unexpected(&other)),
         }
     }
 
     pub fn is_done(&self) -> bool {
-        self.u.closed && self.w_closed && self.v_closed
+        self.u.closed && self.w.is_closed() && self.v.is_closed()
     }
 
     pub fn progress(&self) -> Progress {
         let peer = self.peer.map_or(0, |p| p.set_size);
         Progress {
-            done: self.u.next as u64 + self.rw.len() as u64 + self.v.len() as u64,
+            done: self.u.next as u64 + self.w.received() + self.v.received(),
             total: self.u.len() + self.v_len() + peer,
         }
     }
@@ -186,13 +141,13 @@ impl OverlapReceiver {
     /// Proves `r*W` (in W's order) for this party's own transcript. Call
     /// once, when done and before `finish`.
     pub fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
-        let w = std::mem::take(&mut self.w);
+        let w = self.w.take_originals();
         let proof = Attestation::make(
             &self.key,
             &self.setup.terms,
             attest::RECEIVER_STEP,
             (List::W, &w),
-            self.rw.clone(),
+            self.w.points().to_vec(),
         )?;
         Ok(vec![proof])
     }
@@ -207,16 +162,17 @@ impl OverlapReceiver {
             });
         }
         use rayon::slice::ParallelSliceMut;
-        self.v.par_sort_unstable();
-        self.rw.par_sort_unstable();
-        for (list, points) in [(List::V, &self.v), (List::W, &self.rw)] {
+        let (mut v, mut rw) = (self.v.take_points(), self.w.take_points());
+        v.par_sort_unstable();
+        rw.par_sort_unstable();
+        for (list, points) in [(List::V, &v), (List::W, &rw)] {
             if points.windows(2).any(|w| w[0] == w[1]) {
                 return Err(ProtocolError::DuplicatePoints { step: list.step() });
             }
         }
         let peer = self.peer.unwrap_or(self.setup.announce(0, None));
         Ok(OverlapOutcome {
-            intersection: count_common(&self.v, &self.rw),
+            intersection: count_common(&v, &rw),
             own_set_size: self.u.len(),
             peer_set_size: peer.set_size,
             peer_dummy_mean: peer.dummy_offset,
@@ -233,13 +189,11 @@ pub struct OverlapSender {
     announced: bool,
     w: MaskedStream,
     peer: Option<Announce>,
-    v: Vec<PointBytes>,
-    /// U as received and `s*U` in U's order, for the attestation (O.2).
-    u: Vec<PointBytes>,
+    /// `s*U`, and U as received for the attestation (O.2).
+    u: InboundList,
+    /// `s*U` in U's order, kept for the attestation when V is shuffled.
     v_aligned: Vec<PointBytes>,
-    u_closed: bool,
-    v_next: usize,
-    v_closed: bool,
+    v: ReadyList,
 }
 
 impl std::fmt::Debug for OverlapSender {
@@ -266,12 +220,9 @@ impl OverlapSender {
             announced: false,
             w: MaskedStream::new(ids, dummies, pads),
             peer: None,
-            v: Vec::new(),
-            u: Vec::new(),
+            u: InboundList::waiting(List::U.step(), Treat::MaskKeepingOriginals),
             v_aligned: Vec::new(),
-            u_closed: false,
-            v_next: 0,
-            v_closed: false,
+            v: ReadyList::new(List::V),
             setup,
         })
     }
@@ -285,17 +236,8 @@ impl OverlapSender {
         }
         let chunk = self.setup.limits.chunk_points;
         // V first: it is ready-made, and R cannot finish without it.
-        if self.u_closed && !self.v_closed {
-            if let Some(points) = next_chunk(&self.v, &mut self.v_next, chunk) {
-                return Some(ListMessage::Points {
-                    list: List::V,
-                    points,
-                });
-            }
-            self.v_closed = true;
-            let count = self.v.len() as u64;
-            self.v = Vec::new();
-            return Some(ListMessage::End { list: List::V, count });
+        if let Some(m) = self.v.poll(chunk) {
+            return Some(m);
         }
         self.w.poll(List::W, &self.key, &self.hasher, chunk)
     }
@@ -306,7 +248,7 @@ impl OverlapSender {
             (ListMessage::Announce(a), None) => {
                 check_announce(&a, &self.setup.terms, &limits, 1, 0)?;
                 self.peer = Some(a);
-                self.v.reserve(capacity_for(a.set_size));
+                self.u.open(a.set_size);
                 Ok(())
             }
             (
@@ -314,28 +256,20 @@ impl OverlapSender {
                     list: List::U,
                     points,
                 },
-                Some(peer),
-            ) if !self.u_closed => {
-                check_chunk(List::U.step(), points.len(), self.v.len(), peer.set_size, &limits)?;
-                let masked = decode_and_mask(&self.key, &points).map_err(|bad| ProtocolError::BadPoint {
-                    step: List::U.step(),
-                    bad,
-                })?;
-                self.v.extend_from_slice(&masked);
-                self.u.extend_from_slice(&points);
-                Ok(())
-            }
-            (ListMessage::End { list: List::U, count }, Some(peer)) if !self.u_closed => {
-                check_end(List::U.step(), count, self.v.len(), peer.set_size)?;
-                self.v_aligned = self.v.clone();
+                Some(_),
+            ) if self.u.is_open() => self.u.chunk(points, &self.key, &limits),
+            (ListMessage::End { list: List::U, count }, Some(peer)) if self.u.is_open() => {
+                self.u.end(count)?;
+                let mut v = self.u.take_points();
+                self.v_aligned = v.clone();
                 // The dummies' answers join V, masked like R's points.
                 let key_r = peer_key_point(peer.key, List::V.step())?;
                 let extra = self.w.dummies().answers(0, &key_r);
-                self.v.extend(mask_each(&self.key, extra.len(), |i| extra[i]));
+                v.extend(mask_each(&self.key, extra.len(), |i| extra[i]));
                 // The shuffle hides which of R's points became which of V's,
                 // and which of V's points answer dummies.
-                shuffle::shuffle(&mut self.v);
-                self.u_closed = true;
+                shuffle::shuffle(&mut v);
+                self.v.ready(v);
                 Ok(())
             }
             (other, _) => Err(ProtocolError::Unexpected {
@@ -346,14 +280,14 @@ impl OverlapSender {
     }
 
     pub fn is_done(&self) -> bool {
-        self.announced && self.w.closed && self.v_closed
+        self.announced && self.w.closed && self.v.is_ended()
     }
 
     /// Proves `V° = s*U` (the answers to U before they were shuffled into V
     /// with the dummies') for this party's own transcript. Call once, when
     /// done.
     pub fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
-        let u = std::mem::take(&mut self.u);
+        let u = self.u.take_originals();
         let aligned = std::mem::take(&mut self.v_aligned);
         Ok(vec![Attestation::make(
             &self.key,
@@ -367,9 +301,8 @@ impl OverlapSender {
     pub fn progress(&self) -> Progress {
         let peer = self.peer.map_or(0, |p| p.set_size);
         let width = self.setup.cover.dummy_width();
-        let received_u = if self.u_closed { peer } else { self.v.len() as u64 };
         Progress {
-            done: self.w.next as u64 + received_u + self.v_next as u64,
+            done: self.w.next as u64 + self.u.received() + self.v.sent(),
             total: self.w.len() + 2 * peer + width,
         }
     }

@@ -19,10 +19,9 @@ pub struct BreakdownReceiver {
     u_next: usize,
     peer: Option<Announce>,
     joint: Option<JointKeys>,
-    rw: Vec<PointBytes>,
-    w_closed: bool,
-    v: Vec<PointBytes>,
-    v_closed: bool,
+    /// `r*W`.
+    w: InboundList,
+    v: InboundList,
     /// Per row of W: the batch it matched, or `u32::MAX`.
     pub(super) matched: Option<Vec<u32>>,
     payload_rows: u64,
@@ -70,10 +69,8 @@ impl BreakdownReceiver {
             u_next: 0,
             peer: None,
             joint: None,
-            rw: Vec::new(),
-            w_closed: false,
-            v: Vec::new(),
-            v_closed: false,
+            w: InboundList::waiting(step_of(List::W), Treat::Mask),
+            v: InboundList::waiting(step_of(List::V), Treat::Check),
             matched: None,
             payload_rows: 0,
             sums: Vec::new(),
@@ -167,7 +164,8 @@ impl BreakdownReceiver {
                 let batches = self.batch_sizes.len() as u64;
                 check_announce(&a, &self.setup.terms, &limits, 1, batches)?;
                 self.peer = Some(a);
-                self.rw.reserve(capacity_for(a.set_size));
+                self.w.open(a.set_size);
+                self.v.open(self.v_total());
                 Ok(())
             }
             BreakdownMessage::KeyOffer { slots, offer } if self.peer.is_some() && self.joint.is_none() => {
@@ -184,48 +182,22 @@ impl BreakdownReceiver {
             BreakdownMessage::Points {
                 list: List::W,
                 points,
-            } if self.joint.is_some() && !self.w_closed => {
-                let peer = self.peer_size();
-                check_chunk(step_of(List::W), points.len(), self.rw.len(), peer, &limits)?;
-                let masked = decode_and_mask(&self.key, &points).map_err(|bad| ProtocolError::BadPoint {
-                    step: step_of(List::W),
-                    bad,
-                })?;
-                self.rw.extend_from_slice(&masked);
-                Ok(())
-            }
-            BreakdownMessage::End { list: List::W, count } if self.joint.is_some() && !self.w_closed => {
-                check_end(step_of(List::W), count, self.rw.len(), self.peer_size())?;
-                self.w_closed = true;
+            } if self.joint.is_some() && self.w.is_open() => self.w.chunk(points, &self.key, &limits),
+            BreakdownMessage::End { list: List::W, count } if self.joint.is_some() && self.w.is_open() => {
+                self.w.end(count)?;
                 self.lists_complete()
             }
             // S answers each batch of U as soon as it is complete.
             BreakdownMessage::Points {
                 list: List::V,
                 points,
-            } if self.sent >= SentStage::Batches && self.peer.is_some() && !self.v_closed => {
-                check_chunk(
-                    step_of(List::V),
-                    points.len(),
-                    self.v.len(),
-                    self.v_total(),
-                    &limits,
-                )?;
-                validate_points(&points).map_err(|bad| ProtocolError::BadPoint {
-                    step: step_of(List::V),
-                    bad,
-                })?;
-                if self.v.is_empty() {
-                    self.v.reserve(capacity_for(self.v_total()));
-                }
-                self.v.extend_from_slice(&points);
-                Ok(())
+            } if self.sent >= SentStage::Batches && self.v.is_open() => {
+                self.v.chunk(points, &self.key, &limits)
             }
             BreakdownMessage::End { list: List::V, count }
-                if self.sent >= SentStage::ListEnd && self.peer.is_some() && !self.v_closed =>
+                if self.sent >= SentStage::ListEnd && self.v.is_open() =>
             {
-                check_end(step_of(List::V), count, self.v.len(), self.v_total())?;
-                self.v_closed = true;
+                self.v.end(count)?;
                 self.lists_complete()
             }
             BreakdownMessage::Payloads { slots, ciphertexts }
@@ -240,7 +212,7 @@ impl BreakdownReceiver {
     /// Once W and V are complete: match, and wait for the payloads (none
     /// come from an empty sender, so release at once).
     fn lists_complete(&mut self) -> Result<(), ProtocolError> {
-        if !(self.w_closed && self.v_closed) {
+        if !(self.w.is_closed() && self.v.is_closed()) {
             return Ok(());
         }
         self.matched = Some(self.match_rows()?);
@@ -257,8 +229,9 @@ impl BreakdownReceiver {
 
     /// Matches every row of W to the batch whose V point equals its `r*w`.
     fn match_rows(&mut self) -> Result<Vec<u32>, ProtocolError> {
-        let mut tagged: Vec<(PointBytes, u32)> = Vec::with_capacity(self.v.len());
-        let mut points = std::mem::take(&mut self.v).into_iter();
+        let v = self.v.take_points();
+        let mut tagged: Vec<(PointBytes, u32)> = Vec::with_capacity(v.len());
+        let mut points = v.into_iter();
         let width = self.width();
         for (batch, &size) in self.batch_sizes.iter().enumerate() {
             let answered = (size + width) as usize;
@@ -270,7 +243,7 @@ impl BreakdownReceiver {
                 step: step_of(List::V),
             });
         }
-        let rw = std::mem::take(&mut self.rw);
+        let rw = self.w.take_points();
         let mut sorted = rw.clone();
         sorted.par_sort_unstable();
         if sorted.windows(2).any(|w| w[0] == w[1]) {
@@ -389,7 +362,7 @@ impl BreakdownReceiver {
     pub fn progress(&self) -> Progress {
         let peer = self.peer_size();
         Progress {
-            done: self.u_next as u64 + self.rw.len() as u64 + self.v.len() as u64 + self.payload_rows,
+            done: self.u_next as u64 + self.w.received() + self.v.received() + self.payload_rows,
             total: self.u_total() + self.v_total() + 2 * peer,
         }
     }
