@@ -33,9 +33,8 @@ use crate::{
     session::attest::{self, Attestation},
     session::lists::{InboundList, ReadyList, Treat},
     session::outcome::{ActivationOutcome, Outcome},
-    session::party::{Party, Progress},
+    session::party::{Progress, Protocol},
     session::stream::{Announce, List, ListMessage, MaskedStream, Setup, check_announce, peer_key_point},
-    wire::ProtocolMessage,
 };
 
 fn sorted_unique(mut points: Vec<PointBytes>, list: List) -> Result<Vec<PointBytes>, ProtocolError> {
@@ -88,85 +87,6 @@ impl ActivationReceiver {
             u,
             setup,
         })
-    }
-
-    pub fn poll(&mut self) -> Option<ListMessage> {
-        if !self.announced {
-            self.announced = true;
-            return Some(ListMessage::Announce(
-                self.setup.announce(self.u.len(), Some(self.key.public())),
-            ));
-        }
-        let chunk = self.setup.limits.chunk_points;
-        if let Some(m) = self.u.poll(List::U, &self.key, &self.hasher, chunk) {
-            return Some(m);
-        }
-        self.z.poll(chunk)
-    }
-
-    pub fn receive(&mut self, msg: ListMessage) -> Result<(), ProtocolError> {
-        let limits = self.setup.limits;
-        match (msg, self.peer) {
-            (ListMessage::Announce(a), None) => {
-                check_announce(&a, &self.setup.terms, &limits, 1, 0)?;
-                if a.dummy_offset != 0 {
-                    // Dummies in W would be delivered as members.
-                    return Err(ProtocolError::Shape {
-                        what: "the sender announced matching dummies in a segment activation",
-                    });
-                }
-                self.peer = Some(a);
-                self.w.open(a.set_size);
-                Ok(())
-            }
-            (
-                ListMessage::Points {
-                    list: List::W,
-                    points,
-                },
-                Some(_),
-            ) if self.w.is_open() => self.w.chunk(points, &self.key, &limits),
-            (ListMessage::End { list: List::W, count }, Some(peer)) if self.w.is_open() => {
-                self.w.end(count)?;
-                // Z is r*W with this node's dummies' answers, shuffled: S must
-                // not tell which of its rows matched, nor which are dummies.
-                let key_s = peer_key_point(peer.key, List::Z.step())?;
-                let extra = self.u.dummies().answers(0, &key_s);
-                let mut z = self.w.points().to_vec();
-                z.extend(mask_each(&self.key, extra.len(), |i| extra[i]));
-                shuffle::shuffle(&mut z);
-                self.z.ready(z);
-                Ok(())
-            }
-            (
-                ListMessage::Points {
-                    list: List::V,
-                    points,
-                },
-                _,
-            ) if self.u.closed && self.v.is_open() => self.v.chunk(points, &self.key, &limits),
-            (ListMessage::End { list: List::V, count }, _) if self.u.closed && self.v.is_open() => {
-                self.v.end(count)
-            }
-            (other, _) => Err(ProtocolError::Unexpected {
-                expected: "the sender's announcement, list W or list V in order",
-                got: other.describe(),
-            }),
-        }
-    }
-
-    pub fn is_done(&self) -> bool {
-        self.u.closed && self.z.is_ended() && self.v.is_closed()
-    }
-
-    pub fn progress(&self) -> Progress {
-        let own = self.u.len();
-        let peer = self.peer.map_or(0, |p| p.set_size);
-        let width = self.setup.cover.dummy_width();
-        Progress {
-            done: self.u.next as u64 + self.w.received() + self.z.sent() + self.v.received(),
-            total: 2 * own + 2 * peer + width,
-        }
     }
 
     /// The members: the rows of U whose answer in V is among `r*W`. This
@@ -258,7 +178,128 @@ impl ActivationSender {
         self.w.len().saturating_add(width)
     }
 
-    pub fn poll(&mut self) -> Option<ListMessage> {
+    /// Counts the segment once U and Z are complete, and approves answering
+    /// in order only if its noised size is large enough.
+    fn decide(&mut self) -> Result<(), ProtocolError> {
+        if !(self.u.is_closed() && self.z.is_closed()) {
+            return Ok(());
+        }
+        let z = sorted_unique(self.z.take_points(), List::Z)?;
+        let v = self.u.take_points();
+        sorted_unique(v.clone(), List::U)?;
+        let count = v.iter().filter(|v| z.binary_search(v).is_ok()).count() as i64;
+        let mean = self.peer.map_or(0, |p| p.dummy_offset) as i64;
+        let noised = count - mean + self.decision_noise;
+        if noised < i64::try_from(self.min_activation).unwrap_or(i64::MAX) {
+            return Err(ProtocolError::BelowMinActivation);
+        }
+        self.v.ready(v);
+        Ok(())
+    }
+}
+
+impl Protocol for ActivationReceiver {
+    type Message = ListMessage;
+
+    fn poll(&mut self) -> Option<ListMessage> {
+        if !self.announced {
+            self.announced = true;
+            return Some(ListMessage::Announce(
+                self.setup.announce(self.u.len(), Some(self.key.public())),
+            ));
+        }
+        let chunk = self.setup.limits.chunk_points;
+        if let Some(m) = self.u.poll(List::U, &self.key, &self.hasher, chunk) {
+            return Some(m);
+        }
+        self.z.poll(chunk)
+    }
+
+    fn receive(&mut self, msg: ListMessage) -> Result<(), ProtocolError> {
+        let limits = self.setup.limits;
+        match (msg, self.peer) {
+            (ListMessage::Announce(a), None) => {
+                check_announce(&a, &self.setup.terms, &limits, 1, 0)?;
+                if a.dummy_offset != 0 {
+                    // Dummies in W would be delivered as members.
+                    return Err(ProtocolError::Shape {
+                        what: "the sender announced matching dummies in a segment activation",
+                    });
+                }
+                self.peer = Some(a);
+                self.w.open(a.set_size);
+                Ok(())
+            }
+            (
+                ListMessage::Points {
+                    list: List::W,
+                    points,
+                },
+                Some(_),
+            ) if self.w.is_open() => self.w.chunk(points, &self.key, &limits),
+            (ListMessage::End { list: List::W, count }, Some(peer)) if self.w.is_open() => {
+                self.w.end(count)?;
+                // Z is r*W with this node's dummies' answers, shuffled: S must
+                // not tell which of its rows matched, nor which are dummies.
+                let key_s = peer_key_point(peer.key, List::Z.step())?;
+                let extra = self.u.dummies().answers(0, &key_s);
+                let mut z = self.w.points().to_vec();
+                z.extend(mask_each(&self.key, extra.len(), |i| extra[i]));
+                shuffle::shuffle(&mut z);
+                self.z.ready(z);
+                Ok(())
+            }
+            (
+                ListMessage::Points {
+                    list: List::V,
+                    points,
+                },
+                _,
+            ) if self.u.closed && self.v.is_open() => self.v.chunk(points, &self.key, &limits),
+            (ListMessage::End { list: List::V, count }, _) if self.u.closed && self.v.is_open() => {
+                self.v.end(count)
+            }
+            (other, _) => Err(ProtocolError::Unexpected {
+                expected: "the sender's announcement, list W or list V in order",
+                got: other.describe(),
+            }),
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.u.closed && self.z.is_ended() && self.v.is_closed()
+    }
+
+    fn progress(&self) -> Progress {
+        let own = self.u.len();
+        let peer = self.peer.map_or(0, |p| p.set_size);
+        let width = self.setup.cover.dummy_width();
+        Progress {
+            done: self.u.next as u64 + self.w.received() + self.z.sent() + self.v.received(),
+            total: 2 * own + 2 * peer + width,
+        }
+    }
+
+    fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
+        let w = self.w.take_originals();
+        Ok(vec![Attestation::make(
+            &self.key,
+            &self.setup.terms,
+            attest::ACTIVATION_RECEIVER_STEP,
+            (List::W, &w),
+            self.w.points().to_vec(),
+        )?])
+    }
+
+    fn outcome(self) -> Result<Outcome, ProtocolError> {
+        self.finish().map(Outcome::Activation)
+    }
+}
+
+impl Protocol for ActivationSender {
+    type Message = ListMessage;
+
+    fn poll(&mut self) -> Option<ListMessage> {
         if !self.announced {
             self.announced = true;
             return Some(ListMessage::Announce(
@@ -272,7 +313,7 @@ impl ActivationSender {
         self.v.poll(chunk)
     }
 
-    pub fn receive(&mut self, msg: ListMessage) -> Result<(), ProtocolError> {
+    fn receive(&mut self, msg: ListMessage) -> Result<(), ProtocolError> {
         let limits = self.setup.limits;
         match (msg, self.peer) {
             (ListMessage::Announce(a), None) => {
@@ -313,86 +354,16 @@ impl ActivationSender {
         }
     }
 
-    /// Counts the segment once U and Z are complete, and approves answering
-    /// in order only if its noised size is large enough.
-    fn decide(&mut self) -> Result<(), ProtocolError> {
-        if !(self.u.is_closed() && self.z.is_closed()) {
-            return Ok(());
-        }
-        let z = sorted_unique(self.z.take_points(), List::Z)?;
-        let v = self.u.take_points();
-        sorted_unique(v.clone(), List::U)?;
-        let count = v.iter().filter(|v| z.binary_search(v).is_ok()).count() as i64;
-        let mean = self.peer.map_or(0, |p| p.dummy_offset) as i64;
-        let noised = count - mean + self.decision_noise;
-        if noised < i64::try_from(self.min_activation).unwrap_or(i64::MAX) {
-            return Err(ProtocolError::BelowMinActivation);
-        }
-        self.v.ready(v);
-        Ok(())
-    }
-
-    pub fn is_done(&self) -> bool {
+    fn is_done(&self) -> bool {
         self.w.closed && self.v.is_ended()
     }
 
-    pub fn progress(&self) -> Progress {
+    fn progress(&self) -> Progress {
         let peer = self.peer.map_or(0, |p| p.set_size);
         Progress {
             done: self.w.next as u64 + self.u.received() + self.z.received() + self.v.sent(),
             total: self.w.len() + self.z_len() + 2 * peer,
         }
-    }
-}
-
-impl Party for ActivationReceiver {
-    fn poll_transmit(&mut self) -> Option<ProtocolMessage> {
-        self.poll().map(Into::into)
-    }
-
-    fn handle(&mut self, msg: ProtocolMessage) -> Result<(), ProtocolError> {
-        self.receive(ListMessage::try_from(msg)?)
-    }
-
-    fn is_done(&self) -> bool {
-        ActivationReceiver::is_done(self)
-    }
-
-    fn progress(&self) -> Progress {
-        ActivationReceiver::progress(self)
-    }
-
-    fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
-        let w = self.w.take_originals();
-        Ok(vec![Attestation::make(
-            &self.key,
-            &self.setup.terms,
-            attest::ACTIVATION_RECEIVER_STEP,
-            (List::W, &w),
-            self.w.points().to_vec(),
-        )?])
-    }
-
-    fn finish(self: Box<Self>) -> Result<Outcome, ProtocolError> {
-        (*self).finish().map(Outcome::Activation)
-    }
-}
-
-impl Party for ActivationSender {
-    fn poll_transmit(&mut self) -> Option<ProtocolMessage> {
-        self.poll().map(Into::into)
-    }
-
-    fn handle(&mut self, msg: ProtocolMessage) -> Result<(), ProtocolError> {
-        self.receive(ListMessage::try_from(msg)?)
-    }
-
-    fn is_done(&self) -> bool {
-        ActivationSender::is_done(self)
-    }
-
-    fn progress(&self) -> Progress {
-        ActivationSender::progress(self)
     }
 
     fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
@@ -406,7 +377,7 @@ impl Party for ActivationSender {
         )?])
     }
 
-    fn finish(self: Box<Self>) -> Result<Outcome, ProtocolError> {
+    fn outcome(self) -> Result<Outcome, ProtocolError> {
         Ok(Outcome::Completed)
     }
 }

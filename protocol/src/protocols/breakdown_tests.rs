@@ -4,7 +4,12 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use super::*;
 use crate::session::{outcome::*, stream::*};
-use crate::{ids::normalize::IdKind, privacy::cover::Cover, session::party::run_pair, wire::ProtocolMessage};
+use crate::{
+    ids::normalize::IdKind,
+    privacy::cover::Cover,
+    session::party::{Party, run_pair},
+    wire::ProtocolMessage,
+};
 
 const T: Terms = [9; 32];
 

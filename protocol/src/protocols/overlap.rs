@@ -28,11 +28,10 @@ use crate::{
     session::attest::{self, Attestation},
     session::lists::{InboundList, ReadyList, Treat},
     session::outcome::{Outcome, OverlapOutcome},
-    session::party::{Party, Progress},
+    session::party::{Progress, Protocol},
     session::stream::{
         Announce, List, ListMessage, MaskedStream, Setup, check_announce, count_common, peer_key_point,
     },
-    wire::ProtocolMessage,
 };
 
 /// R: learns `|X ∩ Y|` plus the sender's dummies, and `|W|`.
@@ -82,74 +81,6 @@ impl OverlapReceiver {
     fn v_len(&self) -> u64 {
         let width = self.peer.map_or(0, |p| p.dummy_offset.saturating_mul(2));
         self.u.len().saturating_add(width)
-    }
-
-    pub fn poll(&mut self) -> Option<ListMessage> {
-        if !self.announced {
-            self.announced = true;
-            return Some(ListMessage::Announce(
-                self.setup.announce(self.u.len(), Some(self.key.public())),
-            ));
-        }
-        self.u
-            .poll(List::U, &self.key, &self.hasher, self.setup.limits.chunk_points)
-    }
-
-    pub fn receive(&mut self, msg: ListMessage) -> Result<(), ProtocolError> {
-        let unexpected = |got: &ListMessage| ProtocolError::Unexpected {
-            expected: "the sender's announcement, list W or list V",
-            got: got.describe(),
-        };
-        let limits = self.setup.limits;
-        match msg {
-            ListMessage::Announce(a) if self.peer.is_none() => {
-                check_announce(&a, &self.setup.terms, &limits, 1, 1)?;
-                self.peer = Some(a);
-                self.w.open(a.set_size);
-                self.v.open(self.v_len());
-                Ok(())
-            }
-            ListMessage::Points {
-                list: List::W,
-                points,
-            } if self.w.is_open() => self.w.chunk(points, &self.key, &limits),
-            ListMessage::End { list: List::W, count } if self.w.is_open() => self.w.end(count),
-            // V answers U, so it can only start once U is complete.
-            ListMessage::Points {
-                list: List::V,
-                points,
-            } if self.u.closed && self.v.is_open() => self.v.chunk(points, &self.key, &limits),
-            ListMessage::End { list: List::V, count } if self.u.closed && self.v.is_open() => {
-                self.v.end(count)
-            }
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    pub fn is_done(&self) -> bool {
-        self.u.closed && self.w.is_closed() && self.v.is_closed()
-    }
-
-    pub fn progress(&self) -> Progress {
-        let peer = self.peer.map_or(0, |p| p.set_size);
-        Progress {
-            done: self.u.next as u64 + self.w.received() + self.v.received(),
-            total: self.u.len() + self.v_len() + peer,
-        }
-    }
-
-    /// Proves `r*W` (in W's order) for this party's own transcript. Call
-    /// once, when done and before `finish`.
-    pub fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
-        let w = self.w.take_originals();
-        let proof = Attestation::make(
-            &self.key,
-            &self.setup.terms,
-            attest::RECEIVER_STEP,
-            (List::W, &w),
-            self.w.points().to_vec(),
-        )?;
-        Ok(vec![proof])
     }
 
     /// Counts `|V ∩ r*W|`. Both lists are sorted and merged: no hash set, so
@@ -226,8 +157,88 @@ impl OverlapSender {
             setup,
         })
     }
+}
 
-    pub fn poll(&mut self) -> Option<ListMessage> {
+impl Protocol for OverlapReceiver {
+    type Message = ListMessage;
+
+    fn poll(&mut self) -> Option<ListMessage> {
+        if !self.announced {
+            self.announced = true;
+            return Some(ListMessage::Announce(
+                self.setup.announce(self.u.len(), Some(self.key.public())),
+            ));
+        }
+        self.u
+            .poll(List::U, &self.key, &self.hasher, self.setup.limits.chunk_points)
+    }
+
+    fn receive(&mut self, msg: ListMessage) -> Result<(), ProtocolError> {
+        let unexpected = |got: &ListMessage| ProtocolError::Unexpected {
+            expected: "the sender's announcement, list W or list V",
+            got: got.describe(),
+        };
+        let limits = self.setup.limits;
+        match msg {
+            ListMessage::Announce(a) if self.peer.is_none() => {
+                check_announce(&a, &self.setup.terms, &limits, 1, 1)?;
+                self.peer = Some(a);
+                self.w.open(a.set_size);
+                self.v.open(self.v_len());
+                Ok(())
+            }
+            ListMessage::Points {
+                list: List::W,
+                points,
+            } if self.w.is_open() => self.w.chunk(points, &self.key, &limits),
+            ListMessage::End { list: List::W, count } if self.w.is_open() => self.w.end(count),
+            // V answers U, so it can only start once U is complete.
+            ListMessage::Points {
+                list: List::V,
+                points,
+            } if self.u.closed && self.v.is_open() => self.v.chunk(points, &self.key, &limits),
+            ListMessage::End { list: List::V, count } if self.u.closed && self.v.is_open() => {
+                self.v.end(count)
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.u.closed && self.w.is_closed() && self.v.is_closed()
+    }
+
+    fn progress(&self) -> Progress {
+        let peer = self.peer.map_or(0, |p| p.set_size);
+        Progress {
+            done: self.u.next as u64 + self.w.received() + self.v.received(),
+            total: self.u.len() + self.v_len() + peer,
+        }
+    }
+
+    /// Proves `r*W` (in W's order) for this party's own transcript. Call
+    /// once, when done and before `finish`.
+    fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
+        let w = self.w.take_originals();
+        let proof = Attestation::make(
+            &self.key,
+            &self.setup.terms,
+            attest::RECEIVER_STEP,
+            (List::W, &w),
+            self.w.points().to_vec(),
+        )?;
+        Ok(vec![proof])
+    }
+
+    fn outcome(self) -> Result<Outcome, ProtocolError> {
+        self.finish().map(Outcome::Overlap)
+    }
+}
+
+impl Protocol for OverlapSender {
+    type Message = ListMessage;
+
+    fn poll(&mut self) -> Option<ListMessage> {
         if !self.announced {
             self.announced = true;
             return Some(ListMessage::Announce(
@@ -242,7 +253,7 @@ impl OverlapSender {
         self.w.poll(List::W, &self.key, &self.hasher, chunk)
     }
 
-    pub fn receive(&mut self, msg: ListMessage) -> Result<(), ProtocolError> {
+    fn receive(&mut self, msg: ListMessage) -> Result<(), ProtocolError> {
         let limits = self.setup.limits;
         match (msg, self.peer) {
             (ListMessage::Announce(a), None) => {
@@ -279,14 +290,14 @@ impl OverlapSender {
         }
     }
 
-    pub fn is_done(&self) -> bool {
+    fn is_done(&self) -> bool {
         self.announced && self.w.closed && self.v.is_ended()
     }
 
     /// Proves `V° = s*U` (the answers to U before they were shuffled into V
     /// with the dummies') for this party's own transcript. Call once, when
     /// done.
-    pub fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
+    fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
         let u = self.u.take_originals();
         let aligned = std::mem::take(&mut self.v_aligned);
         Ok(vec![Attestation::make(
@@ -298,7 +309,7 @@ impl OverlapSender {
         )?])
     }
 
-    pub fn progress(&self) -> Progress {
+    fn progress(&self) -> Progress {
         let peer = self.peer.map_or(0, |p| p.set_size);
         let width = self.setup.cover.dummy_width();
         Progress {
@@ -306,56 +317,8 @@ impl OverlapSender {
             total: self.w.len() + 2 * peer + width,
         }
     }
-}
 
-impl Party for OverlapReceiver {
-    fn poll_transmit(&mut self) -> Option<ProtocolMessage> {
-        self.poll().map(Into::into)
-    }
-
-    fn handle(&mut self, msg: ProtocolMessage) -> Result<(), ProtocolError> {
-        self.receive(ListMessage::try_from(msg)?)
-    }
-
-    fn is_done(&self) -> bool {
-        OverlapReceiver::is_done(self)
-    }
-
-    fn progress(&self) -> Progress {
-        OverlapReceiver::progress(self)
-    }
-
-    fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
-        OverlapReceiver::attest(self)
-    }
-
-    fn finish(self: Box<Self>) -> Result<Outcome, ProtocolError> {
-        (*self).finish().map(Outcome::Overlap)
-    }
-}
-
-impl Party for OverlapSender {
-    fn poll_transmit(&mut self) -> Option<ProtocolMessage> {
-        self.poll().map(Into::into)
-    }
-
-    fn handle(&mut self, msg: ProtocolMessage) -> Result<(), ProtocolError> {
-        self.receive(ListMessage::try_from(msg)?)
-    }
-
-    fn is_done(&self) -> bool {
-        OverlapSender::is_done(self)
-    }
-
-    fn progress(&self) -> Progress {
-        OverlapSender::progress(self)
-    }
-
-    fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
-        OverlapSender::attest(self)
-    }
-
-    fn finish(self: Box<Self>) -> Result<Outcome, ProtocolError> {
+    fn outcome(self) -> Result<Outcome, ProtocolError> {
         Ok(Outcome::Completed)
     }
 }

@@ -37,6 +37,51 @@ pub trait Party: Send {
     fn finish(self: Box<Self>) -> Result<Outcome, ProtocolError>;
 }
 
+/// One side of one protocol, as the protocol states it: its own messages
+/// (converted to and from the wire with the protocol) and its outcome. Every
+/// protocol is a [`Party`] through this, so they forward to the node alike.
+pub trait Protocol: Send {
+    type Message: Into<ProtocolMessage> + TryFrom<ProtocolMessage, Error = ProtocolError>;
+    /// The next message to send, if one is ready.
+    fn poll(&mut self) -> Option<Self::Message>;
+    /// Consumes one message from the peer.
+    fn receive(&mut self, msg: Self::Message) -> Result<(), ProtocolError>;
+    fn is_done(&self) -> bool;
+    fn progress(&self) -> Progress;
+    /// See [`Party::attest`].
+    fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
+        Ok(Vec::new())
+    }
+    /// The result, once `is_done`.
+    fn outcome(self) -> Result<Outcome, ProtocolError>;
+}
+
+impl<P: Protocol> Party for P {
+    fn poll_transmit(&mut self) -> Option<ProtocolMessage> {
+        Protocol::poll(self).map(Into::into)
+    }
+
+    fn handle(&mut self, msg: ProtocolMessage) -> Result<(), ProtocolError> {
+        Protocol::receive(self, P::Message::try_from(msg)?)
+    }
+
+    fn is_done(&self) -> bool {
+        Protocol::is_done(self)
+    }
+
+    fn progress(&self) -> Progress {
+        Protocol::progress(self)
+    }
+
+    fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
+        Protocol::attest(self)
+    }
+
+    fn finish(self: Box<Self>) -> Result<Outcome, ProtocolError> {
+        Protocol::outcome(*self)
+    }
+}
+
 /// Runs two parties against each other in memory, through the wire encoding.
 /// The in-process form of a session: tests and the in-process benchmark use it.
 pub fn run_pair(a: Box<dyn Party>, b: Box<dyn Party>) -> Result<(Outcome, Outcome), (char, ProtocolError)> {
