@@ -58,18 +58,16 @@ pub trait FrameSource: Send + 'static {
 }
 
 impl FrameSource for Streaming<SessionFrame> {
-    fn next_frame(&mut self) -> impl Future<Output = Result<Option<SessionFrame>, String>> + Send {
-        async move {
-            self.message()
-                .await
-                .map_err(|status| status.message().to_string())
-        }
+    async fn next_frame(&mut self) -> Result<Option<SessionFrame>, String> {
+        self.message()
+            .await
+            .map_err(|status| status.message().to_string())
     }
 }
 
 impl FrameSource for mpsc::Receiver<SessionFrame> {
-    fn next_frame(&mut self) -> impl Future<Output = Result<Option<SessionFrame>, String>> + Send {
-        async move { Ok(self.recv().await) }
+    async fn next_frame(&mut self) -> Result<Option<SessionFrame>, String> {
+        Ok(self.recv().await)
     }
 }
 
