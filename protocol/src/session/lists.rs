@@ -311,3 +311,7 @@ impl ReadyList {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "lists_tests.rs"]
+mod tests;
