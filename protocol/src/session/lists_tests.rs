@@ -22,8 +22,10 @@ fn a_list_takes_chunks_up_to_its_announced_length_then_its_end() {
     assert_eq!(list.chunk(points(1), &key, &limits(8)), Err(NOT_OPEN));
     list.open(5);
     let sent = points(5);
-    list.chunk(sent[..3].to_vec(), &key, &limits(8)).expect("first chunk");
-    list.chunk(sent[3..].to_vec(), &key, &limits(8)).expect("second chunk");
+    list.chunk(sent[..3].to_vec(), &key, &limits(8))
+        .expect("first chunk");
+    list.chunk(sent[3..].to_vec(), &key, &limits(8))
+        .expect("second chunk");
     assert_eq!(list.received(), 5);
     list.end(5).expect("end");
     assert!(list.is_closed() && !list.is_open());
@@ -48,7 +50,8 @@ fn chunks_beyond_the_bounds_are_refused_by_step() {
         })
     );
     list.chunk(points(2), &key, &limits(2)).expect("within bounds");
-    list.chunk(points(2), &key, &limits(2)).expect("up to the announced length");
+    list.chunk(points(2), &key, &limits(2))
+        .expect("up to the announced length");
     assert_eq!(
         list.chunk(points(1), &key, &limits(2)),
         Err(ProtocolError::CountMismatch {
@@ -92,7 +95,9 @@ fn invalid_points_are_refused_by_step() {
     bad[1] = [0xff; 32];
     for treat in [Treat::Check, Treat::Mask, Treat::MaskKeepingOriginals] {
         let mut list = InboundList::opened(STEP, treat, 2);
-        let e = list.chunk(bad.clone(), &key, &limits(8)).expect_err("invalid point");
+        let e = list
+            .chunk(bad.clone(), &key, &limits(8))
+            .expect_err("invalid point");
         assert!(matches!(e, ProtocolError::BadPoint { step: STEP, .. }), "{e}");
         assert_eq!(list.received(), 0, "nothing of a refused chunk counts");
     }
@@ -118,7 +123,13 @@ fn a_ready_list_waits_then_leaves_in_chunks_and_ends_once() {
             points: all[2..].to_vec(),
         })
     );
-    assert_eq!(list.poll(2), Some(ListMessage::End { list: List::V, count: 3 }));
+    assert_eq!(
+        list.poll(2),
+        Some(ListMessage::End {
+            list: List::V,
+            count: 3
+        })
+    );
     assert!(list.is_ended());
     assert_eq!(list.poll(2), None);
     assert_eq!(list.sent(), 3);

@@ -22,12 +22,26 @@ pub struct BreakdownReceiver {
     /// `r*W`.
     w: InboundList,
     v: InboundList,
-    /// Per row of W: the batch it matched, or `u32::MAX`.
-    pub(super) matched: Option<Vec<u32>>,
+    phase: Phase,
     payload_rows: u64,
-    sums: Vec<Ciphertext>,
-    release: Option<Vec<u8>>,
-    outcome: Option<LaneOutcome>,
+}
+
+/// What R holds past its lists: their match while the payloads arrive, then
+/// the release.
+enum Phase {
+    /// W and V are still arriving.
+    Lists,
+    Payloads {
+        /// Per row of W: the batch it matched, or `u32::MAX`.
+        matched: Vec<u32>,
+        /// The matched payloads summed per batch so far.
+        sums: Vec<Ciphertext>,
+    },
+    Released {
+        /// The release's ciphertexts, until sent.
+        release: Option<Vec<u8>>,
+        outcome: LaneOutcome,
+    },
 }
 
 impl std::fmt::Debug for BreakdownReceiver {
@@ -71,11 +85,8 @@ impl BreakdownReceiver {
             joint: None,
             w: InboundList::waiting(step_of(List::W), Treat::Mask),
             v: InboundList::waiting(step_of(List::V), Treat::Check),
-            matched: None,
+            phase: Phase::Lists,
             payload_rows: 0,
-            sums: Vec::new(),
-            release: None,
-            outcome: None,
         })
     }
 
@@ -140,7 +151,9 @@ impl BreakdownReceiver {
                 });
             }
             SentStage::ListEnd => {
-                if let Some(ciphertexts) = self.release.take() {
+                if let Phase::Released { release, .. } = &mut self.phase
+                    && let Some(ciphertexts) = release.take()
+                {
                     self.sent = SentStage::Release;
                     return Some(BreakdownMessage::Release {
                         slots: self.shape.slots(),
@@ -201,7 +214,7 @@ impl BreakdownReceiver {
                 self.lists_complete()
             }
             BreakdownMessage::Payloads { slots, ciphertexts }
-                if self.matched.is_some() && self.outcome.is_none() =>
+                if matches!(self.phase, Phase::Payloads { .. }) =>
             {
                 self.payloads(slots, &ciphertexts)
             }
@@ -215,8 +228,11 @@ impl BreakdownReceiver {
         if !(self.w.is_closed() && self.v.is_closed()) {
             return Ok(());
         }
-        self.matched = Some(self.match_rows()?);
-        self.sums = vec![Ciphertext::zero(self.shape.slots()); self.shape.cells()];
+        let matched = self.match_rows()?;
+        self.phase = Phase::Payloads {
+            matched,
+            sums: vec![Ciphertext::zero(self.shape.slots()); self.shape.cells()],
+        };
         if self.peer_size() == 0 {
             self.prepare_release()?;
         }
@@ -288,7 +304,12 @@ impl BreakdownReceiver {
                 received: self.payload_rows + rows,
             });
         }
-        let matched = self.matched.as_deref().unwrap_or(&[]);
+        let Phase::Payloads { matched, sums } = &mut self.phase else {
+            return Err(ProtocolError::Unexpected {
+                expected: "the sender's lists W and V before its payloads",
+                got: "payload ciphertexts",
+            });
+        };
         let first = self.payload_rows as usize;
         let cells = self.shape.cells();
         // Only matched rows are decoded: R never needs the others.
@@ -314,7 +335,7 @@ impl BreakdownReceiver {
                 },
             )
             .map_err(elgamal(STEP_PAYLOADS))?;
-        for (sum, part) in self.sums.iter_mut().zip(&partial) {
+        for (sum, part) in sums.iter_mut().zip(&partial) {
             sum.accumulate(part).map_err(elgamal(STEP_PAYLOADS))?;
         }
         self.payload_rows += rows;
@@ -333,7 +354,11 @@ impl BreakdownReceiver {
             got: "payloads",
         })?;
         let mut rng = rand::rng();
-        let mut released = std::mem::take(&mut self.sums)
+        let sums = match &mut self.phase {
+            Phase::Payloads { sums, .. } => std::mem::take(sums),
+            _ => Vec::new(),
+        };
+        let mut released = sums
             .iter()
             .map(|ct| joint.rerandomize(ct, &mut rng))
             .collect::<Result<Vec<_>, _>>()
@@ -344,19 +369,30 @@ impl BreakdownReceiver {
             .shares
             .encoded_decryption_shares(&released)
             .map_err(elgamal(STEP_RELEASE))?;
-        self.release = Some(crate::crypto::elgamal::encode_ciphertexts(&released));
-        self.outcome = Some(LaneOutcome {
+        let release = Some(crate::crypto::elgamal::encode_ciphertexts(&released));
+        let outcome = LaneOutcome {
             lane: self.lane,
             cells: self.shape.cells(),
             slots,
             ciphertexts: Vec::new(),
             decryption_shares,
-        });
+        };
+        self.phase = Phase::Released { release, outcome };
         Ok(())
     }
 
     pub fn is_done(&self) -> bool {
         self.sent == SentStage::Release
+    }
+
+    /// Per row of W, the batch it matched (`u32::MAX` for none), while the
+    /// payloads arrive.
+    #[cfg(test)]
+    pub(super) fn matched(&self) -> Option<&[u32]> {
+        match &self.phase {
+            Phase::Payloads { matched, .. } => Some(matched),
+            _ => None,
+        }
     }
 
     pub fn progress(&self) -> Progress {
@@ -368,8 +404,8 @@ impl BreakdownReceiver {
     }
 
     pub fn finish(self) -> Result<LaneOutcome, ProtocolError> {
-        match (self.is_done(), self.outcome) {
-            (true, Some(o)) => Ok(o),
+        match (self.is_done(), self.phase) {
+            (true, Phase::Released { outcome, .. }) => Ok(outcome),
             _ => Err(ProtocolError::Unexpected {
                 expected: "every payload before the release",
                 got: "an early end of the session",
