@@ -6,14 +6,23 @@
 //! sends is sealed in a signed envelope, what it receives is checked against
 //! the peer's registered key before a byte of it is decoded, and both are
 //! appended to the transcript files as they pass.
+//!
+//! What this node sends goes into a bounded channel (the coordinator's stream
+//! reads it); what the peer sends arrives through a [`FrameSource`]: the
+//! coordinator's stream in service, the other end of an in-memory pair
+//! ([`memory_pair`]) in tests, so both sides of a session, their recorders,
+//! aborts and closing run in one process.
 
-use std::time::{Duration, Instant};
+use std::{
+    future::Future,
+    time::{Duration, Instant},
+};
 
 use jointly_protocol::{
     session::attest::Attestation,
     session::outcome::Outcome,
     session::party::{Party, Progress},
-    transcript::Recorder,
+    transcript::{Recorder, TranscriptError},
     wire::{Abort, ProtocolMessage, Sealed, SessionFrame, protocol_message::Kind, session_frame::Body},
 };
 use tokio::sync::mpsc;
@@ -41,6 +50,38 @@ impl std::fmt::Display for SessionFailure {
     }
 }
 
+/// The frames the peer's side of a session delivers to this node.
+pub trait FrameSource: Send + 'static {
+    /// The next frame; `Ok(None)` once the stream has ended, `Err` with the
+    /// transport's reason when it failed.
+    fn next_frame(&mut self) -> impl Future<Output = Result<Option<SessionFrame>, String>> + Send;
+}
+
+impl FrameSource for Streaming<SessionFrame> {
+    async fn next_frame(&mut self) -> Result<Option<SessionFrame>, String> {
+        self.message()
+            .await
+            .map_err(|status| status.message().to_string())
+    }
+}
+
+impl FrameSource for mpsc::Receiver<SessionFrame> {
+    async fn next_frame(&mut self) -> Result<Option<SessionFrame>, String> {
+        Ok(self.recv().await)
+    }
+}
+
+/// One side's ends of a session: where it sends, what it receives.
+pub type MemoryEnd = (mpsc::Sender<SessionFrame>, mpsc::Receiver<SessionFrame>);
+
+/// Two sides of a session joined in memory, each receiving what the other
+/// sends, with the same room for frames in flight as over the coordinator.
+pub fn memory_pair() -> (MemoryEnd, MemoryEnd) {
+    let (a_out, b_in) = mpsc::channel(OUTBOUND_FRAMES);
+    let (b_out, a_in) = mpsc::channel(OUTBOUND_FRAMES);
+    ((a_out, a_in), (b_out, b_in))
+}
+
 /// Runs `f` on a blocking thread (rayon inside spreads it over the cores).
 async fn cpu<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, SessionFailure> {
     tokio::task::spawn_blocking(f)
@@ -55,11 +96,13 @@ pub struct Transcript {
 }
 
 impl Transcript {
-    fn flush(&mut self) -> Result<(), String> {
-        self.files.write(self.recorder.drain())
+    fn flush(&mut self) -> Result<(), SessionFailure> {
+        self.files
+            .write(self.recorder.drain())
+            .map_err(SessionFailure::Local)
     }
 
-    fn seal(&mut self, msg: &ProtocolMessage) -> Result<SessionFrame, String> {
+    fn seal(&mut self, msg: &ProtocolMessage) -> Result<SessionFrame, SessionFailure> {
         let sealed = self.recorder.seal(msg);
         self.flush()?;
         Ok(SessionFrame {
@@ -69,16 +112,16 @@ impl Transcript {
 }
 
 /// A party whose protocol is done, with the session still open for closing.
-pub struct Finished {
+pub struct Finished<S = Streaming<SessionFrame>> {
     pub outcome: Outcome,
     pub attestations: Vec<Attestation>,
-    pub link: Link,
+    pub link: Link<S>,
 }
 
 /// The open session after the protocol: its streams and its transcript.
-pub struct Link {
+pub struct Link<S = Streaming<SessionFrame>> {
     out: mpsc::Sender<SessionFrame>,
-    inbound: Streaming<SessionFrame>,
+    inbound: S,
     transcript: Box<Transcript>,
     idle: Duration,
 }
@@ -95,9 +138,9 @@ pub struct Closing {
 /// Reads the next frame; anything but a sealed message ends the session.
 async fn next_frame(
     out: &mpsc::Sender<SessionFrame>,
-    inbound: &mut Streaming<SessionFrame>,
+    inbound: &mut impl FrameSource,
 ) -> Result<Sealed, SessionFailure> {
-    match inbound.message().await {
+    match inbound.next_frame().await {
         Ok(Some(SessionFrame {
             body: Some(Body::Sealed(s)),
         })) => Ok(s),
@@ -115,11 +158,16 @@ async fn next_frame(
         Ok(None) => Err(SessionFailure::Remote(
             "the session stream closed before the session finished".into(),
         )),
-        Err(status) => Err(SessionFailure::Remote(format!(
-            "the session stream failed: {}",
-            status.message()
+        Err(reason) => Err(SessionFailure::Remote(format!(
+            "the session stream failed: {reason}"
         ))),
     }
+}
+
+fn transcript_check(e: TranscriptError) -> SessionFailure {
+    SessionFailure::Local(format!(
+        "a message from the peer failed its transcript check: {e}"
+    ))
 }
 
 fn is_closing(msg: &ProtocolMessage) -> bool {
@@ -138,15 +186,15 @@ fn idle_failure(idle: Duration) -> SessionFailure {
 /// with progress at most every `every`; a peer silent for `idle` ends the
 /// session. On a local protocol error an `Abort` naming the step is sent so
 /// the coordinator and the peer learn why.
-pub async fn drive(
+pub async fn drive<S: FrameSource>(
     party: Box<dyn Party>,
     transcript: Transcript,
     out: mpsc::Sender<SessionFrame>,
-    mut inbound: Streaming<SessionFrame>,
+    mut inbound: S,
     every: Duration,
     idle: Duration,
     mut report: impl FnMut(Progress) + Send,
-) -> Result<Finished, SessionFailure> {
+) -> Result<Finished<S>, SessionFailure> {
     let mut side = Some((party, Box::new(transcript)));
     let mut may_transmit = true;
     let mut last_report = Instant::now();
@@ -199,19 +247,23 @@ pub async fn drive(
                     let r = t
                         .recorder
                         .open(sealed)
-                        .map_err(|e| format!("a message from the peer failed its transcript check: {e}"))
+                        .map_err(transcript_check)
                         .and_then(|m| {
                             // A peer that finished first may already close;
                             // the recorder keeps its closing for later.
-                            if is_closing(&m) { Ok(()) } else { p.handle(m).map_err(|e| e.to_string()) }
+                            if is_closing(&m) {
+                                Ok(())
+                            } else {
+                                p.handle(m).map_err(|e| SessionFailure::Local(e.to_string()))
+                            }
                         })
                         .and_then(|()| t.flush());
                     ((p, t), r)
                 })
                 .await?;
                 if let Err(failure) = result {
-                    abort(&out, &failure).await;
-                    return Err(SessionFailure::Local(failure));
+                    abort(&out, &failure.to_string()).await;
+                    return Err(failure);
                 }
                 side = Some(back);
                 may_transmit = true;
@@ -229,8 +281,8 @@ pub async fn drive(
                 match frame {
                     Some(Ok(frame)) => permit.send(frame),
                     Some(Err(failure)) => {
-                        abort(&out, &failure).await;
-                        return Err(SessionFailure::Local(failure));
+                        abort(&out, &failure.to_string()).await;
+                        return Err(failure);
                     }
                     None => may_transmit = false,
                 }
@@ -245,7 +297,7 @@ pub async fn drive(
     }
 }
 
-impl Link {
+impl<S: FrameSource> Link<S> {
     /// The closing exchange (PROTOCOLS.md, Transcripts): this node's closing,
     /// the peer's, then both co-signatures over the summary. Completes the
     /// transcript files and ends the session stream.
@@ -272,7 +324,7 @@ impl Link {
             (t.seal(&msg), t)
         })
         .await?;
-        send(&out, frame.map_err(SessionFailure::Local)?).await?;
+        send(&out, frame?).await?;
         while !transcript.recorder.peer_closed() {
             receive_closing(&out, &mut inbound, &mut transcript, idle).await?;
         }
@@ -280,7 +332,7 @@ impl Link {
             .recorder
             .cosign()
             .map_err(|e| SessionFailure::Local(e.to_string()))?;
-        send(&out, transcript.seal(&cosign).map_err(SessionFailure::Local)?).await?;
+        send(&out, transcript.seal(&cosign)?).await?;
         while !transcript.recorder.peer_cosigned() {
             receive_closing(&out, &mut inbound, &mut transcript, idle).await?;
         }
@@ -292,7 +344,7 @@ impl Link {
                 return Err(SessionFailure::Local(failure));
             }
         };
-        transcript.flush().map_err(SessionFailure::Local)?;
+        transcript.flush()?;
         let Transcript { files, .. } = *transcript;
         let written = cpu(move || files.complete(summary))
             .await?
@@ -310,7 +362,7 @@ async fn send(out: &mpsc::Sender<SessionFrame>, frame: SessionFrame) -> Result<(
 
 async fn receive_closing(
     out: &mpsc::Sender<SessionFrame>,
-    inbound: &mut Streaming<SessionFrame>,
+    inbound: &mut impl FrameSource,
     transcript: &mut Transcript,
     idle: Duration,
 ) -> Result<(), SessionFailure> {
@@ -320,18 +372,20 @@ async fn receive_closing(
     let result = transcript
         .recorder
         .open(sealed)
-        .map_err(|e| format!("a message from the peer failed its transcript check: {e}"))
+        .map_err(transcript_check)
         .and_then(|m| {
             if is_closing(&m) {
                 Ok(())
             } else {
-                Err("the peer sent a protocol message after the protocol finished".to_string())
+                Err(SessionFailure::Local(
+                    "the peer sent a protocol message after the protocol finished".into(),
+                ))
             }
         })
         .and_then(|()| transcript.flush());
     if let Err(failure) = result {
-        abort(out, &failure).await;
-        return Err(SessionFailure::Local(failure));
+        abort(out, &failure.to_string()).await;
+        return Err(failure);
     }
     Ok(())
 }
@@ -339,9 +393,9 @@ async fn receive_closing(
 /// Ends this side of the stream and waits for the coordinator to end the other.
 /// Dropping the call at once would reset the HTTP/2 stream and could discard
 /// the last frames still queued for the peer.
-async fn finish_stream(out: mpsc::Sender<SessionFrame>, mut inbound: Streaming<SessionFrame>) {
+async fn finish_stream(out: mpsc::Sender<SessionFrame>, mut inbound: impl FrameSource) {
     drop(out);
-    let drain = async { while let Ok(Some(_)) = inbound.message().await {} };
+    let drain = async { while let Ok(Some(_)) = inbound.next_frame().await {} };
     // The peer finishes within moments of this side; past that, give up waiting.
     let _ = tokio::time::timeout(CLOSE_GRACE, drain).await;
 }
@@ -360,3 +414,7 @@ async fn abort(out: &mpsc::Sender<SessionFrame>, reason: &str) {
         })
         .await;
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

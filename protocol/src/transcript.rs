@@ -18,7 +18,7 @@ mod summary;
 mod verify;
 
 pub use file::{FileError, encode_record, has_private_part, parse_file, shared_copy};
-pub use pair::{Recorded, run_recorded_pair};
+pub use pair::{PairError, Recorded, run_recorded_pair};
 pub use recorder::{Recorder, Seat, SessionInfo, TranscriptError, envelope_to_wire};
 pub use summary::{describe_query, query_kind, result_commitment, step_of};
 pub use verify::{AuditReport, Check, CheckStatus, PartyReport, RequesterReport, verify};

@@ -24,20 +24,17 @@
 use std::sync::Arc;
 
 use crate::{
-    crypto::group::{PointBytes, SessionKey, decode_and_mask, mask_each, validate_points},
+    crypto::group::{PointBytes, SessionKey, mask_each},
     crypto::hash::{HashToGroup, ID_DST},
     crypto::shuffle,
     error::ProtocolError,
     ids::idlist::IdList,
     privacy::cover::{Dummies, Entry},
     session::attest::{self, Attestation},
+    session::lists::{InboundList, ReadyList, Treat},
     session::outcome::{ActivationOutcome, Outcome},
-    session::party::{Party, Progress},
-    session::stream::{
-        Announce, List, ListMessage, MaskedStream, Setup, capacity_for, check_announce, check_chunk,
-        check_end, next_chunk, peer_key_point,
-    },
-    wire::ProtocolMessage,
+    session::party::{Progress, Protocol},
+    session::stream::{Announce, List, ListMessage, MaskedStream, Setup, check_announce, peer_key_point},
 };
 
 fn sorted_unique(mut points: Vec<PointBytes>, list: List) -> Result<Vec<PointBytes>, ProtocolError> {
@@ -57,15 +54,10 @@ pub struct ActivationReceiver {
     announced: bool,
     u: MaskedStream,
     peer: Option<Announce>,
-    rw: Vec<PointBytes>,
-    /// W as received, for the attestation of `rw` (A.Z).
-    w: Vec<PointBytes>,
-    w_closed: bool,
-    z: Vec<PointBytes>,
-    z_next: usize,
-    z_closed: bool,
-    v: Vec<PointBytes>,
-    v_closed: bool,
+    /// `r*W`, and W as received for the attestation of `r*W` (A.Z).
+    w: InboundList,
+    z: ReadyList,
+    v: InboundList,
 }
 
 impl std::fmt::Debug for ActivationReceiver {
@@ -82,154 +74,34 @@ impl ActivationReceiver {
         setup.cover.check(1, 1)?;
         let dummies = Dummies::new(&setup.cover.dummies, setup.cover.dummy_width());
         let pads = setup.cover.pads[0];
+        let u = MaskedStream::new(ids, dummies, pads);
         Ok(Self {
             key: SessionKey::random(),
             hasher: HashToGroup::new(ID_DST),
             announced: false,
-            u: MaskedStream::new(ids, dummies, pads),
             peer: None,
-            rw: Vec::new(),
-            w: Vec::new(),
-            w_closed: false,
-            z: Vec::new(),
-            z_next: 0,
-            z_closed: false,
-            v: Vec::new(),
-            v_closed: false,
+            w: InboundList::waiting(List::W.step(), Treat::MaskKeepingOriginals),
+            z: ReadyList::new(List::Z),
+            // V answers U point for point, whatever S announced.
+            v: InboundList::opened(List::V.step(), Treat::Check, u.len()),
+            u,
             setup,
         })
     }
 
-    pub fn poll(&mut self) -> Option<ListMessage> {
-        if !self.announced {
-            self.announced = true;
-            return Some(ListMessage::Announce(
-                self.setup.announce(self.u.len(), Some(self.key.public())),
-            ));
-        }
-        let chunk = self.setup.limits.chunk_points;
-        if let Some(m) = self.u.poll(List::U, &self.key, &self.hasher, chunk) {
-            return Some(m);
-        }
-        if self.w_closed && !self.z_closed {
-            if let Some(points) = next_chunk(&self.z, &mut self.z_next, chunk) {
-                return Some(ListMessage::Points {
-                    list: List::Z,
-                    points,
-                });
-            }
-            self.z_closed = true;
-            let count = self.z.len() as u64;
-            self.z = Vec::new();
-            return Some(ListMessage::End { list: List::Z, count });
-        }
-        None
-    }
-
-    pub fn receive(&mut self, msg: ListMessage) -> Result<(), ProtocolError> {
-        let limits = self.setup.limits;
-        match (msg, self.peer) {
-            (ListMessage::Announce(a), None) => {
-                check_announce(&a, &self.setup.terms, &limits, 1, 0)?;
-                if a.dummy_offset != 0 {
-                    // Dummies in W would be delivered as members.
-                    return Err(ProtocolError::Shape {
-                        what: "the sender announced matching dummies in a segment activation",
-                    });
-                }
-                self.peer = Some(a);
-                self.rw.reserve(capacity_for(a.set_size));
-                Ok(())
-            }
-            (
-                ListMessage::Points {
-                    list: List::W,
-                    points,
-                },
-                Some(peer),
-            ) if !self.w_closed => {
-                check_chunk(
-                    List::W.step(),
-                    points.len(),
-                    self.rw.len(),
-                    peer.set_size,
-                    &limits,
-                )?;
-                let masked = decode_and_mask(&self.key, &points).map_err(|bad| ProtocolError::BadPoint {
-                    step: List::W.step(),
-                    bad,
-                })?;
-                self.rw.extend_from_slice(&masked);
-                self.w.extend_from_slice(&points);
-                Ok(())
-            }
-            (ListMessage::End { list: List::W, count }, Some(peer)) if !self.w_closed => {
-                check_end(List::W.step(), count, self.rw.len(), peer.set_size)?;
-                self.w_closed = true;
-                // Z is r*W with this node's dummies' answers, shuffled: S must
-                // not tell which of its rows matched, nor which are dummies.
-                let key_s = peer_key_point(peer.key, List::Z.step())?;
-                let extra = self.u.dummies().answers(0, &key_s);
-                let mut z = self.rw.clone();
-                z.extend(mask_each(&self.key, extra.len(), |i| extra[i]));
-                shuffle::shuffle(&mut z);
-                self.z = z;
-                Ok(())
-            }
-            (
-                ListMessage::Points {
-                    list: List::V,
-                    points,
-                },
-                _,
-            ) if self.u.closed && !self.v_closed => {
-                check_chunk(List::V.step(), points.len(), self.v.len(), self.u.len(), &limits)?;
-                validate_points(&points).map_err(|bad| ProtocolError::BadPoint {
-                    step: List::V.step(),
-                    bad,
-                })?;
-                self.v.extend_from_slice(&points);
-                Ok(())
-            }
-            (ListMessage::End { list: List::V, count }, _) if self.u.closed && !self.v_closed => {
-                check_end(List::V.step(), count, self.v.len(), self.u.len())?;
-                self.v_closed = true;
-                Ok(())
-            }
-            (other, _) => Err(ProtocolError::Unexpected {
-                expected: "the sender's announcement, list W or list V in order",
-                got: other.describe(),
-            }),
-        }
-    }
-
-    pub fn is_done(&self) -> bool {
-        self.u.closed && self.z_closed && self.v_closed
-    }
-
-    pub fn progress(&self) -> Progress {
-        let own = self.u.len();
-        let peer = self.peer.map_or(0, |p| p.set_size);
-        let width = self.setup.cover.dummy_width();
-        Progress {
-            done: self.u.next as u64 + self.rw.len() as u64 + self.z_next as u64 + self.v.len() as u64,
-            total: 2 * own + 2 * peer + width,
-        }
-    }
-
     /// The members: the rows of U whose answer in V is among `r*W`. This
     /// node's dummies and pads are not rows, so they are never members.
-    pub fn finish(self) -> Result<ActivationOutcome, ProtocolError> {
+    pub fn finish(mut self) -> Result<ActivationOutcome, ProtocolError> {
         if !self.is_done() {
             return Err(ProtocolError::Unexpected {
                 expected: "all of lists U, W, Z and V before matching",
                 got: "an early end of the session",
             });
         }
-        let rw = sorted_unique(self.rw, List::W)?;
-        sorted_unique(self.v.clone(), List::V)?;
-        let mut members: Vec<u32> = self
-            .v
+        let rw = sorted_unique(self.w.take_points(), List::W)?;
+        let v = self.v.take_points();
+        sorted_unique(v.clone(), List::V)?;
+        let mut members: Vec<u32> = v
             .iter()
             .enumerate()
             .filter(|(_, v)| rw.binary_search(v).is_ok())
@@ -261,15 +133,11 @@ pub struct ActivationSender {
     announced: bool,
     w: MaskedStream,
     peer: Option<Announce>,
-    v: Vec<PointBytes>,
-    /// U as received, for the attestation of V (A.V).
-    u: Vec<PointBytes>,
-    u_closed: bool,
-    z: Vec<PointBytes>,
-    z_closed: bool,
-    approved: bool,
-    v_next: usize,
-    v_closed: bool,
+    /// `s*U` in R's order (V), and U as received for the attestation of V (A.V).
+    u: InboundList,
+    z: InboundList,
+    /// V, ready once the segment is counted and large enough.
+    v: ReadyList,
 }
 
 impl std::fmt::Debug for ActivationSender {
@@ -298,14 +166,9 @@ impl ActivationSender {
             announced: false,
             w: MaskedStream::new(ids, Dummies::none(), pads),
             peer: None,
-            v: Vec::new(),
-            u: Vec::new(),
-            u_closed: false,
-            z: Vec::new(),
-            z_closed: false,
-            approved: false,
-            v_next: 0,
-            v_closed: false,
+            u: InboundList::waiting(List::U.step(), Treat::MaskKeepingOriginals),
+            z: InboundList::waiting(List::Z.step(), Treat::Check),
+            v: ReadyList::kept(List::V),
             setup,
         })
     }
@@ -315,7 +178,128 @@ impl ActivationSender {
         self.w.len().saturating_add(width)
     }
 
-    pub fn poll(&mut self) -> Option<ListMessage> {
+    /// Counts the segment once U and Z are complete, and approves answering
+    /// in order only if its noised size is large enough.
+    fn decide(&mut self) -> Result<(), ProtocolError> {
+        if !(self.u.is_closed() && self.z.is_closed()) {
+            return Ok(());
+        }
+        let z = sorted_unique(self.z.take_points(), List::Z)?;
+        let v = self.u.take_points();
+        sorted_unique(v.clone(), List::U)?;
+        let count = v.iter().filter(|v| z.binary_search(v).is_ok()).count() as i64;
+        let mean = self.peer.map_or(0, |p| p.dummy_offset) as i64;
+        let noised = count - mean + self.decision_noise;
+        if noised < i64::try_from(self.min_activation).unwrap_or(i64::MAX) {
+            return Err(ProtocolError::BelowMinActivation);
+        }
+        self.v.ready(v);
+        Ok(())
+    }
+}
+
+impl Protocol for ActivationReceiver {
+    type Message = ListMessage;
+
+    fn poll(&mut self) -> Option<ListMessage> {
+        if !self.announced {
+            self.announced = true;
+            return Some(ListMessage::Announce(
+                self.setup.announce(self.u.len(), Some(self.key.public())),
+            ));
+        }
+        let chunk = self.setup.limits.chunk_points;
+        if let Some(m) = self.u.poll(List::U, &self.key, &self.hasher, chunk) {
+            return Some(m);
+        }
+        self.z.poll(chunk)
+    }
+
+    fn receive(&mut self, msg: ListMessage) -> Result<(), ProtocolError> {
+        let limits = self.setup.limits;
+        match (msg, self.peer) {
+            (ListMessage::Announce(a), None) => {
+                check_announce(&a, &self.setup.terms, &limits, 1, 0)?;
+                if a.dummy_offset != 0 {
+                    // Dummies in W would be delivered as members.
+                    return Err(ProtocolError::Shape {
+                        what: "the sender announced matching dummies in a segment activation",
+                    });
+                }
+                self.peer = Some(a);
+                self.w.open(a.set_size);
+                Ok(())
+            }
+            (
+                ListMessage::Points {
+                    list: List::W,
+                    points,
+                },
+                Some(_),
+            ) if self.w.is_open() => self.w.chunk(points, &self.key, &limits),
+            (ListMessage::End { list: List::W, count }, Some(peer)) if self.w.is_open() => {
+                self.w.end(count)?;
+                // Z is r*W with this node's dummies' answers, shuffled: S must
+                // not tell which of its rows matched, nor which are dummies.
+                let key_s = peer_key_point(peer.key, List::Z.step())?;
+                let extra = self.u.dummies().answers(0, &key_s);
+                let mut z = self.w.points().to_vec();
+                z.extend(mask_each(&self.key, extra.len(), |i| extra[i]));
+                shuffle::shuffle(&mut z);
+                self.z.ready(z);
+                Ok(())
+            }
+            (
+                ListMessage::Points {
+                    list: List::V,
+                    points,
+                },
+                _,
+            ) if self.u.closed && self.v.is_open() => self.v.chunk(points, &self.key, &limits),
+            (ListMessage::End { list: List::V, count }, _) if self.u.closed && self.v.is_open() => {
+                self.v.end(count)
+            }
+            (other, _) => Err(ProtocolError::Unexpected {
+                expected: "the sender's announcement, list W or list V in order",
+                got: other.describe(),
+            }),
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.u.closed && self.z.is_ended() && self.v.is_closed()
+    }
+
+    fn progress(&self) -> Progress {
+        let own = self.u.len();
+        let peer = self.peer.map_or(0, |p| p.set_size);
+        let width = self.setup.cover.dummy_width();
+        Progress {
+            done: self.u.next as u64 + self.w.received() + self.z.sent() + self.v.received(),
+            total: 2 * own + 2 * peer + width,
+        }
+    }
+
+    fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
+        let w = self.w.take_originals();
+        Ok(vec![Attestation::make(
+            &self.key,
+            &self.setup.terms,
+            attest::ACTIVATION_RECEIVER_STEP,
+            (List::W, &w),
+            self.w.points().to_vec(),
+        )?])
+    }
+
+    fn outcome(self) -> Result<Outcome, ProtocolError> {
+        self.finish().map(Outcome::Activation)
+    }
+}
+
+impl Protocol for ActivationSender {
+    type Message = ListMessage;
+
+    fn poll(&mut self) -> Option<ListMessage> {
         if !self.announced {
             self.announced = true;
             return Some(ListMessage::Announce(
@@ -326,52 +310,30 @@ impl ActivationSender {
         if let Some(m) = self.w.poll(List::W, &self.key, &self.hasher, chunk) {
             return Some(m);
         }
-        if self.approved && !self.v_closed {
-            if let Some(points) = next_chunk(&self.v, &mut self.v_next, chunk) {
-                return Some(ListMessage::Points {
-                    list: List::V,
-                    points,
-                });
-            }
-            self.v_closed = true;
-            return Some(ListMessage::End {
-                list: List::V,
-                count: self.v.len() as u64,
-            });
-        }
-        None
+        self.v.poll(chunk)
     }
 
-    pub fn receive(&mut self, msg: ListMessage) -> Result<(), ProtocolError> {
+    fn receive(&mut self, msg: ListMessage) -> Result<(), ProtocolError> {
         let limits = self.setup.limits;
         match (msg, self.peer) {
             (ListMessage::Announce(a), None) => {
                 // R's list holds its dummies besides its pad.
                 check_announce(&a, &self.setup.terms, &limits, 1, 1)?;
                 self.peer = Some(a);
-                self.v.reserve(capacity_for(a.set_size));
+                self.u.open(a.set_size);
+                self.z.open(self.z_len());
                 Ok(())
             }
+            // V is U masked in R's order: that is what lets R find its members.
             (
                 ListMessage::Points {
                     list: List::U,
                     points,
                 },
-                Some(peer),
-            ) if !self.u_closed => {
-                check_chunk(List::U.step(), points.len(), self.v.len(), peer.set_size, &limits)?;
-                let masked = decode_and_mask(&self.key, &points).map_err(|bad| ProtocolError::BadPoint {
-                    step: List::U.step(),
-                    bad,
-                })?;
-                // In R's order: that is what lets R find its members.
-                self.v.extend_from_slice(&masked);
-                self.u.extend_from_slice(&points);
-                Ok(())
-            }
-            (ListMessage::End { list: List::U, count }, Some(peer)) if !self.u_closed => {
-                check_end(List::U.step(), count, self.v.len(), peer.set_size)?;
-                self.u_closed = true;
+                Some(_),
+            ) if self.u.is_open() => self.u.chunk(points, &self.key, &limits),
+            (ListMessage::End { list: List::U, count }, Some(_)) if self.u.is_open() => {
+                self.u.end(count)?;
                 self.decide()
             }
             (
@@ -380,18 +342,9 @@ impl ActivationSender {
                     points,
                 },
                 Some(_),
-            ) if self.w.closed && !self.z_closed => {
-                check_chunk(List::Z.step(), points.len(), self.z.len(), self.z_len(), &limits)?;
-                validate_points(&points).map_err(|bad| ProtocolError::BadPoint {
-                    step: List::Z.step(),
-                    bad,
-                })?;
-                self.z.extend_from_slice(&points);
-                Ok(())
-            }
-            (ListMessage::End { list: List::Z, count }, Some(_)) if self.w.closed && !self.z_closed => {
-                check_end(List::Z.step(), count, self.z.len(), self.z_len())?;
-                self.z_closed = true;
+            ) if self.w.closed && self.z.is_open() => self.z.chunk(points, &self.key, &limits),
+            (ListMessage::End { list: List::Z, count }, Some(_)) if self.w.closed && self.z.is_open() => {
+                self.z.end(count)?;
                 self.decide()
             }
             (other, _) => Err(ProtocolError::Unexpected {
@@ -401,99 +354,30 @@ impl ActivationSender {
         }
     }
 
-    /// Counts the segment once U and Z are complete, and approves answering
-    /// in order only if its noised size is large enough.
-    fn decide(&mut self) -> Result<(), ProtocolError> {
-        if !(self.u_closed && self.z_closed) {
-            return Ok(());
-        }
-        let z = sorted_unique(std::mem::take(&mut self.z), List::Z)?;
-        sorted_unique(self.v.clone(), List::U)?;
-        let count = self.v.iter().filter(|v| z.binary_search(v).is_ok()).count() as i64;
-        let mean = self.peer.map_or(0, |p| p.dummy_offset) as i64;
-        let noised = count - mean + self.decision_noise;
-        if noised < i64::try_from(self.min_activation).unwrap_or(i64::MAX) {
-            return Err(ProtocolError::BelowMinActivation);
-        }
-        self.approved = true;
-        Ok(())
+    fn is_done(&self) -> bool {
+        self.w.closed && self.v.is_ended()
     }
 
-    pub fn is_done(&self) -> bool {
-        self.w.closed && self.v_closed
-    }
-
-    pub fn progress(&self) -> Progress {
+    fn progress(&self) -> Progress {
         let peer = self.peer.map_or(0, |p| p.set_size);
         Progress {
-            done: self.w.next as u64 + self.v.len() as u64 + self.z.len() as u64 + self.v_next as u64,
+            done: self.w.next as u64 + self.u.received() + self.z.received() + self.v.sent(),
             total: self.w.len() + self.z_len() + 2 * peer,
         }
     }
-}
-
-impl Party for ActivationReceiver {
-    fn poll_transmit(&mut self) -> Option<ProtocolMessage> {
-        self.poll().map(Into::into)
-    }
-
-    fn handle(&mut self, msg: ProtocolMessage) -> Result<(), ProtocolError> {
-        self.receive(ListMessage::try_from(msg)?)
-    }
-
-    fn is_done(&self) -> bool {
-        ActivationReceiver::is_done(self)
-    }
-
-    fn progress(&self) -> Progress {
-        ActivationReceiver::progress(self)
-    }
 
     fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
-        let w = std::mem::take(&mut self.w);
-        Ok(vec![Attestation::make(
-            &self.key,
-            &self.setup.terms,
-            attest::ACTIVATION_RECEIVER_STEP,
-            (List::W, &w),
-            self.rw.clone(),
-        )?])
-    }
-
-    fn finish(self: Box<Self>) -> Result<Outcome, ProtocolError> {
-        (*self).finish().map(Outcome::Activation)
-    }
-}
-
-impl Party for ActivationSender {
-    fn poll_transmit(&mut self) -> Option<ProtocolMessage> {
-        self.poll().map(Into::into)
-    }
-
-    fn handle(&mut self, msg: ProtocolMessage) -> Result<(), ProtocolError> {
-        self.receive(ListMessage::try_from(msg)?)
-    }
-
-    fn is_done(&self) -> bool {
-        ActivationSender::is_done(self)
-    }
-
-    fn progress(&self) -> Progress {
-        ActivationSender::progress(self)
-    }
-
-    fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
-        let u = std::mem::take(&mut self.u);
+        let u = self.u.take_originals();
         Ok(vec![Attestation::make(
             &self.key,
             &self.setup.terms,
             attest::ACTIVATION_SENDER_STEP,
             (List::U, &u),
-            self.v.clone(),
+            self.v.points().to_vec(),
         )?])
     }
 
-    fn finish(self: Box<Self>) -> Result<Outcome, ProtocolError> {
+    fn outcome(self) -> Result<Outcome, ProtocolError> {
         Ok(Outcome::Completed)
     }
 }

@@ -38,19 +38,17 @@ use crate::{
         Ciphertext, ElGamalError, JointKeys, KeyOffer, OneHot, SlotShares, ZERO_ROW, decode_ciphertexts,
         decode_decryption_shares,
     },
-    crypto::group::{PointBytes, SessionKey, decode_and_mask, mask_each, validate_points},
+    crypto::group::{PointBytes, SessionKey, mask_each},
     crypto::hash::{HashToGroup, ID_DST},
     crypto::shuffle,
     error::ProtocolError,
     ids::idlist::IdList,
     privacy::cover::{Dummies, Entry, Layout, random_point},
+    session::lists::{InboundList, Treat},
     session::outcome::{LaneOutcome, Outcome},
-    session::party::{Party, Progress},
+    session::party::{Progress, Protocol},
     session::stream,
-    session::stream::{
-        Announce, Limits, List, Setup, Terms, capacity_for, check_announce, check_chunk, check_end,
-        next_chunk, peer_key_point,
-    },
+    session::stream::{Announce, Limits, List, Setup, Terms, check_announce, next_chunk, peer_key_point},
     wire::{Batches, CipherChunk, CipherList, ListEnd, PointChunk, ProtocolMessage, protocol_message},
 };
 
@@ -58,7 +56,7 @@ mod messages;
 mod receiver;
 mod sender;
 
-pub use messages::{BreakdownMessage, lane_message, parse_lane_message};
+pub use messages::{BreakdownMessage, LaneMessage, lane_message, parse_lane_message};
 pub use receiver::BreakdownReceiver;
 pub use sender::BreakdownSender;
 
@@ -388,22 +386,23 @@ impl Breakdown {
     }
 }
 
-impl Party for Breakdown {
-    fn poll_transmit(&mut self) -> Option<ProtocolMessage> {
+impl Protocol for Breakdown {
+    type Message = LaneMessage;
+
+    fn poll(&mut self) -> Option<LaneMessage> {
         let n = self.lanes.len();
         let first = if self.in_order { 0 } else { self.next };
         for k in 0..n {
             let i = (first + k) % n;
             if let Some(msg) = self.lanes[i].poll() {
                 self.next = (i + 1) % n;
-                return Some(lane_message(i as u32, msg));
+                return Some(LaneMessage { lane: i as u32, msg });
             }
         }
         None
     }
 
-    fn handle(&mut self, msg: ProtocolMessage) -> Result<(), ProtocolError> {
-        let (lane, msg) = parse_lane_message(msg)?;
+    fn receive(&mut self, LaneMessage { lane, msg }: LaneMessage) -> Result<(), ProtocolError> {
         let lane = self
             .lanes
             .get_mut(lane as usize)
@@ -427,7 +426,7 @@ impl Party for Breakdown {
             })
     }
 
-    fn finish(self: Box<Self>) -> Result<Outcome, ProtocolError> {
+    fn outcome(self) -> Result<Outcome, ProtocolError> {
         self.lanes
             .into_iter()
             .map(Lane::finish)

@@ -4,7 +4,12 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use super::*;
 use crate::session::{outcome::*, stream::*};
-use crate::{ids::normalize::IdKind, privacy::cover::Cover, session::party::run_pair, wire::ProtocolMessage};
+use crate::{
+    ids::normalize::IdKind,
+    privacy::cover::Cover,
+    session::party::{Party, run_pair},
+    wire::ProtocolMessage,
+};
 
 const T: Terms = [9; 32];
 
@@ -201,7 +206,7 @@ fn the_receiver_matches_its_real_rows_plus_the_dummies() {
     };
     let mut rx = BreakdownReceiver::new(0, shape, r.receiver_rows(), zeros.clone(), rset(&shape)).unwrap();
     let mut sx = BreakdownSender::new(0, shape, s.rows(), zeros, s_setup).unwrap();
-    while rx.matched.is_none() {
+    while rx.matched().is_none() {
         let mut moved = false;
         if let Some(m) = rx.poll() {
             sx.receive(m).unwrap();
@@ -214,7 +219,7 @@ fn the_receiver_matches_its_real_rows_plus_the_dummies() {
         assert!(moved, "stalled before matching");
     }
     let mut per_batch = [0u64; 2];
-    for &b in rx.matched.as_deref().unwrap_or(&[]) {
+    for &b in rx.matched().unwrap_or(&[]) {
         if b != u32::MAX {
             per_batch[b as usize] += 1;
         }

@@ -19,20 +19,19 @@
 use std::sync::Arc;
 
 use crate::{
-    crypto::group::{PointBytes, SessionKey, decode_and_mask, mask_each, validate_points},
+    crypto::group::{PointBytes, SessionKey, mask_each},
     crypto::hash::{HashToGroup, ID_DST},
     crypto::shuffle,
     error::ProtocolError,
     ids::idlist::IdList,
     privacy::cover::Dummies,
     session::attest::{self, Attestation},
+    session::lists::{InboundList, ReadyList, Treat},
     session::outcome::{Outcome, OverlapOutcome},
-    session::party::{Party, Progress},
+    session::party::{Progress, Protocol},
     session::stream::{
-        Announce, List, ListMessage, MaskedStream, Setup, capacity_for, check_announce, check_chunk,
-        check_end, count_common, next_chunk, peer_key_point,
+        Announce, List, ListMessage, MaskedStream, Setup, check_announce, count_common, peer_key_point,
     },
-    wire::ProtocolMessage,
 };
 
 /// R: learns `|X ∩ Y|` plus the sender's dummies, and `|W|`.
@@ -43,12 +42,9 @@ pub struct OverlapReceiver {
     announced: bool,
     u: MaskedStream,
     peer: Option<Announce>,
-    rw: Vec<PointBytes>,
-    /// W as received, kept for the attestation of `rw` (O.4).
-    w: Vec<PointBytes>,
-    w_closed: bool,
-    v: Vec<PointBytes>,
-    v_closed: bool,
+    /// `r*W`, and W as received for the attestation of `r*W` (O.4).
+    w: InboundList,
+    v: InboundList,
 }
 
 impl std::fmt::Debug for OverlapReceiver {
@@ -75,11 +71,8 @@ impl OverlapReceiver {
             announced: false,
             u: MaskedStream::new(ids, Dummies::none(), pads),
             peer: None,
-            rw: Vec::new(),
-            w: Vec::new(),
-            w_closed: false,
-            v: Vec::new(),
-            v_closed: false,
+            w: InboundList::waiting(List::W.step(), Treat::MaskKeepingOriginals),
+            v: InboundList::waiting(List::V.step(), Treat::Check),
             setup,
         })
     }
@@ -88,113 +81,6 @@ impl OverlapReceiver {
     fn v_len(&self) -> u64 {
         let width = self.peer.map_or(0, |p| p.dummy_offset.saturating_mul(2));
         self.u.len().saturating_add(width)
-    }
-
-    pub fn poll(&mut self) -> Option<ListMessage> {
-        if !self.announced {
-            self.announced = true;
-            return Some(ListMessage::Announce(
-                self.setup.announce(self.u.len(), Some(self.key.public())),
-            ));
-        }
-        self.u
-            .poll(List::U, &self.key, &self.hasher, self.setup.limits.chunk_points)
-    }
-
-    pub fn receive(&mut self, msg: ListMessage) -> Result<(), ProtocolError> {
-        let unexpected = |got: &ListMessage| ProtocolError::Unexpected {
-            expected: "the sender's announcement, list W or list V",
-            got: got.describe(),
-        };
-        let limits = self.setup.limits;
-        match (msg, self.peer) {
-            (ListMessage::Announce(a), None) => {
-                check_announce(&a, &self.setup.terms, &limits, 1, 1)?;
-                self.peer = Some(a);
-                self.rw.reserve(capacity_for(a.set_size));
-                Ok(())
-            }
-            (
-                ListMessage::Points {
-                    list: List::W,
-                    points,
-                },
-                Some(peer),
-            ) if !self.w_closed => {
-                check_chunk(
-                    List::W.step(),
-                    points.len(),
-                    self.rw.len(),
-                    peer.set_size,
-                    &limits,
-                )?;
-                let masked = decode_and_mask(&self.key, &points).map_err(|bad| ProtocolError::BadPoint {
-                    step: List::W.step(),
-                    bad,
-                })?;
-                self.rw.extend_from_slice(&masked);
-                self.w.extend_from_slice(&points);
-                Ok(())
-            }
-            (ListMessage::End { list: List::W, count }, Some(peer)) if !self.w_closed => {
-                check_end(List::W.step(), count, self.rw.len(), peer.set_size)?;
-                self.w_closed = true;
-                Ok(())
-            }
-            // V answers U, so it can only start once U is complete.
-            (
-                ListMessage::Points {
-                    list: List::V,
-                    points,
-                },
-                Some(_),
-            ) if self.u.closed && !self.v_closed => {
-                check_chunk(List::V.step(), points.len(), self.v.len(), self.v_len(), &limits)?;
-                // V is only compared with points R computed itself, but a bad
-                // encoding still marks a deviating peer: refuse it by name.
-                validate_points(&points).map_err(|bad| ProtocolError::BadPoint {
-                    step: List::V.step(),
-                    bad,
-                })?;
-                if self.v.is_empty() {
-                    self.v.reserve(capacity_for(self.v_len()));
-                }
-                self.v.extend_from_slice(&points);
-                Ok(())
-            }
-            (ListMessage::End { list: List::V, count }, Some(_)) if self.u.closed && !self.v_closed => {
-                check_end(List::V.step(), count, self.v.len(), self.v_len())?;
-                self.v_closed = true;
-                Ok(())
-            }
-            (other, _) => Err(unexpected(&other)),
-        }
-    }
-
-    pub fn is_done(&self) -> bool {
-        self.u.closed && self.w_closed && self.v_closed
-    }
-
-    pub fn progress(&self) -> Progress {
-        let peer = self.peer.map_or(0, |p| p.set_size);
-        Progress {
-            done: self.u.next as u64 + self.rw.len() as u64 + self.v.len() as u64,
-            total: self.u.len() + self.v_len() + peer,
-        }
-    }
-
-    /// Proves `r*W` (in W's order) for this party's own transcript. Call
-    /// once, when done and before `finish`.
-    pub fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
-        let w = std::mem::take(&mut self.w);
-        let proof = Attestation::make(
-            &self.key,
-            &self.setup.terms,
-            attest::RECEIVER_STEP,
-            (List::W, &w),
-            self.rw.clone(),
-        )?;
-        Ok(vec![proof])
     }
 
     /// Counts `|V ∩ r*W|`. Both lists are sorted and merged: no hash set, so
@@ -207,16 +93,17 @@ impl OverlapReceiver {
             });
         }
         use rayon::slice::ParallelSliceMut;
-        self.v.par_sort_unstable();
-        self.rw.par_sort_unstable();
-        for (list, points) in [(List::V, &self.v), (List::W, &self.rw)] {
+        let (mut v, mut rw) = (self.v.take_points(), self.w.take_points());
+        v.par_sort_unstable();
+        rw.par_sort_unstable();
+        for (list, points) in [(List::V, &v), (List::W, &rw)] {
             if points.windows(2).any(|w| w[0] == w[1]) {
                 return Err(ProtocolError::DuplicatePoints { step: list.step() });
             }
         }
         let peer = self.peer.unwrap_or(self.setup.announce(0, None));
         Ok(OverlapOutcome {
-            intersection: count_common(&self.v, &self.rw),
+            intersection: count_common(&v, &rw),
             own_set_size: self.u.len(),
             peer_set_size: peer.set_size,
             peer_dummy_mean: peer.dummy_offset,
@@ -233,13 +120,11 @@ pub struct OverlapSender {
     announced: bool,
     w: MaskedStream,
     peer: Option<Announce>,
-    v: Vec<PointBytes>,
-    /// U as received and `s*U` in U's order, for the attestation (O.2).
-    u: Vec<PointBytes>,
+    /// `s*U`, and U as received for the attestation (O.2).
+    u: InboundList,
+    /// `s*U` in U's order, kept for the attestation when V is shuffled.
     v_aligned: Vec<PointBytes>,
-    u_closed: bool,
-    v_next: usize,
-    v_closed: bool,
+    v: ReadyList,
 }
 
 impl std::fmt::Debug for OverlapSender {
@@ -266,17 +151,94 @@ impl OverlapSender {
             announced: false,
             w: MaskedStream::new(ids, dummies, pads),
             peer: None,
-            v: Vec::new(),
-            u: Vec::new(),
+            u: InboundList::waiting(List::U.step(), Treat::MaskKeepingOriginals),
             v_aligned: Vec::new(),
-            u_closed: false,
-            v_next: 0,
-            v_closed: false,
+            v: ReadyList::new(List::V),
             setup,
         })
     }
+}
 
-    pub fn poll(&mut self) -> Option<ListMessage> {
+impl Protocol for OverlapReceiver {
+    type Message = ListMessage;
+
+    fn poll(&mut self) -> Option<ListMessage> {
+        if !self.announced {
+            self.announced = true;
+            return Some(ListMessage::Announce(
+                self.setup.announce(self.u.len(), Some(self.key.public())),
+            ));
+        }
+        self.u
+            .poll(List::U, &self.key, &self.hasher, self.setup.limits.chunk_points)
+    }
+
+    fn receive(&mut self, msg: ListMessage) -> Result<(), ProtocolError> {
+        let unexpected = |got: &ListMessage| ProtocolError::Unexpected {
+            expected: "the sender's announcement, list W or list V",
+            got: got.describe(),
+        };
+        let limits = self.setup.limits;
+        match msg {
+            ListMessage::Announce(a) if self.peer.is_none() => {
+                check_announce(&a, &self.setup.terms, &limits, 1, 1)?;
+                self.peer = Some(a);
+                self.w.open(a.set_size);
+                self.v.open(self.v_len());
+                Ok(())
+            }
+            ListMessage::Points {
+                list: List::W,
+                points,
+            } if self.w.is_open() => self.w.chunk(points, &self.key, &limits),
+            ListMessage::End { list: List::W, count } if self.w.is_open() => self.w.end(count),
+            // V answers U, so it can only start once U is complete.
+            ListMessage::Points {
+                list: List::V,
+                points,
+            } if self.u.closed && self.v.is_open() => self.v.chunk(points, &self.key, &limits),
+            ListMessage::End { list: List::V, count } if self.u.closed && self.v.is_open() => {
+                self.v.end(count)
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.u.closed && self.w.is_closed() && self.v.is_closed()
+    }
+
+    fn progress(&self) -> Progress {
+        let peer = self.peer.map_or(0, |p| p.set_size);
+        Progress {
+            done: self.u.next as u64 + self.w.received() + self.v.received(),
+            total: self.u.len() + self.v_len() + peer,
+        }
+    }
+
+    /// Proves `r*W` (in W's order) for this party's own transcript. Call
+    /// once, when done and before `finish`.
+    fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
+        let w = self.w.take_originals();
+        let proof = Attestation::make(
+            &self.key,
+            &self.setup.terms,
+            attest::RECEIVER_STEP,
+            (List::W, &w),
+            self.w.points().to_vec(),
+        )?;
+        Ok(vec![proof])
+    }
+
+    fn outcome(self) -> Result<Outcome, ProtocolError> {
+        self.finish().map(Outcome::Overlap)
+    }
+}
+
+impl Protocol for OverlapSender {
+    type Message = ListMessage;
+
+    fn poll(&mut self) -> Option<ListMessage> {
         if !self.announced {
             self.announced = true;
             return Some(ListMessage::Announce(
@@ -285,28 +247,19 @@ impl OverlapSender {
         }
         let chunk = self.setup.limits.chunk_points;
         // V first: it is ready-made, and R cannot finish without it.
-        if self.u_closed && !self.v_closed {
-            if let Some(points) = next_chunk(&self.v, &mut self.v_next, chunk) {
-                return Some(ListMessage::Points {
-                    list: List::V,
-                    points,
-                });
-            }
-            self.v_closed = true;
-            let count = self.v.len() as u64;
-            self.v = Vec::new();
-            return Some(ListMessage::End { list: List::V, count });
+        if let Some(m) = self.v.poll(chunk) {
+            return Some(m);
         }
         self.w.poll(List::W, &self.key, &self.hasher, chunk)
     }
 
-    pub fn receive(&mut self, msg: ListMessage) -> Result<(), ProtocolError> {
+    fn receive(&mut self, msg: ListMessage) -> Result<(), ProtocolError> {
         let limits = self.setup.limits;
         match (msg, self.peer) {
             (ListMessage::Announce(a), None) => {
                 check_announce(&a, &self.setup.terms, &limits, 1, 0)?;
                 self.peer = Some(a);
-                self.v.reserve(capacity_for(a.set_size));
+                self.u.open(a.set_size);
                 Ok(())
             }
             (
@@ -314,28 +267,20 @@ impl OverlapSender {
                     list: List::U,
                     points,
                 },
-                Some(peer),
-            ) if !self.u_closed => {
-                check_chunk(List::U.step(), points.len(), self.v.len(), peer.set_size, &limits)?;
-                let masked = decode_and_mask(&self.key, &points).map_err(|bad| ProtocolError::BadPoint {
-                    step: List::U.step(),
-                    bad,
-                })?;
-                self.v.extend_from_slice(&masked);
-                self.u.extend_from_slice(&points);
-                Ok(())
-            }
-            (ListMessage::End { list: List::U, count }, Some(peer)) if !self.u_closed => {
-                check_end(List::U.step(), count, self.v.len(), peer.set_size)?;
-                self.v_aligned = self.v.clone();
+                Some(_),
+            ) if self.u.is_open() => self.u.chunk(points, &self.key, &limits),
+            (ListMessage::End { list: List::U, count }, Some(peer)) if self.u.is_open() => {
+                self.u.end(count)?;
+                let mut v = self.u.take_points();
+                self.v_aligned = v.clone();
                 // The dummies' answers join V, masked like R's points.
                 let key_r = peer_key_point(peer.key, List::V.step())?;
                 let extra = self.w.dummies().answers(0, &key_r);
-                self.v.extend(mask_each(&self.key, extra.len(), |i| extra[i]));
+                v.extend(mask_each(&self.key, extra.len(), |i| extra[i]));
                 // The shuffle hides which of R's points became which of V's,
                 // and which of V's points answer dummies.
-                shuffle::shuffle(&mut self.v);
-                self.u_closed = true;
+                shuffle::shuffle(&mut v);
+                self.v.ready(v);
                 Ok(())
             }
             (other, _) => Err(ProtocolError::Unexpected {
@@ -345,15 +290,15 @@ impl OverlapSender {
         }
     }
 
-    pub fn is_done(&self) -> bool {
-        self.announced && self.w.closed && self.v_closed
+    fn is_done(&self) -> bool {
+        self.announced && self.w.closed && self.v.is_ended()
     }
 
     /// Proves `V° = s*U` (the answers to U before they were shuffled into V
     /// with the dummies') for this party's own transcript. Call once, when
     /// done.
-    pub fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
-        let u = std::mem::take(&mut self.u);
+    fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
+        let u = self.u.take_originals();
         let aligned = std::mem::take(&mut self.v_aligned);
         Ok(vec![Attestation::make(
             &self.key,
@@ -364,65 +309,16 @@ impl OverlapSender {
         )?])
     }
 
-    pub fn progress(&self) -> Progress {
+    fn progress(&self) -> Progress {
         let peer = self.peer.map_or(0, |p| p.set_size);
         let width = self.setup.cover.dummy_width();
-        let received_u = if self.u_closed { peer } else { self.v.len() as u64 };
         Progress {
-            done: self.w.next as u64 + received_u + self.v_next as u64,
+            done: self.w.next as u64 + self.u.received() + self.v.sent(),
             total: self.w.len() + 2 * peer + width,
         }
     }
-}
 
-impl Party for OverlapReceiver {
-    fn poll_transmit(&mut self) -> Option<ProtocolMessage> {
-        self.poll().map(Into::into)
-    }
-
-    fn handle(&mut self, msg: ProtocolMessage) -> Result<(), ProtocolError> {
-        self.receive(ListMessage::try_from(msg)?)
-    }
-
-    fn is_done(&self) -> bool {
-        OverlapReceiver::is_done(self)
-    }
-
-    fn progress(&self) -> Progress {
-        OverlapReceiver::progress(self)
-    }
-
-    fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
-        OverlapReceiver::attest(self)
-    }
-
-    fn finish(self: Box<Self>) -> Result<Outcome, ProtocolError> {
-        (*self).finish().map(Outcome::Overlap)
-    }
-}
-
-impl Party for OverlapSender {
-    fn poll_transmit(&mut self) -> Option<ProtocolMessage> {
-        self.poll().map(Into::into)
-    }
-
-    fn handle(&mut self, msg: ProtocolMessage) -> Result<(), ProtocolError> {
-        self.receive(ListMessage::try_from(msg)?)
-    }
-
-    fn is_done(&self) -> bool {
-        OverlapSender::is_done(self)
-    }
-
-    fn progress(&self) -> Progress {
-        OverlapSender::progress(self)
-    }
-
-    fn attest(&mut self) -> Result<Vec<Attestation>, ProtocolError> {
-        OverlapSender::attest(self)
-    }
-
-    fn finish(self: Box<Self>) -> Result<Outcome, ProtocolError> {
+    fn outcome(self) -> Result<Outcome, ProtocolError> {
         Ok(Outcome::Completed)
     }
 }

@@ -258,48 +258,6 @@ pub(crate) fn next_chunk(points: &[PointBytes], next: &mut usize, chunk: usize) 
     Some(out)
 }
 
-/// Checks a chunk of `got` points against the announced total and the chunk bound.
-pub(crate) fn check_chunk(
-    step: &'static str,
-    got: usize,
-    have: usize,
-    announced: u64,
-    limits: &Limits,
-) -> Result<(), ProtocolError> {
-    if got > limits.max_chunk_points {
-        return Err(ProtocolError::OversizedChunk {
-            step,
-            points: got,
-            max: limits.max_chunk_points,
-        });
-    }
-    let received = (have + got) as u64;
-    if received > announced {
-        return Err(ProtocolError::CountMismatch {
-            step,
-            announced,
-            received,
-        });
-    }
-    Ok(())
-}
-
-pub(crate) fn check_end(
-    step: &'static str,
-    count: u64,
-    have: usize,
-    announced: u64,
-) -> Result<(), ProtocolError> {
-    if count != announced || have as u64 != announced {
-        return Err(ProtocolError::CountMismatch {
-            step,
-            announced,
-            received: have as u64,
-        });
-    }
-    Ok(())
-}
-
 /// Checks the peer's announcement: the same terms, a list this node will
 /// hold, and a noised size (for `pads` pads and `dummy_batches` batches of
 /// dummies) of at least the policy minimum.

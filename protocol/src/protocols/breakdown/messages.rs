@@ -49,6 +49,27 @@ impl BreakdownMessage {
     }
 }
 
+/// A message of a breakdown session: one lane's, with its lane number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LaneMessage {
+    pub lane: u32,
+    pub msg: BreakdownMessage,
+}
+
+impl From<LaneMessage> for ProtocolMessage {
+    fn from(m: LaneMessage) -> Self {
+        lane_message(m.lane, m.msg)
+    }
+}
+
+impl TryFrom<ProtocolMessage> for LaneMessage {
+    type Error = ProtocolError;
+
+    fn try_from(msg: ProtocolMessage) -> Result<Self, Self::Error> {
+        parse_lane_message(msg).map(|(lane, msg)| LaneMessage { lane, msg })
+    }
+}
+
 /// A breakdown lane's message on the wire.
 pub fn lane_message(lane: u32, msg: BreakdownMessage) -> ProtocolMessage {
     use protocol_message::Kind;

@@ -19,16 +19,29 @@ pub struct BreakdownReceiver {
     u_next: usize,
     peer: Option<Announce>,
     joint: Option<JointKeys>,
-    rw: Vec<PointBytes>,
-    w_closed: bool,
-    v: Vec<PointBytes>,
-    v_closed: bool,
-    /// Per row of W: the batch it matched, or `u32::MAX`.
-    pub(super) matched: Option<Vec<u32>>,
+    /// `r*W`.
+    w: InboundList,
+    v: InboundList,
+    phase: Phase,
     payload_rows: u64,
-    sums: Vec<Ciphertext>,
-    release: Option<Vec<u8>>,
-    outcome: Option<LaneOutcome>,
+}
+
+/// What R holds past its lists: their match while the payloads arrive, then
+/// the release.
+enum Phase {
+    /// W and V are still arriving.
+    Lists,
+    Payloads {
+        /// Per row of W: the batch it matched, or `u32::MAX`.
+        matched: Vec<u32>,
+        /// The matched payloads summed per batch so far.
+        sums: Vec<Ciphertext>,
+    },
+    Released {
+        /// The release's ciphertexts, until sent.
+        release: Option<Vec<u8>>,
+        outcome: LaneOutcome,
+    },
 }
 
 impl std::fmt::Debug for BreakdownReceiver {
@@ -70,15 +83,10 @@ impl BreakdownReceiver {
             u_next: 0,
             peer: None,
             joint: None,
-            rw: Vec::new(),
-            w_closed: false,
-            v: Vec::new(),
-            v_closed: false,
-            matched: None,
+            w: InboundList::waiting(step_of(List::W), Treat::Mask),
+            v: InboundList::waiting(step_of(List::V), Treat::Check),
+            phase: Phase::Lists,
             payload_rows: 0,
-            sums: Vec::new(),
-            release: None,
-            outcome: None,
         })
     }
 
@@ -143,7 +151,9 @@ impl BreakdownReceiver {
                 });
             }
             SentStage::ListEnd => {
-                if let Some(ciphertexts) = self.release.take() {
+                if let Phase::Released { release, .. } = &mut self.phase
+                    && let Some(ciphertexts) = release.take()
+                {
                     self.sent = SentStage::Release;
                     return Some(BreakdownMessage::Release {
                         slots: self.shape.slots(),
@@ -167,7 +177,8 @@ impl BreakdownReceiver {
                 let batches = self.batch_sizes.len() as u64;
                 check_announce(&a, &self.setup.terms, &limits, 1, batches)?;
                 self.peer = Some(a);
-                self.rw.reserve(capacity_for(a.set_size));
+                self.w.open(a.set_size);
+                self.v.open(self.v_total());
                 Ok(())
             }
             BreakdownMessage::KeyOffer { slots, offer } if self.peer.is_some() && self.joint.is_none() => {
@@ -184,52 +195,26 @@ impl BreakdownReceiver {
             BreakdownMessage::Points {
                 list: List::W,
                 points,
-            } if self.joint.is_some() && !self.w_closed => {
-                let peer = self.peer_size();
-                check_chunk(step_of(List::W), points.len(), self.rw.len(), peer, &limits)?;
-                let masked = decode_and_mask(&self.key, &points).map_err(|bad| ProtocolError::BadPoint {
-                    step: step_of(List::W),
-                    bad,
-                })?;
-                self.rw.extend_from_slice(&masked);
-                Ok(())
-            }
-            BreakdownMessage::End { list: List::W, count } if self.joint.is_some() && !self.w_closed => {
-                check_end(step_of(List::W), count, self.rw.len(), self.peer_size())?;
-                self.w_closed = true;
+            } if self.joint.is_some() && self.w.is_open() => self.w.chunk(points, &self.key, &limits),
+            BreakdownMessage::End { list: List::W, count } if self.joint.is_some() && self.w.is_open() => {
+                self.w.end(count)?;
                 self.lists_complete()
             }
             // S answers each batch of U as soon as it is complete.
             BreakdownMessage::Points {
                 list: List::V,
                 points,
-            } if self.sent >= SentStage::Batches && self.peer.is_some() && !self.v_closed => {
-                check_chunk(
-                    step_of(List::V),
-                    points.len(),
-                    self.v.len(),
-                    self.v_total(),
-                    &limits,
-                )?;
-                validate_points(&points).map_err(|bad| ProtocolError::BadPoint {
-                    step: step_of(List::V),
-                    bad,
-                })?;
-                if self.v.is_empty() {
-                    self.v.reserve(capacity_for(self.v_total()));
-                }
-                self.v.extend_from_slice(&points);
-                Ok(())
+            } if self.sent >= SentStage::Batches && self.v.is_open() => {
+                self.v.chunk(points, &self.key, &limits)
             }
             BreakdownMessage::End { list: List::V, count }
-                if self.sent >= SentStage::ListEnd && self.peer.is_some() && !self.v_closed =>
+                if self.sent >= SentStage::ListEnd && self.v.is_open() =>
             {
-                check_end(step_of(List::V), count, self.v.len(), self.v_total())?;
-                self.v_closed = true;
+                self.v.end(count)?;
                 self.lists_complete()
             }
             BreakdownMessage::Payloads { slots, ciphertexts }
-                if self.matched.is_some() && self.outcome.is_none() =>
+                if matches!(self.phase, Phase::Payloads { .. }) =>
             {
                 self.payloads(slots, &ciphertexts)
             }
@@ -240,11 +225,14 @@ impl BreakdownReceiver {
     /// Once W and V are complete: match, and wait for the payloads (none
     /// come from an empty sender, so release at once).
     fn lists_complete(&mut self) -> Result<(), ProtocolError> {
-        if !(self.w_closed && self.v_closed) {
+        if !(self.w.is_closed() && self.v.is_closed()) {
             return Ok(());
         }
-        self.matched = Some(self.match_rows()?);
-        self.sums = vec![Ciphertext::zero(self.shape.slots()); self.shape.cells()];
+        let matched = self.match_rows()?;
+        self.phase = Phase::Payloads {
+            matched,
+            sums: vec![Ciphertext::zero(self.shape.slots()); self.shape.cells()],
+        };
         if self.peer_size() == 0 {
             self.prepare_release()?;
         }
@@ -257,8 +245,9 @@ impl BreakdownReceiver {
 
     /// Matches every row of W to the batch whose V point equals its `r*w`.
     fn match_rows(&mut self) -> Result<Vec<u32>, ProtocolError> {
-        let mut tagged: Vec<(PointBytes, u32)> = Vec::with_capacity(self.v.len());
-        let mut points = std::mem::take(&mut self.v).into_iter();
+        let v = self.v.take_points();
+        let mut tagged: Vec<(PointBytes, u32)> = Vec::with_capacity(v.len());
+        let mut points = v.into_iter();
         let width = self.width();
         for (batch, &size) in self.batch_sizes.iter().enumerate() {
             let answered = (size + width) as usize;
@@ -270,7 +259,7 @@ impl BreakdownReceiver {
                 step: step_of(List::V),
             });
         }
-        let rw = std::mem::take(&mut self.rw);
+        let rw = self.w.take_points();
         let mut sorted = rw.clone();
         sorted.par_sort_unstable();
         if sorted.windows(2).any(|w| w[0] == w[1]) {
@@ -315,7 +304,12 @@ impl BreakdownReceiver {
                 received: self.payload_rows + rows,
             });
         }
-        let matched = self.matched.as_deref().unwrap_or(&[]);
+        let Phase::Payloads { matched, sums } = &mut self.phase else {
+            return Err(ProtocolError::Unexpected {
+                expected: "the sender's lists W and V before its payloads",
+                got: "payload ciphertexts",
+            });
+        };
         let first = self.payload_rows as usize;
         let cells = self.shape.cells();
         // Only matched rows are decoded: R never needs the others.
@@ -341,7 +335,7 @@ impl BreakdownReceiver {
                 },
             )
             .map_err(elgamal(STEP_PAYLOADS))?;
-        for (sum, part) in self.sums.iter_mut().zip(&partial) {
+        for (sum, part) in sums.iter_mut().zip(&partial) {
             sum.accumulate(part).map_err(elgamal(STEP_PAYLOADS))?;
         }
         self.payload_rows += rows;
@@ -360,7 +354,11 @@ impl BreakdownReceiver {
             got: "payloads",
         })?;
         let mut rng = rand::rng();
-        let mut released = std::mem::take(&mut self.sums)
+        let sums = match &mut self.phase {
+            Phase::Payloads { sums, .. } => std::mem::take(sums),
+            _ => Vec::new(),
+        };
+        let mut released = sums
             .iter()
             .map(|ct| joint.rerandomize(ct, &mut rng))
             .collect::<Result<Vec<_>, _>>()
@@ -371,14 +369,15 @@ impl BreakdownReceiver {
             .shares
             .encoded_decryption_shares(&released)
             .map_err(elgamal(STEP_RELEASE))?;
-        self.release = Some(crate::crypto::elgamal::encode_ciphertexts(&released));
-        self.outcome = Some(LaneOutcome {
+        let release = Some(crate::crypto::elgamal::encode_ciphertexts(&released));
+        let outcome = LaneOutcome {
             lane: self.lane,
             cells: self.shape.cells(),
             slots,
             ciphertexts: Vec::new(),
             decryption_shares,
-        });
+        };
+        self.phase = Phase::Released { release, outcome };
         Ok(())
     }
 
@@ -386,17 +385,27 @@ impl BreakdownReceiver {
         self.sent == SentStage::Release
     }
 
+    /// Per row of W, the batch it matched (`u32::MAX` for none), while the
+    /// payloads arrive.
+    #[cfg(test)]
+    pub(super) fn matched(&self) -> Option<&[u32]> {
+        match &self.phase {
+            Phase::Payloads { matched, .. } => Some(matched),
+            _ => None,
+        }
+    }
+
     pub fn progress(&self) -> Progress {
         let peer = self.peer_size();
         Progress {
-            done: self.u_next as u64 + self.rw.len() as u64 + self.v.len() as u64 + self.payload_rows,
+            done: self.u_next as u64 + self.w.received() + self.v.received() + self.payload_rows,
             total: self.u_total() + self.v_total() + 2 * peer,
         }
     }
 
     pub fn finish(self) -> Result<LaneOutcome, ProtocolError> {
-        match (self.is_done(), self.outcome) {
-            (true, Some(o)) => Ok(o),
+        match (self.is_done(), self.phase) {
+            (true, Phase::Released { outcome, .. }) => Ok(outcome),
             _ => Err(ProtocolError::Unexpected {
                 expected: "every payload before the release",
                 got: "an early end of the session",

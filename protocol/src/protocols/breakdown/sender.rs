@@ -27,8 +27,8 @@ pub struct BreakdownSender {
     batch_sizes: Option<Vec<u64>>,
     batch: usize,
     batch_points: Vec<PointBytes>,
-    u_received: u64,
-    u_closed: bool,
+    /// `s*U`, answered batch by batch as it arrives rather than kept.
+    u: InboundList,
     v_ready: Vec<PointBytes>,
     v_next: usize,
     v_sent: u64,
@@ -96,8 +96,7 @@ impl BreakdownSender {
             batch_sizes: None,
             batch: 0,
             batch_points: Vec::new(),
-            u_received: 0,
-            u_closed: false,
+            u: InboundList::waiting(step_of(List::U), Treat::Mask),
             v_ready: Vec::new(),
             v_next: 0,
             v_sent: 0,
@@ -147,7 +146,7 @@ impl BreakdownSender {
                 points,
             });
         }
-        if self.u_closed && !self.v_closed {
+        if self.u.is_closed() && !self.v_closed {
             self.v_closed = true;
             return Some(BreakdownMessage::End {
                 list: List::V,
@@ -235,6 +234,7 @@ impl BreakdownSender {
                     self.peer_key = Some(peer_key_point(a.key, step_of(List::V))?);
                 }
                 self.peer = Some(a);
+                self.u.open(a.set_size);
                 Ok(())
             }
             BreakdownMessage::KeyOffer { slots, offer } if self.peer.is_some() && self.joint.is_none() => {
@@ -254,15 +254,17 @@ impl BreakdownSender {
             BreakdownMessage::Points {
                 list: List::U,
                 points,
-            } if self.batch_sizes.is_some() && !self.u_closed => self.u_points(&points),
+            } if self.batch_sizes.is_some() && self.u.is_open() => {
+                let masked = self.u.pass(&points, &self.key, &self.setup.limits)?;
+                self.answer_batches(&masked);
+                Ok(())
+            }
             BreakdownMessage::End { list: List::U, count }
-                if self.batch_sizes.is_some() && !self.u_closed =>
+                if self.batch_sizes.is_some() && self.u.is_open() =>
             {
-                let total = self.peer_size();
-                check_end(step_of(List::U), count, self.u_received as usize, total)?;
+                self.u.end(count)?;
                 // Batches after the last point are empty: answer them too.
                 self.answer_batches(&[]);
-                self.u_closed = true;
                 Ok(())
             }
             BreakdownMessage::Release { slots, ciphertexts }
@@ -286,27 +288,8 @@ impl BreakdownSender {
         Ok(())
     }
 
-    /// Masks U as it arrives; each batch, once complete, gets its dummies'
-    /// answers, is shuffled on its own and is queued as V.
-    fn u_points(&mut self, points: &[PointBytes]) -> Result<(), ProtocolError> {
-        let total = self.peer_size();
-        check_chunk(
-            step_of(List::U),
-            points.len(),
-            self.u_received as usize,
-            total,
-            &self.setup.limits,
-        )?;
-        let masked = decode_and_mask(&self.key, points).map_err(|bad| ProtocolError::BadPoint {
-            step: step_of(List::U),
-            bad,
-        })?;
-        self.u_received += masked.len() as u64;
-        self.answer_batches(&masked);
-        Ok(())
-    }
-
-    /// Fills batches from `masked` in order, queuing each one completed.
+    /// Fills batches from U as masked, in order: each batch, once complete,
+    /// gets its dummies' answers, is shuffled on its own and is queued as V.
     fn answer_batches(&mut self, masked: &[PointBytes]) {
         let sizes = self.batch_sizes.clone().unwrap_or_default();
         let mut rest = masked;
@@ -372,7 +355,7 @@ impl BreakdownSender {
         let peer = self.peer_size();
         let answers = self.setup.cover.dummy_width() * self.shape.receiver_groups as u64;
         Progress {
-            done: self.w_next as u64 + self.u_received + self.v_sent + self.payload_next as u64,
+            done: self.w_next as u64 + self.u.received() + self.v_sent + self.payload_next as u64,
             total: 2 * self.own_size() + 2 * peer + answers,
         }
     }
