@@ -9,6 +9,7 @@
 
 use jointly_protocol::{
     access::request::RequestError, ids::normalize::IdKind, privacy::accounting::AccountingError,
+    queries::attribution_query::QueryError,
 };
 
 use crate::{
@@ -169,6 +170,10 @@ pub enum Refusal {
     /// windows, its models), as the protocol crate says.
     #[error("node '{node}' refuses: {reason}")]
     Plan { node: String, reason: String },
+    /// The attribution or lift query cannot be planned (no model, no
+    /// period, no window, ...).
+    #[error("node '{node}' refuses: {reason}")]
+    Query { node: String, reason: QueryError },
 
     // Attribution and lift.
     #[error("node '{node}' received an attribution offer that does not name its dataset '{dataset}'")]

@@ -50,23 +50,34 @@ impl std::fmt::Display for SessionFailure {
     }
 }
 
+/// Why the transport under a session failed, in the transport's words (a
+/// gRPC status message; never a frame's contents).
+#[derive(Debug)]
+pub struct TransportError(pub String);
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// The frames the peer's side of a session delivers to this node.
 pub trait FrameSource: Send + 'static {
     /// The next frame; `Ok(None)` once the stream has ended, `Err` with the
     /// transport's reason when it failed.
-    fn next_frame(&mut self) -> impl Future<Output = Result<Option<SessionFrame>, String>> + Send;
+    fn next_frame(&mut self) -> impl Future<Output = Result<Option<SessionFrame>, TransportError>> + Send;
 }
 
 impl FrameSource for Streaming<SessionFrame> {
-    async fn next_frame(&mut self) -> Result<Option<SessionFrame>, String> {
+    async fn next_frame(&mut self) -> Result<Option<SessionFrame>, TransportError> {
         self.message()
             .await
-            .map_err(|status| status.message().to_string())
+            .map_err(|status| TransportError(status.message().to_string()))
     }
 }
 
 impl FrameSource for mpsc::Receiver<SessionFrame> {
-    async fn next_frame(&mut self) -> Result<Option<SessionFrame>, String> {
+    async fn next_frame(&mut self) -> Result<Option<SessionFrame>, TransportError> {
         Ok(self.recv().await)
     }
 }
@@ -98,8 +109,8 @@ pub struct Transcript {
 impl Transcript {
     fn flush(&mut self) -> Result<(), SessionFailure> {
         self.files
-            .write(self.recorder.drain())
-            .map_err(SessionFailure::Local)
+            .write_records(self.recorder.drain())
+            .map_err(|e| SessionFailure::Local(e.to_string()))
     }
 
     fn seal(&mut self, msg: &ProtocolMessage) -> Result<SessionFrame, SessionFailure> {
@@ -346,9 +357,9 @@ impl<S: FrameSource> Link<S> {
         };
         transcript.flush()?;
         let Transcript { files, .. } = *transcript;
-        let written = cpu(move || files.complete(summary))
+        let written = cpu(move || files.finish(summary))
             .await?
-            .map_err(SessionFailure::Local)?;
+            .map_err(|e| SessionFailure::Local(e.to_string()))?;
         finish_stream(out, inbound).await;
         Ok(written)
     }

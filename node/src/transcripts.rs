@@ -121,12 +121,6 @@ impl TranscriptFiles {
         })
     }
 
-    /// As [`TranscriptFiles::write_records`], its error as text: the
-    /// signature `session.rs` calls today.
-    pub fn write(&mut self, records: Vec<TranscriptRecord>) -> Result<(), String> {
-        self.write_records(records).map_err(|e| e.to_string())
-    }
-
     /// Appends records to both files (the shared copy without private parts).
     pub fn write_records(&mut self, records: Vec<TranscriptRecord>) -> Result<(), TranscriptError> {
         let fail = |source: std::io::Error| TranscriptError::Write {
@@ -150,12 +144,6 @@ impl TranscriptFiles {
             }
         }
         Ok(())
-    }
-
-    /// As [`TranscriptFiles::finish`], its error as text: the signature
-    /// `session.rs` calls today.
-    pub fn complete(self, summary_sha256: [u8; 32]) -> Result<Written, String> {
-        self.finish(summary_sha256).map_err(|e| e.to_string())
     }
 
     /// Flushes both files to disk and gives them their final names.

@@ -63,7 +63,7 @@ pub(super) fn attribution_work(
         }
         EventKind::Conversions => (offer.peer_channels as usize, offer.peer_campaigns as usize),
     };
-    let plan = attribution_plan(q, channels, campaigns).map_err(|reason| Refusal::Plan {
+    let plan = attribution_plan(q, channels, campaigns).map_err(|reason| Refusal::Query {
         node: node_name(),
         reason,
     })?;
@@ -121,7 +121,7 @@ pub(super) fn lift_work(
 ) -> Result<Planned, Refusal> {
     let node_name = || node.to_string();
     let named = |d: Option<&DatasetRef>| d.is_some_and(|d| d.node == node && d.dataset == offer.dataset);
-    let plan = lift_plan(q).map_err(|reason| Refusal::Plan {
+    let plan = lift_plan(q).map_err(|reason| Refusal::Query {
         node: node_name(),
         reason,
     })?;
