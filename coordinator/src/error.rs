@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use jointly_protocol::{
     ProtocolError,
     crypto::bsgs::BsgsError,
+    privacy::accounting::AccountingError,
     queries::{attribution::AttributionError, attribution_query::QueryError, breakdown_plan::Side},
 };
 
@@ -38,10 +39,8 @@ pub enum CoordinatorError {
         dataset: String,
         known: String,
     },
-    /// A query that cannot run as asked.
-    #[error("invalid query: {0}")]
-    InvalidQuery(String),
-    /// A query the two datasets' advertised schemas cannot run.
+    /// A query that cannot run as asked: what is wrong with the request
+    /// itself, or with the two datasets' advertised schemas.
     #[error("invalid query: {0}")]
     Plan(#[from] PlanError),
     /// A job id that does not exist.
@@ -66,9 +65,7 @@ impl From<CoordinatorError> for tonic::Status {
             | CoordinatorError::UnknownDataset { .. }
             | CoordinatorError::UnknownJob(_) => tonic::Status::not_found(message),
             CoordinatorError::NodeOffline { .. } => tonic::Status::failed_precondition(message),
-            CoordinatorError::InvalidQuery(_) | CoordinatorError::Plan(_) => {
-                tonic::Status::invalid_argument(message)
-            }
+            CoordinatorError::Plan(_) => tonic::Status::invalid_argument(message),
             CoordinatorError::AlreadyIndexed { .. } => tonic::Status::already_exists(message),
             CoordinatorError::Registry(r) => {
                 use crate::registry::RegistryError as R;
@@ -99,6 +96,29 @@ impl From<KeyError> for tonic::Status {
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PlanError {
+    #[error("no query kind given")]
+    NoQueryKind,
+    #[error("the {side} dataset is missing")]
+    NoDataset { side: &'static str },
+    #[error("node '{node}' advertises an unknown identifier kind")]
+    UnknownIdKind { node: String },
+    #[error("the query states no privacy terms: give an epsilon, or ask for an exact result")]
+    NoPrivacyTerms,
+    #[error(transparent)]
+    Epsilon(#[from] AccountingError),
+    #[error("both datasets are on node '{node}'; a query runs between two nodes")]
+    OneNode { node: String },
+    /// Boxed: the sides' names would make every `PlanError` large.
+    #[error("identifier kinds cannot match: {left} and {right}")]
+    KindsCannotMatch { left: Box<Holding>, right: Box<Holding> },
+    #[error(
+        "--activate names '{named}', which is neither the left node '{left}' nor the right node '{right}'"
+    )]
+    ActivateNeither {
+        named: String,
+        left: String,
+        right: String,
+    },
     #[error(
         "the {} dataset '{dataset}' advertises no column '{column}'; its columns are: {known}",
         .side.label()
@@ -175,6 +195,20 @@ pub enum PlanError {
     /// The attribution or lift query itself names no runnable plan.
     #[error(transparent)]
     Query(#[from] QueryError),
+}
+
+/// One dataset and the identifier kind it holds, as a refusal names it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Holding {
+    pub node: String,
+    pub dataset: String,
+    pub kind: String,
+}
+
+impl std::fmt::Display for Holding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{} holds {}", self.node, self.dataset, self.kind)
+    }
 }
 
 /// Why the nodes' reports cannot be read into a result. Every one fails the

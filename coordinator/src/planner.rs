@@ -25,7 +25,7 @@ use crate::{
     auth::{Caller, authenticate, method},
     breakdowns::{check_filters, plan as plan_breakdown},
     credential::Credential,
-    error::CoordinatorError,
+    error::{CoordinatorError, Holding, PlanError},
     jobs::{self, JobKind, Parties, PartyRef},
     registry::{self, ALL_WORKSPACES, NewPrincipal, Role},
     state::Coordinator,
@@ -43,8 +43,12 @@ impl PlannerApi {
 
     /// Resolves `node/dataset` to the party and its identifier kind, or says
     /// what is wrong with it.
-    fn resolve(&self, side: &str, r: Option<&DatasetRef>) -> Result<(PartyRef, IdKind), CoordinatorError> {
-        let r = r.ok_or_else(|| CoordinatorError::InvalidQuery(format!("the {side} dataset is missing")))?;
+    fn resolve(
+        &self,
+        side: &'static str,
+        r: Option<&DatasetRef>,
+    ) -> Result<(PartyRef, IdKind), CoordinatorError> {
+        let r = r.ok_or(PlanError::NoDataset { side })?;
         let registry = &self.coord.config.nodes;
         if !registry.iter().any(|n| n.name == r.node) {
             return Err(CoordinatorError::UnknownNode {
@@ -71,9 +75,10 @@ impl PlannerApi {
                     .join(", "),
             }
         })?;
-        let kind = d.id_kind.parse::<IdKind>().map_err(|_| {
-            CoordinatorError::InvalidQuery(format!("node '{}' advertises an unknown identifier kind", r.node))
-        })?;
+        let kind = d
+            .id_kind
+            .parse::<IdKind>()
+            .map_err(|_| PlanError::UnknownIdKind { node: r.node.clone() })?;
         let party = PartyRef {
             node: r.node.clone(),
             dataset: r.dataset.clone(),
@@ -92,7 +97,6 @@ impl PlannerApi {
     }
 
     fn parties(&self, spec: &QuerySpec) -> Result<Parties, CoordinatorError> {
-        let invalid = CoordinatorError::InvalidQuery;
         let (left, right) = match &spec.query {
             Some(Query::Overlap(q)) => (q.left.as_ref(), q.right.as_ref()),
             Some(Query::Segment(q)) => (q.left.as_ref(), q.right.as_ref()),
@@ -100,34 +104,36 @@ impl PlannerApi {
             // Receiver first, as the job runs.
             Some(Query::Attribution(q)) => (q.conversions.as_ref(), q.exposures.as_ref()),
             Some(Query::Lift(q)) => (q.groups.as_ref(), q.customers.as_ref()),
-            None => return Err(invalid("no query kind given".into())),
+            None => return Err(PlanError::NoQueryKind.into()),
         };
         // The nodes judge the terms against their policies; this only turns
         // away what no policy could accept.
         match spec.privacy {
-            None => {
-                return Err(CoordinatorError::InvalidQuery(
-                    "the query states no privacy terms: give an epsilon, or ask for an exact result".into(),
-                ));
-            }
+            None => return Err(PlanError::NoPrivacyTerms.into()),
             Some(p) if !p.exact => {
-                check_epsilon(p.epsilon).map_err(|e| CoordinatorError::InvalidQuery(e.to_string()))?;
+                check_epsilon(p.epsilon).map_err(PlanError::from)?;
             }
             Some(_) => {}
         }
         let (l, left_kind) = self.resolve("left", left)?;
         let (r, right_kind) = self.resolve("right", right)?;
         if l.node == r.node {
-            return Err(CoordinatorError::InvalidQuery(format!(
-                "both datasets are on node '{}'; a query runs between two nodes",
-                l.node
-            )));
+            return Err(PlanError::OneNode { node: l.node }.into());
         }
         if match_kind(left_kind, right_kind).is_none() {
-            return Err(CoordinatorError::InvalidQuery(format!(
-                "identifier kinds cannot match: {}/{} holds {left_kind} and {}/{} holds {right_kind}",
-                l.node, l.dataset, r.node, r.dataset
-            )));
+            return Err(PlanError::KindsCannotMatch {
+                left: Box::new(Holding {
+                    node: l.node,
+                    dataset: l.dataset,
+                    kind: left_kind.to_string(),
+                }),
+                right: Box::new(Holding {
+                    node: r.node,
+                    dataset: r.dataset,
+                    kind: right_kind.to_string(),
+                }),
+            }
+            .into());
         }
         let schema = |p: &PartyRef| self.dataset_info(&p.node, &p.dataset);
         let (receiver, sender, kind) = match &spec.query {
@@ -139,10 +145,12 @@ impl PlannerApi {
                     // The node that receives the members must be the receiver.
                     Some(a) if a == r.node => (r, l, JobKind::Segment { activated }),
                     Some(a) if a != l.node => {
-                        return Err(invalid(format!(
-                            "--activate names '{a}', which is neither the left node '{}' nor the right node '{}'",
-                            l.node, r.node
-                        )));
+                        return Err(PlanError::ActivateNeither {
+                            named: a.to_string(),
+                            left: l.node,
+                            right: r.node,
+                        }
+                        .into());
                     }
                     _ => (l, r, JobKind::Segment { activated }),
                 }
@@ -166,10 +174,19 @@ impl PlannerApi {
                 if let Some(c) = &conversions {
                     let kind = c.id_kind.parse::<IdKind>().ok();
                     if kind.and_then(|k| match_kind(k, left_kind)).is_none() {
-                        return Err(invalid(format!(
-                            "identifier kinds cannot match: {}/{} holds {} and {}/{} holds {left_kind}",
-                            r.node, c.name, c.id_kind, l.node, l.dataset
-                        )));
+                        return Err(PlanError::KindsCannotMatch {
+                            left: Box::new(Holding {
+                                node: r.node,
+                                dataset: c.name.clone(),
+                                kind: c.id_kind.clone(),
+                            }),
+                            right: Box::new(Holding {
+                                node: l.node,
+                                dataset: l.dataset,
+                                kind: left_kind.to_string(),
+                            }),
+                        }
+                        .into());
                     }
                 }
                 let job = plan_lift(

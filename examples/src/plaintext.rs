@@ -21,23 +21,15 @@ pub const OTHER: &str = "(other)";
 pub fn normalized_ids(path: &Path, column: &str, kind: IdKind) -> anyhow::Result<DataFrame> {
     let df = read_text(path, &[column])?;
     let ids = normalize(df.column(column)?.str()?, kind, "id");
-    let frame = DataFrame::new(ids.len(), vec![ids.into_column()])?;
-    Ok(frame
-        .lazy()
-        .filter(col("id").is_not_null())
-        .unique(None, UniqueKeepStrategy::Any)
-        .collect()?)
+    let distinct = ids.into_column().drop_nulls().unique()?;
+    Ok(DataFrame::new(distinct.len(), vec![distinct])?)
 }
 
 /// `|X ∩ Y|` by an inner join of the two files' distinct normalized identifiers.
 pub fn overlap(left: (&Path, &str), right: (&Path, &str), kind: IdKind) -> anyhow::Result<u64> {
     let l = normalized_ids(left.0, left.1, kind)?;
     let r = normalized_ids(right.0, right.1, kind)?;
-    let joined = l
-        .lazy()
-        .join(r.lazy(), [col("id")], [col("id")], JoinArgs::new(JoinType::Inner))
-        .collect()?;
-    Ok(joined.height() as u64)
+    Ok(inner_join(&l, &r, "id")?.height() as u64)
 }
 
 /// One side's file and what its node declares about its columns.
@@ -103,48 +95,33 @@ pub fn breakdown(q: &BreakdownQuery, left: &PlainSide, right: &PlainSide) -> any
     let r = persons(right, &q.right_group_by, &q.right_filters, &rm, 'r', key_kind)?;
 
     let (gl, gr) = (l.domains.count()?, r.domains.count()?);
-    let mut aggs = vec![len().alias("count")];
-    aggs.extend(
-        named
-            .iter()
-            .enumerate()
-            .map(|(i, n)| col(n.as_str()).sum().alias(format!("s{i}"))),
-    );
-    let grouped = l
-        .frame
-        .lazy()
-        .join(
-            r.frame.lazy(),
-            [col("key")],
-            [col("key")],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .group_by([col("lg"), col("rg")])
-        .agg(aggs)
-        .collect()?;
-
+    let joined = inner_join(&l.frame, &r.frame, "key")?;
     let total = gl
         .checked_mul(gr)
         .and_then(|n| usize::try_from(n).ok())
         .context("the breakdown has more cells than can be listed")?;
+    // The join did the matching; each joined row is one person in both
+    // sides, added to its (left group, right group) cell.
     let mut counts = vec![0u64; total];
     let mut sums = vec![0i64; total * named.len()];
-    let lg = grouped.column("lg")?.u64()?;
-    let rg = grouped.column("rg")?.u64()?;
-    let count = grouped.column("count")?.cast(&DataType::UInt64)?;
-    let count = count.u64()?;
-    let sum_cols = (0..named.len())
-        .map(|i| grouped.column(&format!("s{i}")).and_then(|c| c.i64().cloned()))
+    let lg = joined.column("lg")?.u64()?;
+    let rg = joined.column("rg")?.u64()?;
+    let measure_cols = named
+        .iter()
+        .map(|n| joined.column(n).and_then(|c| c.i64().cloned()))
         .collect::<PolarsResult<Vec<_>>>()?;
-    for row in 0..grouped.height() {
-        // Grouping keys and counts are never null: every person has a group index.
-        let (Some(l_idx), Some(r_idx), Some(n)) = (lg.get(row), rg.get(row), count.get(row)) else {
-            bail!("internal error: a null group index or count after the join");
+    for row in 0..joined.height() {
+        // Every person has a group index, so these are never null.
+        let (Some(l_idx), Some(r_idx)) = (lg.get(row), rg.get(row)) else {
+            bail!("internal error: a null group index after the join");
         };
         let cell = usize::try_from(l_idx * gr + r_idx)?;
-        counts[cell] = n;
-        for (i, s) in sum_cols.iter().enumerate() {
-            sums[cell * named.len() + i] = s.get(row).unwrap_or(0);
+        counts[cell] += 1;
+        for (i, m) in measure_cols.iter().enumerate() {
+            let sum = &mut sums[cell * named.len() + i];
+            *sum = sum
+                .checked_add(m.get(row).unwrap_or(0))
+                .with_context(|| format!("the sum of measure '{}' overflows", q.measures[i].column))?;
         }
     }
 
@@ -169,16 +146,7 @@ pub fn segment(q: &SegmentQuery, left: &PlainSide, right: &PlainSide) -> anyhow:
     let key_kind = key_kind(left, right)?;
     let l = persons(left, &[], &q.left_filters, &[], 'l', key_kind)?;
     let r = persons(right, &[], &q.right_filters, &[], 'r', key_kind)?;
-    let joined = l
-        .frame
-        .lazy()
-        .join(
-            r.frame.lazy(),
-            [col("key")],
-            [col("key")],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .collect()?;
+    let joined = inner_join(&l.frame, &r.frame, "key")?;
     let members = |name: &str| -> anyhow::Result<Vec<String>> {
         let mut ids: Vec<String> = joined
             .column(name)?
@@ -316,14 +284,7 @@ fn persons(
         ));
     }
     drop(text);
-    let mut aggs: Vec<Expr> = (0..firsts.len()).map(|i| col(format!("a{i}")).first()).collect();
-    aggs.extend((0..measures.len()).map(|i| col(format!("n{i}")).sum()));
-    let per_person = DataFrame::new(rows[0].len(), rows)?
-        .lazy()
-        .filter(col("id").is_not_null())
-        .group_by([col("id")])
-        .agg(aggs)
-        .collect()?;
+    let per_person = per_person(DataFrame::new(rows[0].len(), rows)?, firsts.len(), measures.len())?;
 
     let height = per_person.height();
     let values = (0..firsts.len())
@@ -389,6 +350,65 @@ fn persons(
     }
     let frame = DataFrame::new(height, out)?.filter(&BooleanChunked::from_slice("keep".into(), &keep))?;
     Ok(Persons { frame, domains })
+}
+
+/// The rows of `left` and `right` whose `key` is equal and not null, with
+/// both frames' other columns.
+fn inner_join(left: &DataFrame, right: &DataFrame, key: &str) -> PolarsResult<DataFrame> {
+    left.join(right, [key], [key], JoinArgs::new(JoinType::Inner), None)
+}
+
+/// One row per valid identifier from one row per file row: `id`, then each
+/// `a{i}` as the first such row's value and each `n{i}` summed over the rows,
+/// in file order.
+fn per_person(rows: DataFrame, firsts: usize, measures: usize) -> anyhow::Result<DataFrame> {
+    let rows = rows.drop_nulls(Some(&["id"]))?;
+    let ids = rows.column("id")?.str()?;
+    let values = (0..firsts)
+        .map(|i| rows.column(&format!("a{i}")).and_then(|c| c.str().cloned()))
+        .collect::<PolarsResult<Vec<_>>>()?;
+    let numbers = (0..measures)
+        .map(|i| rows.column(&format!("n{i}")).and_then(|c| c.f64().cloned()))
+        .collect::<PolarsResult<Vec<_>>>()?;
+
+    let by_id = rows.group_by(["id"])?;
+    let groups = by_id.get_groups();
+    let mut id_out = StringChunkedBuilder::new("id".into(), groups.len());
+    let mut value_out: Vec<StringChunkedBuilder> = (0..firsts)
+        .map(|i| StringChunkedBuilder::new(format!("a{i}").into(), groups.len()))
+        .collect();
+    let mut sum_out = vec![Vec::with_capacity(groups.len()); measures];
+    for group in groups.iter() {
+        let mut members: Vec<usize> = match group {
+            GroupsIndicator::Idx((_, idx)) => idx.iter().map(|&i| i as usize).collect(),
+            GroupsIndicator::Slice([first, len]) => (first as usize..(first + len) as usize).collect(),
+        };
+        // File order, so that "first" and the order of summing do not
+        // depend on how polars partitioned the rows.
+        members.sort_unstable();
+        let Some(&first) = members.first() else { continue };
+        id_out.append_option(ids.get(first));
+        for (out, column) in value_out.iter_mut().zip(&values) {
+            out.append_option(column.get(first));
+        }
+        for (out, column) in sum_out.iter_mut().zip(&numbers) {
+            out.push(
+                members
+                    .iter()
+                    .map(|&row| column.get(row).unwrap_or(0.0))
+                    .sum::<f64>(),
+            );
+        }
+    }
+    let mut columns = vec![id_out.finish().into_column()];
+    columns.extend(value_out.into_iter().map(|b| b.finish().into_column()));
+    columns.extend(
+        sum_out
+            .into_iter()
+            .enumerate()
+            .map(|(i, sums)| Column::new(format!("n{i}").into(), sums)),
+    );
+    Ok(DataFrame::new(groups.len(), columns)?)
 }
 
 /// Whether a person's value passes a filter test (semantics.md point 5).

@@ -7,21 +7,16 @@
 use std::collections::BTreeMap;
 
 use jointly_protocol::{
-    access::request,
     ids::normalize::{IdKind, match_kind},
-    queries::attribution_query::{
-        attribution_noise, attribution_plan, attribution_terms, lift_noise, lift_plan, lift_sums_fit,
-    },
-    queries::breakdown_plan::{BreakdownPlan, Side, SideSchema},
+    queries::breakdown_plan::{BreakdownPlan, Side},
     queries::lift::LiftPlan,
     queries::terms::{job_terms, with_requester},
     session::stream::Terms,
-    wire::{self, DatasetRef, Filter, JobOffer, Requester, Role, SubmitQueryRequest, query_spec::Query},
+    wire::{Filter, JobOffer, Requester, Role, query_spec::Query},
 };
-use prost::Message;
 
 use crate::{
-    config::{ColumnUse, EventKind, NodeLimits, Policy},
+    config::{NodeLimits, Policy},
     dataset::LoadedDataset,
     events::LoadedEvents,
     privacy::{LaneCover, NoisePlan, QueryShape, plan},

@@ -1,7 +1,20 @@
 //! Attribution and lift: the exposure or conversion events this node
 //! sends, and the lanes it runs.
 
-use super::*;
+use jointly_protocol::queries::attribution_query::{
+    attribution_noise, attribution_plan, attribution_terms, lift_noise, lift_plan, lift_sums_fit,
+};
+use jointly_protocol::queries::terms::job_terms;
+use jointly_protocol::wire;
+use jointly_protocol::wire::{DatasetRef, JobOffer, Role};
+
+use crate::config::{ColumnUse, EventKind};
+use crate::events::LoadedEvents;
+use crate::privacy::LaneCover;
+use crate::refusal::Refusal;
+
+use super::common::{Planned, check_columns};
+use super::{Holdings, LiftSide, Work};
 
 pub(super) fn events<'a>(
     node: &str,

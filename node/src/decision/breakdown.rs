@@ -1,7 +1,17 @@
 //! Breakdowns and segments: the lanes this node runs and what it may
 //! activate.
 
-use super::*;
+use jointly_protocol::queries::breakdown_plan::{BreakdownPlan, Side, SideSchema};
+use jointly_protocol::wire;
+use jointly_protocol::wire::{JobOffer, Role};
+
+use crate::config::{ColumnUse, Policy};
+use crate::dataset::LoadedDataset;
+use crate::privacy::LaneCover;
+use crate::refusal::Refusal;
+
+use super::common::{Planned, check_columns, filter_uses, own_schema, side_of};
+use super::{Activation, Work};
 
 /// Who may receive a segment's members, by this node's policy.
 pub(super) fn segment_activation(

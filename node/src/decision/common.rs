@@ -1,7 +1,19 @@
 //! Checks every query kind makes: the requester, the named dataset, the
 //! columns and their allowed uses, this node's side and its cover.
 
-use super::*;
+use jointly_protocol::access::request;
+use jointly_protocol::queries::breakdown_plan::{Side, SideSchema};
+use jointly_protocol::session::stream::Terms;
+use jointly_protocol::wire::query_spec::Query;
+use jointly_protocol::wire::{DatasetRef, Filter, JobOffer, Requester, Role, SubmitQueryRequest};
+use prost::Message;
+
+use crate::config::{ColumnUse, Policy};
+use crate::dataset::LoadedDataset;
+use crate::privacy::LaneCover;
+use crate::refusal::Refusal;
+
+use super::Work;
 
 pub(super) fn side_of(
     node: &str,

@@ -2,15 +2,16 @@ use std::sync::Arc;
 
 use ed25519_dalek::SigningKey;
 use jointly_protocol::{
-    access::request::{RequestHeader, SUBMIT_QUERY},
+    access::request::{self, RequestHeader, SUBMIT_QUERY},
     ids::idlist::IdList,
-    wire::{DatasetRef, OverlapQuery, Privacy, QuerySpec},
+    wire::{DatasetRef, OverlapQuery, Privacy, QuerySpec, SubmitQueryRequest},
 };
+use prost::Message;
 
 use super::*;
 use crate::{
     attributes::Attributes,
-    config::{BudgetConfig, PlannerRule},
+    config::{BudgetConfig, EventKind, PlannerRule},
     dataset::LoadReport,
     period::Period,
 };

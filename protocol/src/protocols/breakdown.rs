@@ -29,27 +29,20 @@
 
 use std::sync::Arc;
 
-use curve25519_dalek::ristretto::RistrettoPoint;
 use rayon::prelude::*;
 
 use crate::{
     crypto::bsgs::BsgsTable,
     crypto::elgamal::{
-        Ciphertext, ElGamalError, JointKeys, KeyOffer, OneHot, SlotShares, ZERO_ROW, decode_ciphertexts,
+        Ciphertext, ElGamalError, JointKeys, KeyOffer, OneHot, SlotShares, decode_ciphertexts,
         decode_decryption_shares,
     },
-    crypto::group::{PointBytes, SessionKey, mask_each},
-    crypto::hash::{HashToGroup, ID_DST},
     crypto::shuffle,
     error::ProtocolError,
     ids::idlist::IdList,
-    privacy::cover::{Dummies, Entry, Layout, random_point},
-    session::lists::{InboundList, Treat},
     session::outcome::{LaneOutcome, Outcome},
     session::party::{Progress, Protocol},
-    session::stream,
-    session::stream::{Announce, Limits, List, Setup, Terms, check_announce, next_chunk, peer_key_point},
-    wire::{Batches, CipherChunk, CipherList, ListEnd, PointChunk, ProtocolMessage, protocol_message},
+    session::stream::{Limits, List, Terms},
 };
 
 mod messages;

@@ -1,6 +1,10 @@
 //! A breakdown lane's messages and their wire form.
 
-use super::*;
+use crate::crypto::group::PointBytes;
+use crate::error::ProtocolError;
+use crate::session::stream;
+use crate::session::stream::{Announce, List};
+use crate::wire::{Batches, CipherChunk, CipherList, ListEnd, PointChunk, ProtocolMessage, protocol_message};
 
 /// A message of one breakdown lane.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,7 +1,26 @@
 //! A lane's receiver R (PROTOCOLS.md B.1 to B.4): sends its batches of
 //! masked identifiers, counts matches per batch and sums the matched payloads.
 
-use super::*;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::crypto::elgamal::{Ciphertext, ElGamalError, JointKeys, SlotShares};
+use crate::crypto::group::{PointBytes, SessionKey, mask_each};
+use crate::crypto::hash::{HashToGroup, ID_DST};
+use crate::error::ProtocolError;
+use crate::ids::idlist::IdList;
+use crate::privacy::cover::random_point;
+use crate::session::lists::{InboundList, Treat};
+use crate::session::outcome::LaneOutcome;
+use crate::session::party::Progress;
+use crate::session::stream::{Announce, List, Setup, check_announce};
+
+use super::messages::BreakdownMessage;
+use super::{
+    LaneRows, LaneShape, MAX_MESSAGE_POINTS, STEP_KEYS, STEP_PAYLOADS, STEP_RELEASE, SentStage, add_noise,
+    check_noise, elgamal, key_context, peer_keys, plan_batches, step_of,
+};
 
 /// R of one lane.
 pub struct BreakdownReceiver {

@@ -2,7 +2,24 @@
 //! batches and its own list, sends encrypted payloads, adds its noise to the
 //! release.
 
-use super::*;
+use curve25519_dalek::ristretto::RistrettoPoint;
+
+use crate::crypto::elgamal::{ElGamalError, JointKeys, SlotShares, ZERO_ROW, decode_ciphertexts};
+use crate::crypto::group::{PointBytes, SessionKey, mask_each};
+use crate::crypto::hash::{HashToGroup, ID_DST};
+use crate::crypto::shuffle;
+use crate::error::ProtocolError;
+use crate::privacy::cover::{Dummies, Entry, Layout, random_point};
+use crate::session::lists::{InboundList, Treat};
+use crate::session::outcome::LaneOutcome;
+use crate::session::party::Progress;
+use crate::session::stream::{Announce, List, Setup, check_announce, next_chunk, peer_key_point};
+
+use super::messages::BreakdownMessage;
+use super::{
+    LaneRows, LaneShape, STEP_KEYS, STEP_RELEASE, SentStage, add_noise, check_noise, elgamal, key_context,
+    peer_keys, rows_per_message, step_of,
+};
 
 /// S of one lane.
 pub struct BreakdownSender {
