@@ -169,10 +169,10 @@ impl Node {
         let plan = &accepted.noise;
         match self.ledger.reserve(&plan.charges, &plan.budgets_micro) {
             Ok(Ok(())) => Ok(accepted),
-            Ok(Err(ledger::Refusal::OverBudget {
+            Ok(Err(ledger::ReserveDenied::OverBudget {
                 dataset, spent_micro, ..
             })) => Err(plan.over_budget(node, &dataset, spent_micro)),
-            Ok(Err(ledger::Refusal::Duplicate)) => Err(Refusal::DuplicateJob {
+            Ok(Err(ledger::ReserveDenied::Duplicate)) => Err(Refusal::DuplicateJob {
                 node: node.clone(),
                 job_id: offer.job_id.clone(),
             }),

@@ -162,7 +162,7 @@ impl Entry {
 
 /// Why a reservation was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Refusal {
+pub enum ReserveDenied {
     /// Spent plus this job would exceed the budget of `dataset` (both in rho
     /// millionths).
     OverBudget {
@@ -233,7 +233,7 @@ impl Ledger {
         &self,
         charges: &[Charge],
         budgets_micro: &[u64],
-    ) -> Result<Result<(), Refusal>, NodeError> {
+    ) -> Result<Result<(), ReserveDenied>, NodeError> {
         self.with(|conn| {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             for (charge, &budget_micro) in charges.iter().zip(budgets_micro) {
@@ -245,12 +245,12 @@ impl Ledger {
                     )
                     .optional()?;
                 if exists.is_some() {
-                    return Ok(Err(Refusal::Duplicate));
+                    return Ok(Err(ReserveDenied::Duplicate));
                 }
                 let spent = spent_in(&tx, &charge.dataset, &charge.budget_partner, &charge.period)?;
                 let cost = if charge.exact { 0 } else { charge.rho_micro };
                 if spent.saturating_add(cost) > budget_micro {
-                    return Ok(Err(Refusal::OverBudget {
+                    return Ok(Err(ReserveDenied::OverBudget {
                         dataset: charge.dataset.clone(),
                         spent_micro: spent,
                         budget_micro,
@@ -440,7 +440,7 @@ mod tests {
         }
     }
 
-    fn reserve(ledger: &Ledger, c: Charge, budget: u64) -> Result<(), Refusal> {
+    fn reserve(ledger: &Ledger, c: Charge, budget: u64) -> Result<(), ReserveDenied> {
         ledger.reserve(&[c], &[budget]).expect("db")
     }
 
@@ -453,13 +453,16 @@ mod tests {
         // Reserved entries count: a third job would overspend.
         assert_eq!(
             reserve(&ledger, charge("c", 400), 1000),
-            Err(Refusal::OverBudget {
+            Err(ReserveDenied::OverBudget {
                 dataset: "customers".into(),
                 spent_micro: 800,
                 budget_micro: 1000
             })
         );
-        assert_eq!(reserve(&ledger, charge("a", 1), 1000), Err(Refusal::Duplicate));
+        assert_eq!(
+            reserve(&ledger, charge("a", 1), 1000),
+            Err(ReserveDenied::Duplicate)
+        );
         assert!(ledger.commit("a").expect("db"));
         // A failed job gives its reservation back; a committed one cannot.
         assert!(ledger.release("b").expect("db"));
@@ -524,7 +527,7 @@ mod tests {
         assert_eq!(reserve(&ledger, pooled("a", "shop"), 1000), Ok(()));
         assert!(matches!(
             reserve(&ledger, pooled("b", "travel"), 1000),
-            Err(Refusal::OverBudget { spent_micro: 600, .. })
+            Err(ReserveDenied::OverBudget { spent_micro: 600, .. })
         ));
     }
 
@@ -540,7 +543,7 @@ mod tests {
         let both = [charge("y", 500), conversions("y")];
         assert!(matches!(
             ledger.reserve(&both, &[1000, 900]).expect("db"),
-            Err(Refusal::OverBudget { ref dataset, .. }) if dataset == "conversions"
+            Err(ReserveDenied::OverBudget { ref dataset, .. }) if dataset == "conversions"
         ));
         // Nothing of the refused job was kept.
         assert_eq!(ledger.entries().expect("db").len(), 1);
@@ -569,7 +572,7 @@ mod tests {
         );
         assert!(matches!(
             reserve(&ledger, charge("b", 700), 1000),
-            Err(Refusal::OverBudget { .. })
+            Err(ReserveDenied::OverBudget { .. })
         ));
     }
 
