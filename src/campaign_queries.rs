@@ -59,6 +59,10 @@ pub struct AttributionArgs {
     /// Credit per channel x campaign instead of per channel.
     #[arg(long)]
     pub by_campaign: bool,
+    /// Whole CNY each conversion's value is clipped to: the value buckets
+    /// are fractions of it and the value's noise is scaled by it.
+    #[arg(long, default_value_t = 20_000)]
+    pub value_clip: u64,
     #[command(flatten)]
     pub period: PeriodArgs,
 }
@@ -132,6 +136,7 @@ pub fn attribution_query(a: &AttributionArgs) -> anyhow::Result<AttributionQuery
         lookback_days: a.lookback,
         period: Some(period(&a.period)?),
         by_campaign: a.by_campaign,
+        value_clip: a.value_clip,
     })
 }
 

@@ -92,10 +92,11 @@ fn campaign_details(query: &Query) -> Option<(&'static str, String)> {
         Query::Attribution(q) => Some((
             "terms",
             format!(
-                "{}, {}-day lookback, {}{}",
+                "{}, {}-day lookback, {}, values clipped at {} CNY{}",
                 model(q).map_or_else(|e| e.to_string(), |m| m.to_string()),
                 q.lookback_days,
                 period_text(q.period.as_ref()),
+                q.value_clip,
                 if q.by_campaign { ", by campaign" } else { "" }
             ),
         )),

@@ -129,12 +129,25 @@ fn released(value: i64, threshold: i64) -> ReleasedCount {
     }
 }
 
+/// Two-sided 95% normal quantile.
+const Z95: f64 = 1.959_963_985;
+
+/// Whether a released number's 95% interval is wider than the number.
+fn not_significant(value: f64, stddev: f64) -> bool {
+    stddev > 0.0 && 2.0 * Z95 * stddev > value
+}
+
 impl AttributionJob {
-    /// The table from the opened lanes (one per window) and the bank's
-    /// noised conversion count; `terms[0]` is the bank's.
+    /// The table from the opened pooled release and the bank's noised
+    /// conversion count; `terms[0]` is the bank's.
+    ///
+    /// Post-processing, which costs no privacy: no row has negative credit
+    /// or more value than its credited conversions at the clip; the
+    /// attributed total is the rows' sum; the conversions are at least the
+    /// attributed, so attributed + unattributed = conversions.
     pub fn result(
         &self,
-        opened: &[Vec<i64>],
+        opened: &[i64],
         conversions: i64,
         terms: &[NodeTerms; 2],
         threshold: u64,
@@ -142,12 +155,22 @@ impl AttributionJob {
         let plan = &self.plan;
         let totals = attribution::combine(plan, opened).map_err(ReleaseError::Read)?;
         let threshold = i64::try_from(threshold).unwrap_or(i64::MAX);
-        let rows = totals
+        let sigma = sigmas(terms);
+        let (row_sd, value_sd, _) = attribution_stddevs(plan, sigma);
+        let clip = i64::try_from(plan.buckets.clip).unwrap_or(i64::MAX);
+        let clamped: Vec<(i64, i64)> = totals
             .milli_conversions
             .iter()
             .zip(&totals.value)
+            .map(|(&milli, &value)| {
+                let milli = milli.max(0);
+                (milli, value.clamp(0, milli.saturating_mul(clip)))
+            })
+            .collect();
+        let rows = clamped
+            .iter()
             .enumerate()
-            .map(|(slot, (&milli, &value))| {
+            .map(|(slot, &(milli, value))| {
                 let (channel, campaign) = if plan.by_campaign {
                     (
                         &self.channels[slot / plan.campaigns],
@@ -163,12 +186,14 @@ impl AttributionJob {
                     milli_conversions: if below { 0 } else { milli },
                     milli_value: if below { 0 } else { value },
                     below_threshold: below,
+                    conversions_not_significant: !below && not_significant(milli as f64 / 1000.0, row_sd),
+                    value_not_significant: !below && not_significant(value as f64 / 1000.0, value_sd),
                 }
             })
             .collect();
-        let attributed = totals.attributed();
-        let sigma = sigmas(terms);
-        let (row, value, _) = attribution_stddevs(plan, sigma);
+        let milli_attributed: i64 = clamped.iter().map(|r| r.0).sum();
+        let attributed = (milli_attributed + 500).div_euclid(1000);
+        let conversions = conversions.max(attributed);
         Ok(AttributionResult {
             model: plan.model.to_string(),
             lookback_days: plan.lookback_days,
@@ -177,9 +202,9 @@ impl AttributionJob {
             rows,
             conversions: Some(released(conversions, threshold)),
             attributed: Some(released(attributed, threshold)),
-            unattributed: Some(released(conversions.saturating_sub(attributed), threshold)),
-            row_conversions_stddev: row,
-            row_value_stddev: value,
+            unattributed: Some(released(conversions - attributed, threshold)),
+            row_conversions_stddev: row_sd,
+            row_value_stddev: value_sd,
             conversions_stddev: terms[0].sigma * f64::from(plan.period.max_conversions),
         })
     }
@@ -298,6 +323,7 @@ mod tests {
             lookback_days: 7,
             period: period(),
             by_campaign: false,
+            value_clip: 1_000,
             ..Default::default()
         };
         let job = plan_attribution(&q, ("bank", &conversions()), ("partner", &exposures())).expect("plan");
@@ -307,41 +333,47 @@ mod tests {
             "{e:?}"
         );
         assert!(e.to_string().contains("needs conversions"), "{e}");
-        let buckets = job.plan.buckets.len();
-        // Window 0: 30 elements in bucket 1 (50 CNY) split 20/10 between sms
-        // and app; window 1: 5 in bucket 0 (0 CNY), all sms.
-        let mut w0 = vec![0i64; buckets * 2];
-        w0[2] = 20_000;
-        w0[3] = 10_000;
-        let mut w1 = vec![0i64; buckets * 2];
-        w1[0] = 5_000;
-        let r = job.result(&[w0, w1], 40, &terms(0.0), 10).expect("result");
+        // The pooled release: credits per slot (sms, app), then credits x
+        // representative per mille of the 1,000 CNY clip: 30 elements at
+        // 75 per mille (75 CNY) split 20/10 between sms and app, 5 at 0 CNY
+        // all sms.
+        let pooled = [25_000, 10_000, 20_000 * 75, 10_000 * 75];
+        let r = job.result(&pooled, 40, &terms(0.0), 10).expect("result");
         assert_eq!(r.rows.len(), 2);
         assert_eq!(
             (r.rows[0].channel.as_str(), r.rows[0].milli_conversions),
             ("sms", 25_000)
         );
-        assert_eq!(r.rows[0].milli_value, 20_000 * 50);
+        assert_eq!(r.rows[0].milli_value, 20_000 * 75);
         assert_eq!(
             (r.rows[1].milli_conversions, r.rows[1].milli_value),
-            (10_000, 10_000 * 50)
+            (10_000, 10_000 * 75)
         );
+        assert!(r.rows.iter().all(|row| !row.conversions_not_significant));
         assert_eq!(r.attributed.expect("attributed").value, 35);
         let unattributed = r.unattributed.expect("unattributed");
         assert!(unattributed.below_threshold && unattributed.value == 0);
         assert_eq!(r.windows, 2);
-        let r = job
-            .result(&[vec![0; buckets * 2], vec![0; buckets * 2]], 40, &terms(0.0), 1)
-            .expect("r");
+        let r = job.result(&[0; 4], 40, &terms(0.0), 1).expect("r");
         assert!(r.rows.iter().all(|row| row.below_threshold));
         assert!(matches!(
-            job.result(&[vec![0; buckets * 2]], 40, &terms(0.0), 1),
+            job.result(&[0; 2], 40, &terms(0.0), 1),
             Err(ReleaseError::Read(_))
         ));
+        // Noise: negative credit is clamped to 0, value to the clip times
+        // the credit; the conversions are at least the attributed.
         let noisy = job
-            .result(&[vec![0; buckets * 2], vec![0; buckets * 2]], 40, &terms(3.0), 1)
+            .result(&[-3_000, 9_000, 5_000, 9_000 * 2_000], 4, &terms(3.0), 1)
             .expect("r");
-        assert!(noisy.row_conversions_stddev > 3.0 && noisy.conversions_stddev == 6.0);
+        assert_eq!(noisy.rows[0].milli_conversions, 0);
+        assert_eq!(noisy.rows[1].milli_value, 9_000 * 1_000);
+        assert!(noisy.rows[1].conversions_not_significant);
+        let count = |c: Option<ReleasedCount>| c.expect("count").value;
+        assert_eq!(count(noisy.attributed.clone()), 9);
+        assert_eq!(count(noisy.conversions.clone()), 9);
+        assert_eq!(count(noisy.unattributed.clone()), 0);
+        assert!(noisy.row_conversions_stddev > 4.0 && noisy.conversions_stddev == 6.0);
+        assert_eq!(noisy.row_value_stddev, noisy.row_conversions_stddev * 1_000.0);
     }
 
     #[test]

@@ -383,16 +383,16 @@ fn checked_release(spec: &QuerySpec, terms: &[NodeTerms; 2]) -> Result<(Privacy,
     Ok((privacy, terms[0].min_aggregation.max(terms[1].min_aggregation)))
 }
 
-/// Lanes `0..lanes` where the job's sender (`releases[1]`) sends and its
+/// Lanes `lanes` where the job's sender (`releases[1]`) sends and its
 /// receiver (`releases[0]`) receives, decrypted on all cores.
 async fn open_lanes(
     coord: &Arc<Coordinator>,
     releases: &[BreakdownRelease; 2],
-    lanes: usize,
+    lanes: std::ops::Range<usize>,
     terms: &[NodeTerms; 2],
 ) -> Result<Vec<Vec<i64>>, ReleaseError> {
     let of = |node: usize, i: usize| lane_of(&releases[node], i, &terms[node]);
-    let pairs = (0..lanes)
+    let pairs = lanes
         .map(|i| Ok((of(1, i)?, of(0, i)?)))
         .collect::<Result<Vec<_>, ReleaseError>>()?;
     decrypt_pairs(coord, pairs).await
@@ -427,14 +427,15 @@ async fn decrypt_pairs(
     .map_err(ReleaseError::Open)
 }
 
-/// Section A at the coordinator: the job's lanes opened (a window each for
-/// attribution, one for lift), then read by `read` with the threshold.
+/// Section A at the coordinator: the job's lanes opened (attribution's
+/// pooled release, numbered after its windows; lift's one lane), then read
+/// by `read` with the threshold.
 async fn open_event_lanes(
     coord: &Arc<Coordinator>,
     spec: &QuerySpec,
     releases: &[BreakdownRelease; 2],
     terms: [NodeTerms; 2],
-    lanes: usize,
+    lanes: std::ops::Range<usize>,
     read: impl FnOnce(&[Vec<i64>], &[NodeTerms; 2], u64) -> Result<query_result::Result, ReleaseError>,
 ) -> Result<QueryResult, ReleaseError> {
     let (privacy, threshold) = checked_release(spec, &terms)?;
@@ -464,9 +465,12 @@ async fn open_attribution(
         spec,
         releases,
         terms,
-        job.plan.windows(),
+        job.plan.windows()..job.plan.windows() + 1,
         |opened, terms, threshold| {
-            job.result(opened, conversions, terms, threshold)
+            let pooled = opened.first().ok_or(ReleaseError::Read(
+                jointly_protocol::queries::attribution::AttributionError::Opened("no pooled release"),
+            ))?;
+            job.result(pooled, conversions, terms, threshold)
                 .map(query_result::Result::Attribution)
         },
     )
@@ -480,7 +484,7 @@ async fn open_lift(
     releases: &[BreakdownRelease; 2],
     terms: [NodeTerms; 2],
 ) -> Result<QueryResult, ReleaseError> {
-    open_event_lanes(coord, spec, releases, terms, 1, |opened, terms, threshold| {
+    open_event_lanes(coord, spec, releases, terms, 0..1, |opened, terms, threshold| {
         let lane = opened.first().ok_or(ReleaseError::LiftLaneNotOpened)?;
         job.result(lane, terms, threshold).map(query_result::Result::Lift)
     })

@@ -65,6 +65,7 @@ pub fn attribution_spec(period: &Period, model: Model, by_campaign: bool, privac
             lookback_days: 7,
             period: conversion_period(period),
             by_campaign,
+            value_clip: VALUE_CLIP,
         })),
         privacy: Some(privacy),
     }
@@ -141,7 +142,7 @@ pub async fn run(
     let model = Model::Linear;
     let (exposures, conversions) = (campaign.exposures_path.clone(), campaign.conversions_path.clone());
     let want = tokio::task::spawn_blocking(move || {
-        plaintext_attribution::attribution(&exposures, &conversions, &AttributionParams::new(period, model))
+        plaintext_attribution::attribution(&exposures, &conversions, &AttributionParams::new(period, model, VALUE_CLIP))
     })
     .await??;
     println!();

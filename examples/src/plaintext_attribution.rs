@@ -64,48 +64,41 @@ impl Period {
     }
 }
 
-/// Value buckets in whole CNY: a value falls in the first bucket whose
-/// bound it does not exceed, or past the last bound in the last bucket.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Value buckets of a clip in whole CNY: a value falls in the first bucket
+/// whose upper bound, a percentage of the clip (0, 1, 2, 5, 10, 20, 50 and
+/// 100%), it does not exceed; above the clip, in the last. Each bucket's
+/// representative is its middle and, above the clip, the clip itself, in
+/// tenths of a percent of the clip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ValueBuckets {
-    /// Strictly ascending.
-    pub bounds: Vec<u64>,
-    /// One per bound, then one for values above the last bound.
-    pub representatives: Vec<u64>,
+    /// At least 1.
+    pub clip: u64,
 }
 
-impl Default for ValueBuckets {
-    fn default() -> Self {
-        ValueBuckets {
-            bounds: vec![0, 100, 1_000, 10_000, 100_000],
-            representatives: vec![0, 50, 500, 5_000, 50_000, 100_000],
-        }
-    }
-}
+const BOUND_PERCENTS: [u64; 8] = [0, 1, 2, 5, 10, 20, 50, 100];
+const REPRESENTATIVE_TENTHS_OF_PERCENT: [u64; 9] = [0, 5, 15, 35, 75, 150, 350, 750, 1000];
 
 impl ValueBuckets {
     fn check(&self) -> Result<()> {
-        ensure!(
-            self.representatives.len() == self.bounds.len() + 1,
-            "value buckets need one representative per bound plus one above the last bound ({} bounds, {} representatives)",
-            self.bounds.len(),
-            self.representatives.len()
-        );
-        ensure!(
-            self.bounds.windows(2).all(|p| p[0] < p[1]),
-            "value bucket bounds must be strictly ascending"
-        );
+        ensure!(self.clip >= 1, "the value clip must be at least 1 CNY");
         Ok(())
     }
 
-    /// The representative (CNY) of a value in fen.
+    /// The representative of a value in fen, in tenths of a percent of the
+    /// clip (`pct` percent of the clip in CNY is `pct * clip` fen).
     fn representative(&self, fen: u64) -> u64 {
-        let bucket = self
-            .bounds
+        let bucket = BOUND_PERCENTS
             .iter()
-            .position(|&b| u128::from(fen) <= u128::from(b) * 100)
-            .unwrap_or(self.bounds.len());
-        self.representatives[bucket]
+            .position(|&pct| u128::from(fen) <= u128::from(pct) * u128::from(self.clip))
+            .unwrap_or(BOUND_PERCENTS.len());
+        REPRESENTATIVE_TENTHS_OF_PERCENT[bucket]
+    }
+
+    /// Credits x representatives (tenths of a percent) as thousandths of a
+    /// CNY, rounded down.
+    fn milli_cny(&self, weighted: u64) -> Result<u64> {
+        u64::try_from(u128::from(weighted) * u128::from(self.clip) / 1000)
+            .context("a value total overflows 64 bits; lower the value clip")
     }
 }
 
@@ -125,15 +118,15 @@ pub struct AttributionParams {
 }
 
 impl AttributionParams {
-    /// A 7-day lookback, K = 3, the default buckets and the generated
-    /// channels and campaigns.
-    pub fn new(period: Period, model: Model) -> AttributionParams {
+    /// A 7-day lookback, K = 3, the buckets of `value_clip` (whole CNY)
+    /// and the generated channels and campaigns.
+    pub fn new(period: Period, model: Model, value_clip: u64) -> AttributionParams {
         AttributionParams {
             period,
             lookback_days: 7,
             model,
             max_conversions: 3,
-            value_buckets: ValueBuckets::default(),
+            value_buckets: ValueBuckets { clip: value_clip },
             channels: CHANNELS.iter().map(|c| (*c).to_owned()).collect(),
             campaigns: CAMPAIGNS.iter().map(|c| (*c).to_owned()).collect(),
         }
@@ -310,6 +303,11 @@ pub fn attribution(
             }
         }
     }
+    // The sums so far weigh by representatives in tenths of a percent of
+    // the clip; a value in thousandths of a CNY is that times clip / 1000.
+    for credit in by_channel.iter_mut().chain(cells.iter_mut()) {
+        credit.value = params.value_buckets.milli_cny(credit.value)?;
+    }
     let by_channel_campaign = cells
         .into_iter()
         .enumerate()
@@ -350,7 +348,7 @@ fn add(total: &mut Credit, credit: u32, representative: u64) -> Result<()> {
             (total.milli_conversions, total.value) = (m, v);
             Ok(())
         }
-        _ => bail!("a credit sum overflows 64 bits; lower the value bucket representatives"),
+        _ => bail!("a credit sum overflows 64 bits; lower the value clip"),
     }
 }
 

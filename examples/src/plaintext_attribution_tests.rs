@@ -28,12 +28,12 @@ N/A,2026-11-03T10:00:00Z,card_apply,10.00
 13800000001,2026-10-31T23:59:59Z,card_apply,10.00
 +8613800000001,2026-11-04T11:00:00+08:00,card_apply,30
 ";
-// Elements (person, window: value -> bucket representative):
-//   A w3: 2500.00 + 30 (11:00+08:00 is 03:00Z, same day) -> 5000
+// Elements (person, window: value -> bucket representative, clip 10,000):
+//   A w3: 2500.00 + 30 (11:00+08:00 is 03:00Z, same day) -> 3500
 //   B w1: 60.00 + 40.00 = 100.00, on the bound -> 50
-//   B w2: 100.01 -> 500
+//   B w2: 100.01 -> 150
 //   B w4: capped away (K = 2), although written first
-//   C w2: 250000 -> 100000
+//   C w2: 250000 -> 10000 (clipped)
 //   D w4: 0.495 -> 0.50 -> 50 (never attributed)
 //   E w0: -5.00 counts 0 -> 0
 //   F w2: "1e3" is no decimal -> 0 (never attributed)
@@ -150,7 +150,7 @@ fn params(model: Model) -> AttributionParams {
     AttributionParams {
         lookback_days: 3,
         max_conversions: 2,
-        ..AttributionParams::new(Period::days(NOVEMBER_2026, 5), model)
+        ..AttributionParams::new(Period::days(NOVEMBER_2026, 5), model, 10_000)
     }
 }
 
@@ -199,17 +199,17 @@ fn rows_and_elements_are_counted() {
 
 #[test]
 fn last_touch() {
-    // A: search 1000 x 5000; B w1: wechat x 50; B w2: short_video x 500;
-    // C: wechat (last of the tie) x 100000; E: search x 0.
+    // A: search 1000 x 3500; B w1: wechat x 50; B w2: short_video x 150;
+    // C: wechat (last of the tie) x 10000; E: search x 0.
     let t = Files::new().attribution(Model::LastTouch);
     assert_eq!(
         per_channel(&t),
         vec![
             (0, 0),
             (0, 0),
-            (2000, 50_000 + 100_000_000),
-            (1000, 500_000),
-            (2000, 5_000_000),
+            (2000, 50_000 + 10_000_000),
+            (1000, 150_000),
+            (2000, 3_500_000),
             (0, 0),
         ]
     );
@@ -232,9 +232,9 @@ fn first_touch() {
     assert_eq!(
         per_channel(&t),
         vec![
-            (1000, 5_000_000),
-            (1000, 100_000_000),
-            (3000, 50_000 + 500_000),
+            (1000, 3_500_000),
+            (1000, 10_000_000),
+            (3000, 50_000 + 150_000),
             (0, 0),
             (0, 0),
             (0, 0),
@@ -252,11 +252,11 @@ fn linear() {
     assert_eq!(
         per_channel(&t),
         vec![
-            (334, 334 * 5000),
-            (333 + 750, 333 * 5000 + 750 * 100_000),
-            (1000 + 500 + 250 + 500, 1000 * 50 + 500 * 500 + 250 * 100_000),
-            (500, 500 * 500),
-            (333 + 500, 333 * 5000),
+            (334, 334 * 3500),
+            (333 + 750, 333 * 3500 + 750 * 10_000),
+            (1000 + 500 + 250 + 500, 1000 * 50 + 500 * 150 + 250 * 10_000),
+            (500, 500 * 150),
+            (333 + 500, 333 * 3500),
             (0, 0),
         ]
     );
@@ -274,11 +274,11 @@ fn position_based() {
     assert_eq!(
         per_channel(&t),
         vec![
-            (400, 400 * 5000),
-            (200 + 600, 200 * 5000 + 600 * 100_000),
-            (1000 + 500 + 400 + 500, 1000 * 50 + 500 * 500 + 400 * 100_000),
-            (500, 500 * 500),
-            (400 + 500, 400 * 5000),
+            (400, 400 * 3500),
+            (200 + 600, 200 * 3500 + 600 * 10_000),
+            (1000 + 500 + 400 + 500, 1000 * 50 + 500 * 150 + 400 * 10_000),
+            (500, 500 * 150),
+            (400 + 500, 400 * 3500),
             (0, 0),
         ]
     );
@@ -296,11 +296,11 @@ fn time_decay_one_day_half_life() {
     assert_eq!(
         per_channel(&t),
         vec![
-            (143, 143 * 5000),
-            (286 + 750, 286 * 5000 + 750 * 100_000),
-            (1000 + 333 + 250 + 150, 1000 * 50 + 333 * 500 + 250 * 100_000),
-            (667, 667 * 500),
-            (571 + 850, 571 * 5000),
+            (143, 143 * 3500),
+            (286 + 750, 286 * 3500 + 750 * 10_000),
+            (1000 + 333 + 250 + 150, 1000 * 50 + 333 * 150 + 250 * 10_000),
+            (667, 667 * 150),
+            (571 + 850, 571 * 3500),
             (0, 0),
         ]
     );
@@ -314,11 +314,11 @@ fn time_decay_seven_day_half_life() {
     assert_eq!(
         per_channel(&t),
         vec![
-            (301, 301 * 5000),
-            (332 + 750, 332 * 5000 + 750 * 100_000),
-            (1000 + 475 + 250 + 438, 1000 * 50 + 475 * 500 + 250 * 100_000),
-            (525, 525 * 500),
-            (367 + 562, 367 * 5000),
+            (301, 301 * 3500),
+            (332 + 750, 332 * 3500 + 750 * 10_000),
+            (1000 + 475 + 250 + 438, 1000 * 50 + 475 * 150 + 250 * 10_000),
+            (525, 525 * 150),
+            (367 + 562, 367 * 3500),
             (0, 0),
         ]
     );
@@ -348,13 +348,13 @@ fn a_larger_cap_and_hourly_windows_change_the_answer() {
     let mut p = params(Model::LastTouch);
     p.max_conversions = 3;
     let t = attribution(&f.exposures, &f.conversions, &p).expect("attribution");
-    // B w4 [11-02, 11-05) comes back: instore_screen, last, with 999999 -> 100000.
+    // B w4 [11-02, 11-05) comes back: instore_screen, last, with 999999 -> 10000.
     assert_eq!((t.elements, t.capped), (8, 0));
     assert_eq!(
         t.channel("instore_screen"),
         Some(Credit {
             milli_conversions: 1000,
-            value: 100_000_000
+            value: 10_000_000
         })
     );
 
@@ -385,8 +385,8 @@ fn bad_parameters_are_refused() {
     p.lookback_days = 0;
     assert!(run(&p).contains("lookback_days"));
     let mut p = params(Model::Linear);
-    p.value_buckets.representatives.pop();
-    assert!(run(&p).contains("representative"));
+    p.value_buckets.clip = 0;
+    assert!(run(&p).contains("value clip"));
     let mut p = params(Model::Linear);
     p.channels.push("sms".into());
     assert!(run(&p).contains("channels"));
@@ -436,19 +436,22 @@ fn lift_without_control_converters_has_no_relative_lift() {
 
 #[test]
 fn buckets_include_their_bound() {
-    let b = ValueBuckets::default();
+    // A clip of 10,000 CNY: bounds 0, 100, 200, 500, 1,000, 2,000, 5,000 and
+    // 10,000 CNY; representatives in tenths of a percent of the clip.
+    let b = ValueBuckets { clip: 10_000 };
     for (fen, representative) in [
         (0, 0),
-        (1, 50),
-        (10_000, 50),
-        (10_001, 500),
-        (100_000, 500),
-        (10_000_000, 50_000),
-        (10_000_001, 100_000),
-        (u64::MAX, 100_000),
+        (1, 5),
+        (10_000, 5),
+        (10_001, 15),
+        (253_000, 350),
+        (1_000_000, 750),
+        (1_000_001, 1000),
+        (u64::MAX, 1000),
     ] {
         assert_eq!(b.representative(fen), representative, "{fen}");
     }
+    assert_eq!(b.milli_cny(1000 * 750).expect("fits"), 7_500_000);
 }
 
 #[test]
@@ -574,7 +577,7 @@ fn generated_lift_matches_the_truth() {
 fn generated_attribution_credits_the_most_effective_channel() {
     let g = generated(true);
     let truth = &g.data.truth;
-    let p = AttributionParams::new(truth_period(&g), Model::LastTouch);
+    let p = AttributionParams::new(truth_period(&g), Model::LastTouch, 20_000);
     let t = attribution(&g.data.exposures_path, &g.data.conversions_path, &p).expect("attribution");
     let rows = t.exposure_rows;
     assert_eq!(rows.rows, truth.exposure_rows);

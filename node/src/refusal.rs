@@ -189,6 +189,14 @@ pub enum Refusal {
     )]
     LiftSumsTooLarge { node: String, customers: u64, clip: u64 },
     #[error(
+        "node '{node}' refuses: {persons} persons with up to {max_conversions} conversion windows each could overflow the attribution's pooled value totals; lower --max-conversions or split the period"
+    )]
+    AttributionSumsTooLarge {
+        node: String,
+        persons: u64,
+        max_conversions: u32,
+    },
+    #[error(
         "node '{node}' refuses: the test and control values must be two different declared values of column '{column}'"
     )]
     LiftValues { node: String, column: String },

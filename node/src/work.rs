@@ -215,16 +215,6 @@ fn in_selection_order<'a, T: Clone>(rows: &'a [Vec<T>], sel: &Selection) -> std:
     }
 }
 
-/// Splits this node's noise shares into one set per lane of `per_lane`
-/// values; what remains follows the lanes.
-fn lane_shares(shares: &[i64], lanes: usize, per_lane: usize) -> Result<(Vec<Vec<i64>>, &[i64]), BuildError> {
-    let (lane_part, rest) = shares
-        .split_at_checked(lanes * per_lane)
-        .ok_or("noise shares missing")?;
-    let per = lane_part.chunks(per_lane.max(1)).map(<[i64]>::to_vec).collect();
-    Ok((per, rest))
-}
-
 /// Attribution: the bank's receiving lanes from its conversions, or the
 /// partner's sending lanes from its exposures, one per window.
 fn attribution(
@@ -235,8 +225,13 @@ fn attribution(
 ) -> Result<(Box<dyn Party>, Selection), BuildError> {
     let kind = accepted.hash_kind;
     let mut sel = select_ids(events.ids(), None, kind)?;
-    let per_lane = plan.lane_shape().released_values();
-    let (noise, rest) = lane_shares(accepted.noise.shares(), plan.windows(), per_lane)?;
+    // One share per value of the pooled release, then the bank's count.
+    let (noise, rest) = accepted
+        .noise
+        .shares()
+        .split_at_checked(attribution::released_values(plan))
+        .ok_or("noise shares missing")?;
+    let noise = noise.to_vec();
     let covers: Vec<Cover> = (0..plan.windows())
         .map(|w| lane_cover(accepted, w))
         .collect::<Result<_, _>>()?;

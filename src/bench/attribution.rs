@@ -10,13 +10,16 @@ use std::{path::Path, time::Instant};
 use curve25519_dalek::{ristretto::RistrettoBasepointTable, scalar::Scalar};
 use jointly_examples::{
     campaign_data::{CAMPAIGNS, CHANNELS, CampaignSpec, People, generate_campaign},
+    demo_attribution::VALUE_CLIP,
     plaintext_attribution::{AttributionParams, Period, attribution},
 };
 use jointly_protocol::{
     ids::normalize::{IdKind, Normalizer},
     protocols::breakdown::open_lane,
+    privacy::accounting,
     queries::attribution::{
-        self, Plan, ValueBuckets, bank_party, combine, partner_party, receiver_lanes, sender_lanes,
+        self, Plan, ValueBuckets, bank_party, combine, partner_party, receiver_lanes, released_values,
+        sender_lanes,
     },
     queries::attribution_model::{Model, Window},
     queries::breakdown_plan::MAX_ABS_VALUE,
@@ -114,7 +117,7 @@ fn reference(
         &data.conversions_path,
         &AttributionParams {
             lookback_days: size.lookback_days,
-            ..AttributionParams::new(period, size.model)
+            ..AttributionParams::new(period, size.model, VALUE_CLIP)
         },
     )
 }
@@ -167,7 +170,7 @@ pub fn run(size: &Size, check: bool, table_path: &Path, dir: &Path) -> anyhow::R
         },
         lookback_days: size.lookback_days,
         model: size.model,
-        buckets: ValueBuckets::default(),
+        buckets: ValueBuckets { clip: VALUE_CLIP },
         channels: CHANNELS.len(),
         campaigns: CAMPAIGNS.len(),
         by_campaign: false,
@@ -205,9 +208,8 @@ pub fn run(size: &Size, check: bool, table_path: &Path, dir: &Path) -> anyhow::R
 
     // (d) The session.
     let limits = Limits::default();
-    let zeros = vec![0; shape.released_values()];
     let terms = [0u8; 32];
-    let noise = || vec![zeros.clone(); plan.windows()];
+    let noise = || vec![0; released_values(&plan)];
     let buckets = shape.receiver_groups;
     let bank_setups = vec![Setup::exact(limits, terms, buckets, 0); plan.windows()];
     let partner_setups = vec![Setup::exact(limits, terms, 1, buckets); plan.windows()];
@@ -234,14 +236,13 @@ pub fn run(size: &Size, check: bool, table_path: &Path, dir: &Path) -> anyhow::R
     let table = load_or_build(table_path)?;
     let loaded = secs(started);
     let started = Instant::now();
-    let opened = partner
-        .iter()
-        .zip(&bank)
-        .map(|(s, r)| open_lane(s, r, &table, MAX_ABS_VALUE))
-        .collect::<Result<Vec<_>, _>>()?;
+    let ([partner], [bank]) = (&partner[..], &bank[..]) else {
+        anyhow::bail!("the session did not end in one pooled release per party");
+    };
+    let opened = open_lane(partner, bank, &table, MAX_ABS_VALUE)?;
     let totals = combine(&plan, &opened)?;
     println!(
-        "(e) opening {} lanes and combining: {:.2} s (table loaded in {loaded:.2} s); {} elements, {} attributed",
+        "(e) opening the pooled release ({} values) and combining: {:.2} s (table loaded in {loaded:.2} s); {} elements, {} attributed",
         opened.len(),
         secs(started),
         elements.elements,
@@ -270,7 +271,46 @@ pub fn run(size: &Size, check: bool, table_path: &Path, dir: &Path) -> anyhow::R
     if let Some(peak) = peak_mib() {
         println!("    peak RSS of this process (both parties): {peak:.0} MiB");
     }
+    let (before, after) = channel_noise(&plan, 1.0, 1e-6)?;
+    println!(
+        "(g) noise at epsilon 1 (delta 1e-6), standard deviation of one channel's conversions: {:.1} released per window, {:.1} pooled ({:.1}x smaller); of its value: {:.0} CNY per window, {:.0} CNY pooled",
+        before.0,
+        after.0,
+        before.0 / after.0,
+        before.1,
+        after.1
+    );
     Ok(())
+}
+
+/// One channel's noise (conversions, value in CNY) at `epsilon`, with both
+/// nodes' shares: as released per window before (a value per window and
+/// bucket, the default buckets of 0, 50, 500, 5,000, 50,000 and 100,000
+/// CNY, a person moving each window's values by at most 1 in L2 norm), and
+/// pooled as now. The cover's part of each node's charge is the same.
+fn channel_noise(plan: &Plan, epsilon: f64, delta: f64) -> anyhow::Result<((f64, f64), (f64, f64))> {
+    let rho = accounting::rho_for_epsilon(epsilon, delta)?;
+    let k = f64::from(plan.period.max_conversions);
+    // Squared sensitivities, release and cover, bank then partner.
+    let per_window = [k + 1.0 + k, k + k + 1.0];
+    let pooled = [2.0 * k * k + 1.0 + k, 2.0 * k * k + k + 1.0];
+    let sigma = |sq: [f64; 2]| -> anyhow::Result<f64> {
+        Ok((accounting::variance_for(rho, sq[0])? + accounting::variance_for(rho, sq[1])?).sqrt())
+    };
+    let windows = plan.windows() as f64;
+    let old_representatives: f64 = [0f64, 50.0, 500.0, 5_000.0, 50_000.0, 100_000.0]
+        .iter()
+        .map(|r| r * r)
+        .sum();
+    let before = sigma(per_window)?;
+    let after = sigma(pooled)?;
+    Ok((
+        (
+            before * (windows * 6.0).sqrt(),
+            before * (windows * old_representatives).sqrt(),
+        ),
+        (after, after * plan.buckets.clip as f64),
+    ))
 }
 
 /// CPU seconds a process has used so far (user and system, Linux).

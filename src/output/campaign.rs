@@ -73,6 +73,15 @@ fn attributed_stddev(a: &AttributionResult) -> f64 {
     a.row_conversions_stddev * (a.rows.len() as f64).sqrt()
 }
 
+/// Marks a number whose 95% interval is wider than itself.
+fn marked(text: String, not_significant: bool) -> String {
+    if not_significant {
+        format!("{text} n.s.")
+    } else {
+        text
+    }
+}
+
 pub fn attribution_table(a: &AttributionResult, release: Option<&Release>) -> String {
     let by_campaign = a.rows.iter().any(|r| !r.campaign.is_empty());
     let mut header = vec!["channel".to_string()];
@@ -90,15 +99,17 @@ pub fn attribution_table(a: &AttributionResult, release: Option<&Release>) -> St
             let below = format!("<{}", release.map_or(0, |r| r.threshold));
             row.extend([below, "-".into()]);
         } else {
-            row.push(plus_minus(
-                thousandths(r.milli_conversions),
-                a.row_conversions_stddev,
-                release,
+            row.push(marked(
+                plus_minus(thousandths(r.milli_conversions), a.row_conversions_stddev, release),
+                r.conversions_not_significant,
             ));
-            row.push(plus_minus(
-                format!("{:.0}", r.milli_value as f64 / 1000.0),
-                a.row_value_stddev,
-                release,
+            row.push(marked(
+                plus_minus(
+                    format!("{:.0}", r.milli_value as f64 / 1000.0),
+                    a.row_value_stddev,
+                    release,
+                ),
+                r.value_not_significant,
             ));
         }
         rows.push(row);
@@ -122,6 +133,9 @@ pub fn attribution_table(a: &AttributionResult, release: Option<&Release>) -> St
     ];
     text.push('\n');
     text += &aligned(&totals, 1);
+    if a.rows.iter().any(|r| r.conversions_not_significant || r.value_not_significant) {
+        text += "\nn.s.: the 95% interval is wider than the number itself; it cannot be told apart from noise.\n";
+    }
     text
 }
 
@@ -142,6 +156,8 @@ pub fn attribution_json(a: &AttributionResult, release: Option<&Release>) -> Val
                 "milli_conversions": r.milli_conversions,
                 "value_cny": r.milli_value as f64 / 1000.0,
                 "below_threshold": false,
+                "conversions_not_significant": r.conversions_not_significant,
+                "value_not_significant": r.value_not_significant,
             })
         }).collect::<Vec<_>>(),
         "conversions": count_json(a.conversions.as_ref()),

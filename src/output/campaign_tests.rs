@@ -26,6 +26,8 @@ fn attribution() -> AttributionResult {
         milli_conversions: milli,
         milli_value: milli * 50,
         below_threshold: below,
+        conversions_not_significant: false,
+        value_not_significant: false,
     };
     AttributionResult {
         model: "linear".into(),
@@ -60,6 +62,17 @@ fn attribution_table_shows_rows_totals_and_error_bars() {
     assert_eq!(v["rows"][1]["below_threshold"], true);
     assert!(v["rows"][1].get("milli_conversions").is_none());
     assert_eq!(v["unattributed"]["value"], 28);
+    assert!(!noised.contains("n.s."), "{noised}");
+
+    // A row whose interval is wider than itself is marked, and the mark
+    // explained.
+    let mut weak = attribution();
+    weak.rows[0].value_not_significant = true;
+    let text = attribution_table(&weak, Some(&release(false)));
+    assert!(text.contains("617 ± 980 n.s."), "{text}");
+    assert!(text.contains("cannot be told apart from noise"), "{text}");
+    let v = attribution_json(&weak, Some(&release(false)));
+    assert_eq!(v["rows"][0]["value_not_significant"], true);
 }
 
 #[test]

@@ -89,7 +89,7 @@ async fn every_model_equals_the_reference_through_the_coordinator() {
         let want = attribution(
             &campaign.exposures_path,
             &campaign.conversions_path,
-            &AttributionParams::new(period, model),
+            &AttributionParams::new(period, model, VALUE_CLIP),
         )
         .expect("reference");
         // The generated files hold the cases the models must get right.

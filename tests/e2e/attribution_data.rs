@@ -6,6 +6,7 @@
 //! model, per channel and per channel x campaign, daily and hourly windows.
 
 use jointly_examples::{
+    demo_attribution::VALUE_CLIP,
     campaign_data::{CAMPAIGNS, CHANNELS, CampaignData, CampaignSpec, People, generate_campaign},
     plaintext_attribution::{AttributionParams, AttributionTable, Period, attribution},
 };
@@ -14,7 +15,8 @@ use jointly_protocol::{
     ids::normalize::{IdKind, Normalizer},
     protocols::breakdown::{Breakdown, BreakdownReceiver, BreakdownSender, Lane, open_lane},
     queries::attribution::{
-        self, Plan, Totals, ValueBuckets, bank_party, combine, partner_party, receiver_lanes, sender_lanes,
+        self, Plan, Totals, ValueBuckets, bank_party, combine, partner_party, receiver_lanes, released_values,
+        sender_lanes,
     },
     queries::attribution_model::{Model, Window},
     session::outcome::Outcome,
@@ -62,12 +64,11 @@ fn private(data: &CampaignData, plan: &Plan, table: &BsgsTable) -> (Totals, u64)
         receiver_lanes(plan, &conversions.ids, &conversions.rows).expect("bank lanes");
     let partner_lanes = sender_lanes(plan, &exposures.ids, &exposures.touches).expect("partner lanes");
     let shape = plan.lane_shape();
-    let zeros = vec![0; shape.released_values()];
     let limits = Limits {
         chunk_points: 64,
         ..Limits::default()
     };
-    let noise = || vec![zeros.clone(); plan.windows()];
+    let noise = || vec![0; released_values(plan)];
     let buckets = shape.receiver_groups;
     let bank_setups = vec![Setup::exact(limits, TERMS, buckets, 0); plan.windows()];
     let partner_setups = vec![Setup::exact(limits, TERMS, 1, buckets); plan.windows()];
@@ -78,16 +79,15 @@ fn private(data: &CampaignData, plan: &Plan, table: &BsgsTable) -> (Totals, u64)
     else {
         panic!("not breakdown outcomes")
     };
-    let opened: Vec<Vec<i64>> = partner
-        .iter()
-        .zip(&bank)
-        .map(|(s, r)| open_lane(s, r, table, 1 << 40).expect("open a lane"))
-        .collect();
+    let ([partner], [bank]) = (&partner[..], &bank[..]) else {
+        panic!("one pooled release per party")
+    };
+    let opened = open_lane(partner, bank, table, 1 << 40).expect("open the pooled release");
     (combine(plan, &opened).expect("combine"), elements.elements)
 }
 
 fn plan(period: &Period, model: Model, by_campaign: bool) -> Plan {
-    let buckets = ValueBuckets::default();
+    let buckets = ValueBuckets { clip: VALUE_CLIP };
     Plan {
         period: attribution::Period {
             start: period.start,
@@ -144,7 +144,7 @@ fn every_model_equals_the_reference_on_messy_files() {
         let want = attribution(
             &data.exposures_path,
             &data.conversions_path,
-            &AttributionParams::new(period, model),
+            &AttributionParams::new(period, model, VALUE_CLIP),
         )
         .expect("reference");
         assert!(
@@ -181,7 +181,7 @@ fn hourly_windows_equal_the_reference() {
     let want = attribution(
         &data.exposures_path,
         &data.conversions_path,
-        &AttributionParams::new(period, model),
+        &AttributionParams::new(period, model, VALUE_CLIP),
     )
     .expect("reference");
     assert!(want.elements > 0);

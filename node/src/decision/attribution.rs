@@ -2,7 +2,7 @@
 //! sends, and the lanes it runs.
 
 use jointly_protocol::queries::attribution_query::{
-    attribution_noise, attribution_plan, attribution_terms, lift_noise, lift_plan, lift_sums_fit,
+    attribution_noise, attribution_plan, attribution_sums_fit, attribution_terms, lift_noise, lift_plan, lift_sums_fit,
 };
 use jointly_protocol::queries::terms::job_terms;
 use jointly_protocol::wire;
@@ -81,6 +81,14 @@ pub(super) fn attribution_work(
         reason,
     })?;
     let bank = kind == EventKind::Conversions;
+    let persons = table.ids().len() as u64;
+    if bank && !attribution_sums_fit(&plan, persons) {
+        return Err(Refusal::AttributionSumsTooLarge {
+            node: node_name(),
+            persons,
+            max_conversions: plan.period.max_conversions,
+        });
+    }
     let noise = attribution_noise(&plan, bank);
     let terms = attribution_terms(&offer.job_id, spec, &plan);
     let (buckets, k) = (plan.buckets.len(), f64::from(plan.period.max_conversions));

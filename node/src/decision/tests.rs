@@ -344,6 +344,7 @@ fn attribution_offer(role: Role, dataset: &str, channels: u32) -> JobOffer {
                     window: ConversionWindow::Day.into(),
                     max_conversions: 3,
                 }),
+                value_clip: 20_000,
                 ..Default::default()
             })),
             privacy: Some(Privacy {
@@ -391,8 +392,8 @@ fn attribution_decisions() {
         panic!("not attribution work")
     };
     assert_eq!((plan.slots(), plan.windows()), (2, 3));
-    // Every lane value (3 windows x 6 buckets x 2 slots), no count.
-    assert_eq!(ok.noise.shares().len(), 3 * 6 * 2);
+    // The pooled release: credits and weighted credits per slot, no count.
+    assert_eq!(ok.noise.shares().len(), 2 * 2);
     let misstated = JobOffer {
         peer_channels: 3,
         ..offer.clone()
@@ -413,7 +414,7 @@ fn attribution_decisions() {
     };
     let ok = decide("bank", &bank_policy, &limits(), &bank_offer, h, 0).expect("bank accepts");
     // The bank also noises its conversion count.
-    assert_eq!(ok.noise.shares().len(), 3 * 6 * 2 + 1);
+    assert_eq!(ok.noise.shares().len(), 2 * 2 + 1);
     assert_eq!(ok.terms, {
         let p = decide("partner", &partner_policy, &limits(), &offer, h, 0).expect("partner");
         p.terms

@@ -46,10 +46,12 @@ use crate::{
 };
 
 mod messages;
+mod pooled;
 mod receiver;
 mod sender;
 
 pub use messages::{BreakdownMessage, LaneMessage, lane_message, parse_lane_message};
+pub use pooled::{POOLED_CELLS, Pooled};
 pub use receiver::BreakdownReceiver;
 pub use sender::BreakdownSender;
 
@@ -140,6 +142,15 @@ impl std::fmt::Debug for LaneRows {
             .field("rows", &self.rows.len())
             .finish()
     }
+}
+
+/// Where a lane's joint keys come from, and so who releases its sums.
+enum LaneKeys {
+    /// Its own key shares, offered in the lane: it releases its own sums.
+    Own(SlotShares),
+    /// The pooled session's keys, handed in ([`Pooled`]): its sums go back
+    /// to the session unreleased.
+    Pooled,
 }
 
 const STEP_KEYS: &str = "breakdown step B.0 (joint keys)";

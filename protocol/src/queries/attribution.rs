@@ -1,4 +1,4 @@
-//! Attribution (PROTOCOLS.md, section A) as breakdown lanes, one per
+//! Attribution (PROTOCOLS.md, section A) as pooled breakdown lanes, one per
 //! conversion window; the exact semantics are `examples/ATTRIBUTION.md`.
 //!
 //! The bank R is every lane's receiver: its batch for window `w` is the set of
@@ -6,16 +6,17 @@
 //! every lane's sender: its table for `w` holds each person with at least one
 //! exposure in `[start(w) - L, start(w))`, with the model's credits for a
 //! conversion in `w` as the payload's measures, one per channel (or channel x
-//! campaign), summing to 1000. Each lane draws its own masking scalars and its
-//! own joint keys, so the tables of different windows cannot be linked.
+//! campaign), summing to 1000. Each lane draws its own masking scalars, so the
+//! tables of different windows cannot be linked.
 //!
-//! R sums the matched payloads per bucket; the coordinator opens each lane's
-//! cells (bucket x slot) and [`combine`] adds them up: milli-conversions per
-//! slot, and value per slot as credits times the bucket's representative.
-//! Weighting by the representative after decryption rather than under
-//! encryption keeps every opened value within the table's range (a sum of
-//! credits, at most 1000 per element), at the price of opening one cell per
-//! bucket instead of one per slot.
+//! The lanes share one pair of joint keys ([`Pooled`]): R sums the matched
+//! payloads per bucket in every window, adds the windows up under
+//! encryption, and releases per slot two values, the credits and the credits
+//! weighted by each bucket's representative (per mille of the value clip).
+//! The coordinator opens those two cells and [`combine`] turns them into
+//! milli-conversions and milli-CNY per slot. One noised value per slot and
+//! statistic, instead of one per window, bucket and slot, is what makes the
+//! error bars usable (README, "Attribution noise").
 //!
 //! This module only turns each side's rows into lanes and the opened lanes
 //! into totals; it never sees the other side's rows.
@@ -26,7 +27,7 @@ use crate::{
     crypto::elgamal::OneHot,
     error::ProtocolError,
     ids::idlist::IdList,
-    protocols::breakdown::{Breakdown, BreakdownReceiver, BreakdownSender, Lane, LaneRows, LaneShape},
+    protocols::breakdown::{LaneRows, LaneShape, POOLED_CELLS, Pooled},
     queries::attribution_model::{CREDITS_PER_ELEMENT, CreditError, Model, Window, credits},
     session::stream::Setup,
 };
@@ -36,39 +37,53 @@ const SECONDS_PER_DAY: i64 = 86_400;
 /// Most windows one query may have: a lane each.
 pub const MAX_WINDOWS: usize = 24 * 31;
 
-/// Value buckets in whole CNY (ATTRIBUTION.md, C4).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ValueBuckets {
-    /// Strictly ascending upper bounds.
-    pub bounds: Vec<u64>,
-    /// One per bound, then one for values above the last bound.
-    pub representatives: Vec<u64>,
-}
+/// Upper bounds of the value buckets, per mille of the value clip: finer
+/// at the low end, where most conversions are (ATTRIBUTION.md, C4).
+pub const BUCKET_BOUNDS_PERMILLE: [u64; 8] = [0, 10, 20, 50, 100, 200, 500, 1000];
 
-impl Default for ValueBuckets {
-    fn default() -> Self {
-        ValueBuckets {
-            bounds: vec![0, 100, 1_000, 10_000, 100_000],
-            representatives: vec![0, 50, 500, 5_000, 50_000, 100_000],
-        }
-    }
+/// Each bucket's representative, per mille of the clip: the middle of the
+/// bucket, then the clip itself for values above it (they are clipped).
+pub const BUCKET_REPRESENTATIVES_PERMILLE: [u64; 9] = [0, 5, 15, 35, 75, 150, 350, 750, 1000];
+
+/// Most weighted credit one conversion element adds to a slot: 1000 credits
+/// at the top representative.
+pub const MAX_WEIGHTED_PER_ELEMENT: u64 = CREDITS_PER_ELEMENT as u64 * 1000;
+
+/// The value buckets of a query's clip, in whole CNY (at least 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ValueBuckets {
+    pub clip: u64,
 }
 
 impl ValueBuckets {
-    /// The bucket of a value in fen: the first whose bound it does not exceed.
+    /// The bucket of a value in fen: the first whose bound it does not
+    /// exceed (`fen / 100 <= bound / 1000 * clip`), or the last.
     pub fn bucket(&self, fen: u64) -> usize {
-        self.bounds
+        let clip = u128::from(self.clip);
+        BUCKET_BOUNDS_PERMILLE
             .iter()
-            .position(|&b| u128::from(fen) <= u128::from(b) * 100)
-            .unwrap_or(self.bounds.len())
+            .position(|&b| u128::from(fen) * 10 <= u128::from(b) * clip)
+            .unwrap_or(BUCKET_BOUNDS_PERMILLE.len())
     }
 
     pub fn len(&self) -> usize {
-        self.representatives.len()
+        BUCKET_REPRESENTATIVES_PERMILLE.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.representatives.is_empty()
+        false
+    }
+
+    /// The weight of each bucket in the pooled release.
+    pub fn weights(&self) -> Vec<u64> {
+        BUCKET_REPRESENTATIVES_PERMILLE.to_vec()
+    }
+
+    /// A released weighted total (credits x per-mille representatives) in
+    /// thousandths of a CNY, rounded down.
+    pub fn milli_cny(&self, weighted: i64) -> Option<i64> {
+        let v = (i128::from(weighted) * i128::from(self.clip)).div_euclid(1000);
+        i64::try_from(v).ok()
     }
 }
 
@@ -185,9 +200,8 @@ impl Plan {
         if self.lookback_days == 0 {
             return plan("the lookback must be at least 1 day");
         }
-        let b = &self.buckets;
-        if b.representatives.len() != b.bounds.len() + 1 || !b.bounds.windows(2).all(|p| p[0] < p[1]) {
-            return plan("value buckets need ascending bounds and one representative more than bounds");
+        if self.buckets.clip == 0 {
+            return plan("the value clip must be at least 1 CNY");
         }
         if self.channels == 0 || self.campaigns == 0 {
             return plan("at least one channel and one campaign must be declared");
@@ -324,57 +338,43 @@ pub fn sender_lanes(
         .collect()
 }
 
-/// The bank's side of the session: a receiving lane per window, in order.
-/// `noise[w]` is its share for every value lane `w` releases, `setups[w]`
-/// the lane's cover (a pad per value bucket).
+/// The bank's side of the session: a receiving lane per window, pooled.
+/// `noise` is its share for every value of the pooled release (two per
+/// slot), `setups[w]` window `w`'s cover (a pad per value bucket).
 pub fn bank_party(
     plan: &Plan,
     lanes: Vec<LaneRows>,
-    noise: Vec<Vec<i64>>,
+    noise: Vec<i64>,
     setups: Vec<Setup>,
-) -> Result<Breakdown, ProtocolError> {
-    party(plan, lanes, noise, setups, |w, shape, rows, noise, setup| {
-        BreakdownReceiver::new(w, shape, rows, noise, setup).map(|r| Lane::Receiver(Box::new(r)))
-    })
+) -> Result<Pooled, ProtocolError> {
+    let lanes = paired(plan, lanes, setups)?;
+    Pooled::receiver(plan.lane_shape(), lanes, plan.buckets.weights(), noise)
 }
 
-/// The partner's side of the session: a sending lane per window, in order;
+/// The partner's side of the session: a sending lane per window, pooled;
 /// `setups[w]` holds window `w`'s pad and its dummies per value bucket.
 pub fn partner_party(
     plan: &Plan,
     lanes: Vec<LaneRows>,
-    noise: Vec<Vec<i64>>,
+    noise: Vec<i64>,
     setups: Vec<Setup>,
-) -> Result<Breakdown, ProtocolError> {
-    party(plan, lanes, noise, setups, |w, shape, rows, noise, setup| {
-        BreakdownSender::new(w, shape, rows, noise, setup).map(|s| Lane::Sender(Box::new(s)))
-    })
+) -> Result<Pooled, ProtocolError> {
+    let lanes = paired(plan, lanes, setups)?;
+    Pooled::sender(plan.lane_shape(), lanes, noise)
 }
 
-fn party<F>(
-    plan: &Plan,
-    lanes: Vec<LaneRows>,
-    noise: Vec<Vec<i64>>,
-    setups: Vec<Setup>,
-    lane: F,
-) -> Result<Breakdown, ProtocolError>
-where
-    F: Fn(u32, LaneShape, LaneRows, Vec<i64>, Setup) -> Result<Lane, ProtocolError>,
-{
-    if lanes.len() != plan.windows() || noise.len() != lanes.len() || setups.len() != lanes.len() {
+fn paired(plan: &Plan, lanes: Vec<LaneRows>, setups: Vec<Setup>) -> Result<Vec<(LaneRows, Setup)>, ProtocolError> {
+    if lanes.len() != plan.windows() || setups.len() != lanes.len() {
         return Err(ProtocolError::Shape {
-            what: "attribution needs one lane, one set of noise shares and one cover per window",
+            what: "attribution needs one lane and one cover per window",
         });
     }
-    let shape = plan.lane_shape();
-    lanes
-        .into_iter()
-        .zip(noise)
-        .zip(setups)
-        .enumerate()
-        .map(|(w, ((rows, noise), setup))| lane(w as u32, shape, rows, noise, setup))
-        .collect::<Result<Vec<_>, _>>()
-        .map(Breakdown::in_order)
+    Ok(lanes.into_iter().zip(setups).collect())
+}
+
+/// Values of the pooled release: two per slot.
+pub fn released_values(plan: &Plan) -> usize {
+    POOLED_CELLS * plan.slots()
 }
 
 /// What R's conversion rows came to (ATTRIBUTION.md, C8 and C11).
@@ -434,40 +434,26 @@ impl Totals {
     }
 }
 
-/// Adds up the opened lanes (one per window, values cell-major as
-/// [`crate::protocols::breakdown::open_lane`] returns them: bucket, then slot).
-pub fn combine(plan: &Plan, opened: &[Vec<i64>]) -> Result<Totals, AttributionError> {
+/// Reads the opened pooled release (cell-major, as
+/// [`crate::protocols::breakdown::open_lane`] returns it: the credits of
+/// every slot, then the weighted credits).
+pub fn combine(plan: &Plan, opened: &[i64]) -> Result<Totals, AttributionError> {
     let slots = plan.slots();
-    let buckets = plan.buckets.len();
-    if opened.len() != plan.windows() {
-        return Err(AttributionError::Opened("one opened lane per window is needed"));
+    if opened.len() != released_values(plan) {
+        return Err(AttributionError::Opened(
+            "the release does not hold two values per slot",
+        ));
     }
-    let mut totals = Totals {
-        milli_conversions: vec![0; slots],
-        value: vec![0; slots],
-    };
-    for lane in opened {
-        if lane.len() != buckets * slots {
-            return Err(AttributionError::Opened(
-                "a lane does not hold one value per bucket and slot",
-            ));
-        }
-        for (b, cells) in lane.chunks_exact(slots).enumerate() {
-            let representative = i64::try_from(plan.buckets.representatives[b])
-                .map_err(|_| AttributionError::Opened("a representative value is too large"))?;
-            for (c, &v) in cells.iter().enumerate() {
-                totals.milli_conversions[c] = totals.milli_conversions[c]
-                    .checked_add(v)
-                    .ok_or(AttributionError::Opened("a total overflows"))?;
-                let weighted = v
-                    .checked_mul(representative)
-                    .and_then(|x| totals.value[c].checked_add(x))
-                    .ok_or(AttributionError::Opened("a value total overflows"))?;
-                totals.value[c] = weighted;
-            }
-        }
-    }
-    Ok(totals)
+    let (milli, weighted) = opened.split_at(slots);
+    let value = weighted
+        .iter()
+        .map(|&w| plan.buckets.milli_cny(w))
+        .collect::<Option<Vec<_>>>()
+        .ok_or(AttributionError::Opened("a value total overflows"))?;
+    Ok(Totals {
+        milli_conversions: milli.to_vec(),
+        value,
+    })
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! campaign counts, so they cannot disagree on the lanes' shapes.
 
 use crate::{
-    queries::attribution::{self, AttributionError, Plan, ValueBuckets},
+    queries::attribution::{self, AttributionError, MAX_WEIGHTED_PER_ELEMENT, Plan, ValueBuckets},
     queries::attribution_model::{CREDITS_PER_ELEMENT, Model, Window},
     queries::breakdown_plan::MAX_ABS_VALUE,
     queries::lift::LiftPlan,
@@ -30,6 +30,10 @@ pub enum QueryError {
     NoWindow,
     #[error("the lift query needs a value clip of at least 1 CNY")]
     NoValueClip,
+    #[error(
+        "the attribution query needs a value clip of at least 1 CNY: each conversion's value is clipped to it, and its value noise is scaled by it"
+    )]
+    NoAttributionValueClip,
     /// The period or plan fails its own checks.
     #[error(transparent)]
     Plan(#[from] AttributionError),
@@ -97,11 +101,14 @@ pub fn attribution_plan(
     channels: usize,
     campaigns: usize,
 ) -> Result<Plan, QueryError> {
+    if q.value_clip == 0 {
+        return Err(QueryError::NoAttributionValueClip);
+    }
     let plan = Plan {
         period: period(q.period.as_ref())?,
         lookback_days: q.lookback_days,
         model: model(q)?,
-        buckets: ValueBuckets::default(),
+        buckets: ValueBuckets { clip: q.value_clip },
         channels,
         campaigns,
         by_campaign: q.by_campaign,
@@ -115,47 +122,60 @@ pub fn attribution_terms(job_id: &str, spec: &wire::QuerySpec, plan: &Plan) -> T
     job_terms_with(job_id, spec, &[plan.channels as u64, plan.campaigns as u64])
 }
 
-/// Every value the lanes release (window, bucket, slot) is a sum of credits,
-/// each element's at most 1000 in total; its noise is scaled by 1000 so one
-/// element moves the lanes by at most 1 in L2 norm. A person has at most K
-/// elements, so K is the lanes' squared sensitivity. The bank also releases
-/// its element count, which one person moves by at most K: scaled by K, it
-/// adds 1.
+/// What a node's noise must cover: a scale per released value and the
+/// squared L2 sensitivity of the release in units of those scales.
 pub struct AttributionNoise {
     pub scales: Vec<u64>,
     pub sensitivity_sq: f64,
 }
 
+/// The pooled release holds per slot the credits (scaled by 1000, an
+/// element's credits in all) and the weighted credits (scaled by 1000 x
+/// 1000, an element's credits at the top representative). One element moves
+/// each of the two vectors by at most 1 in L2 norm after scaling (its
+/// credits are non-negative and sum to 1000, so their L2 norm is at most
+/// 1000). A person has at most K elements, and in the pooled release they
+/// may add up in the same slots: K per vector, so 2 K^2 in all. (Released
+/// per window, the K elements fell in different windows' values and the
+/// person moved the release by sqrt(K) per vector; pooling trades that
+/// factor for one noised value per slot instead of windows x buckets.)
+/// The bank also releases its element count, which one person moves by at
+/// most K: scaled by K, it adds 1.
 pub fn attribution_noise(plan: &Plan, with_conversions: bool) -> AttributionNoise {
-    let per_lane = plan.lane_shape().released_values();
+    let slots = plan.slots();
     let k = u64::from(plan.period.max_conversions);
-    let mut scales = vec![u64::from(CREDITS_PER_ELEMENT); per_lane * plan.windows()];
+    let mut scales = vec![u64::from(CREDITS_PER_ELEMENT); slots];
+    scales.extend(std::iter::repeat_n(MAX_WEIGHTED_PER_ELEMENT, slots));
     if with_conversions {
         scales.push(k);
     }
+    let kf = k as f64;
     AttributionNoise {
         scales,
-        sensitivity_sq: k as f64 + if with_conversions { 1.0 } else { 0.0 },
+        sensitivity_sq: 2.0 * kf * kf + if with_conversions { 1.0 } else { 0.0 },
     }
 }
 
 /// Standard deviations of the total noise, for a combined noise of `sigma`
 /// per unit scale: on one row's conversions, on its value (CNY), and on the
-/// attributed total. A row sums one value per window and bucket; its value
-/// weights each bucket's by the bucket's representative.
+/// attributed total (the sum of the rows' conversions).
 pub fn attribution_stddevs(plan: &Plan, sigma: f64) -> (f64, f64, f64) {
-    let windows = plan.windows() as f64;
-    let buckets = plan.buckets.len() as f64;
-    let representatives: f64 = plan
-        .buckets
-        .representatives
-        .iter()
-        .map(|&r| (r as f64).powi(2))
-        .sum();
-    let row = sigma * (windows * buckets).sqrt();
-    let value = sigma * (windows * representatives).sqrt();
+    // Credits are thousandths of a conversion and scaled by 1000; weighted
+    // credits open as thousandths of a CNY per unit of clip / 1000.
+    let row = sigma;
+    let value = sigma * plan.buckets.clip as f64;
     let attributed = row * (plan.slots() as f64).sqrt();
     (row, value, attributed)
+}
+
+/// Whether the pooled totals of `persons` persons with at most K elements
+/// each stay decryptable: every element adds at most
+/// [`MAX_WEIGHTED_PER_ELEMENT`] to a weighted total.
+pub fn attribution_sums_fit(plan: &Plan, persons: u64) -> bool {
+    persons
+        .saturating_mul(u64::from(plan.period.max_conversions))
+        .saturating_mul(MAX_WEIGHTED_PER_ELEMENT)
+        <= MAX_ABS_VALUE / 4 * 3
 }
 
 /// The lift plan.
@@ -199,6 +219,7 @@ mod tests {
                 window: ConversionWindow::Day.into(),
                 max_conversions: 3,
             }),
+            value_clip: 20_000,
             ..Default::default()
         }
     }
@@ -208,10 +229,17 @@ mod tests {
         let plan = attribution_plan(&query(AttributionModel::Linear, 0), 6, 4).expect("plan");
         assert_eq!((plan.windows(), plan.slots()), (30, 6));
         let noise = attribution_noise(&plan, true);
-        assert_eq!(noise.scales.len(), 30 * 6 * 6 + 1);
-        assert_eq!((noise.scales[0], noise.scales[30 * 36]), (1000, 3));
-        assert_eq!(noise.sensitivity_sq, 4.0);
-        assert_eq!(attribution_noise(&plan, false).scales.len(), 30 * 36);
+        // Pooled over the 30 windows: credits and weighted credits per slot.
+        assert_eq!(noise.scales.len(), 2 * 6 + 1);
+        assert_eq!(
+            (noise.scales[0], noise.scales[6], noise.scales[12]),
+            (1000, 1_000_000, 3)
+        );
+        assert_eq!(noise.sensitivity_sq, 2.0 * 9.0 + 1.0);
+        assert_eq!(attribution_noise(&plan, false).scales.len(), 12);
+        assert_eq!(attribution_noise(&plan, false).sensitivity_sq, 18.0);
+        assert!(attribution_sums_fit(&plan, 1_000_000));
+        assert!(!attribution_sums_fit(&plan, 2_000_000));
         let decay = attribution_plan(&query(AttributionModel::TimeDecay, 3), 6, 4).expect("decay");
         assert_eq!(decay.model, Model::TimeDecay { half_life_days: 3 });
     }
@@ -235,6 +263,11 @@ mod tests {
         assert!(matches!(e, QueryError::Plan(AttributionError::Plan(_))), "{e:?}");
         assert!(e.to_string().contains("lookback"), "{e}");
         assert!(attribution_plan(&query(AttributionModel::Linear, 0), 0, 4).is_err());
+        let mut q = query(AttributionModel::Linear, 0);
+        q.value_clip = 0;
+        let e = attribution_plan(&q, 6, 4).unwrap_err();
+        assert_eq!(e, QueryError::NoAttributionValueClip);
+        assert!(e.to_string().contains("value clip"), "{e}");
         let mut q = query(AttributionModel::Linear, 0);
         q.period = None;
         let e = attribution_plan(&q, 6, 4).unwrap_err();

@@ -15,6 +15,8 @@ use crate::{
 const T: Terms = [5; 32];
 const DAY: i64 = 86_400;
 const START: i64 = 20_000 * DAY;
+/// Whole CNY; its buckets' bounds include 100, 1,000 and 10,000 CNY.
+const CLIP: u64 = 10_000;
 
 fn plan(model: Model, by_campaign: bool) -> Plan {
     Plan {
@@ -26,7 +28,7 @@ fn plan(model: Model, by_campaign: bool) -> Plan {
         },
         lookback_days: 2,
         model,
-        buckets: ValueBuckets::default(),
+        buckets: ValueBuckets { clip: CLIP },
         channels: 3,
         campaigns: 2,
         by_campaign,
@@ -79,7 +81,19 @@ fn data(r: std::ops::Range<u32>, s: std::ops::Range<u32>, seed: u64) -> Data {
         exposures.insert(name(i), touches);
     }
     let mut conversions = BTreeMap::new();
-    let values = [0u64, 1, 10_000, 10_001, 99_999_999, 10_000_000, 5_000_000_000];
+    let values = [
+        0u64,
+        1,
+        10_000,
+        10_001,
+        99_999,
+        100_000,
+        100_001,
+        999_999,
+        1_000_000,
+        1_000_001,
+        5_000_000_000,
+    ];
     for i in r {
         let n = rng.random_range(0..5);
         let rows: Vec<Conversion> = (0..n)
@@ -121,6 +135,8 @@ fn naive(plan: &Plan, d: &Data) -> (Totals, Elements) {
         value: vec![0; slots],
     };
     let mut counts = Elements::default();
+    // Credits x representative per mille of the clip, per slot.
+    let mut weighted = vec![0i64; slots];
     for (person, rows) in &d.conversions {
         let mut per_window: BTreeMap<i64, u64> = BTreeMap::new();
         for c in rows {
@@ -149,13 +165,12 @@ fn naive(plan: &Plan, d: &Data) -> (Totals, Elements) {
                 .unwrap_or_default();
             let times: Vec<i64> = touches.iter().map(|t| t.ts).collect();
             let credit = credits(plan.model, start, &times).expect("ordered touches");
-            let bucket = plan
-                .buckets
-                .bounds
-                .iter()
-                .position(|&b| fen <= b * 100)
-                .unwrap_or(plan.buckets.bounds.len());
-            let representative = plan.buckets.representatives[bucket] as i64;
+            // Bounds 0, 1%, 2%, 5%, 10%, 20%, 50% and 100% of the clip, in fen;
+            // representatives the middles, and the clip above it.
+            let bounds_fen = [0, 1, 2, 5, 10, 20, 50, 100].map(|pct: u64| pct * CLIP);
+            let middles = [0, 5, 15, 35, 75, 150, 350, 750, 1000];
+            let bucket = bounds_fen.iter().position(|&b| fen <= b).unwrap_or(8);
+            let representative = middles[bucket];
             for (t, c) in touches.iter().zip(credit) {
                 let slot = if plan.by_campaign {
                     t.channel as usize * plan.campaigns + t.campaign as usize
@@ -163,10 +178,11 @@ fn naive(plan: &Plan, d: &Data) -> (Totals, Elements) {
                     t.channel as usize
                 };
                 totals.milli_conversions[slot] += i64::from(c);
-                totals.value[slot] += i64::from(c) * representative;
+                weighted[slot] += i64::from(c) * representative;
             }
         }
     }
+    totals.value = weighted.iter().map(|w| w * CLIP as i64 / 1000).collect();
     (totals, counts)
 }
 
@@ -185,8 +201,7 @@ fn run(plan: &Plan, d: &Data) -> (Totals, Elements) {
     let (r_lanes, counts) = receiver_lanes(plan, &r_ids, &r_rows).expect("bank lanes");
     let s_lanes = sender_lanes(plan, &s_ids, &s_rows).expect("partner lanes");
     let shape = plan.lane_shape();
-    let zeros = vec![0; shape.released_values()];
-    let noise = || vec![zeros.clone(); plan.windows()];
+    let noise = || vec![0; released_values(plan)];
     let buckets = shape.receiver_groups;
     let bank_setups = vec![Setup::exact(limits(), T, buckets, 0); plan.windows()];
     let partner_setups = vec![Setup::exact(limits(), T, 1, buckets); plan.windows()];
@@ -198,11 +213,11 @@ fn run(plan: &Plan, d: &Data) -> (Totals, Elements) {
         panic!("not breakdown outcomes")
     };
     let table = BsgsTable::build(12).expect("table");
-    let opened: Vec<Vec<i64>> = partner
-        .iter()
-        .zip(&bank)
-        .map(|(s, r)| open_lane(s, r, &table, 1 << 30).expect("open"))
-        .collect();
+    let ([partner], [bank]) = (&partner[..], &bank[..]) else {
+        panic!("one pooled release on each side")
+    };
+    assert_eq!(partner.lane as usize, plan.windows(), "the session's lane");
+    let opened = open_lane(partner, bank, &table, 1 << 40).expect("open");
     (combine(plan, &opened).expect("combine"), counts)
 }
 
@@ -370,22 +385,79 @@ fn lanes_refuse_bad_input_by_person_and_window_counts_are_checked() {
     bad.period.end = bad.period.start + 3;
     assert!(bad.check().is_err());
     let mut bad = p.clone();
-    bad.buckets.representatives.pop();
+    bad.buckets.clip = 0;
     assert!(bad.check().is_err());
     assert!(combine(&p, &[]).is_err());
-    assert!(combine(&p, &vec![vec![0; 3]; p.windows()]).is_err());
+    assert!(combine(&p, &vec![0; p.slots()]).is_err());
+    assert!(combine(&p, &vec![0; 2 * p.slots()]).is_ok());
 }
 
 #[test]
 fn buckets_follow_the_bounds_in_fen() {
-    let b = ValueBuckets::default();
+    // A clip of 10,000 CNY: bounds 0, 100, 200, 500, 1,000, 2,000, 5,000
+    // and 10,000 CNY.
+    let b = ValueBuckets { clip: 10_000 };
     assert_eq!(b.bucket(0), 0);
     assert_eq!(b.bucket(1), 1);
     assert_eq!(b.bucket(10_000), 1);
     assert_eq!(b.bucket(10_001), 2);
-    assert_eq!(b.bucket(10_000_000), 4);
-    assert_eq!(b.bucket(10_000_001), 5);
-    assert_eq!(b.bucket(u64::MAX), 5);
+    assert_eq!(b.bucket(50_000), 3);
+    assert_eq!(b.bucket(1_000_000), 7);
+    assert_eq!(b.bucket(1_000_001), 8);
+    assert_eq!(b.bucket(u64::MAX), 8);
+    // A clip that is not a multiple of 1,000: 1% of 150 CNY is 1.50 CNY.
+    let odd = ValueBuckets { clip: 150 };
+    assert_eq!((odd.bucket(150), odd.bucket(151)), (1, 2));
+    assert_eq!(odd.milli_cny(1000 * 1000), Some(150_000));
+    assert_eq!(odd.milli_cny(-7), Some(-2));
+}
+
+/// The pooled release's sensitivity: whatever a person's K elements are
+/// (windows, buckets, channels, credit splits), they move the scaled
+/// release by at most `sensitivity_sq` in squared L2 norm, and the worst
+/// case (every element's credit on one slot, in the top bucket) reaches it.
+#[test]
+fn one_persons_elements_move_the_pooled_release_within_its_sensitivity() {
+    use crate::queries::attribution_query::attribution_noise;
+    let mut rng = StdRng::seed_from_u64(17);
+    let weights = ValueBuckets { clip: CLIP }.weights();
+    for k in 1..=4u32 {
+        let mut p = plan(Model::Linear, true);
+        p.period.max_conversions = k;
+        let noise = attribution_noise(&p, false);
+        let slots = p.slots();
+        let norm = |elements: &[(usize, Vec<u32>)]| {
+            let mut moved = vec![0f64; 2 * slots];
+            for (bucket, credits) in elements {
+                for (slot, &c) in credits.iter().enumerate() {
+                    moved[slot] += f64::from(c);
+                    moved[slots + slot] += f64::from(c) * weights[*bucket] as f64;
+                }
+            }
+            moved
+                .iter()
+                .zip(&noise.scales)
+                .map(|(m, &s)| (m / s as f64).powi(2))
+                .sum::<f64>()
+        };
+        for _ in 0..200 {
+            let elements: Vec<(usize, Vec<u32>)> = (0..rng.random_range(1..=k))
+                .map(|_| {
+                    // 1000 credits split at random over the slots.
+                    let mut credits = vec![0u32; slots];
+                    for _ in 0..1000 {
+                        credits[rng.random_range(0..slots)] += 1;
+                    }
+                    (rng.random_range(0..weights.len()), credits)
+                })
+                .collect();
+            assert!(norm(&elements) <= noise.sensitivity_sq + 1e-9, "K = {k}");
+        }
+        let mut one_slot = vec![0u32; slots];
+        one_slot[0] = 1000;
+        let worst: Vec<(usize, Vec<u32>)> = (0..k).map(|_| (weights.len() - 1, one_slot.clone())).collect();
+        assert!((norm(&worst) - noise.sensitivity_sq).abs() < 1e-9, "K = {k}");
+    }
 }
 
 #[test]

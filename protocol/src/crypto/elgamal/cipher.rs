@@ -146,6 +146,17 @@ impl Ciphertext {
         Ok(total)
     }
 
+    /// Multiplies every slot's plaintext by the public `k`: `k*c1, k*c2_i`.
+    /// `k` is no secret (a value bucket's representative), so variable time
+    /// is fine here.
+    pub fn scale(&mut self, k: u64) {
+        let k = Scalar::from(k);
+        self.c1 *= k;
+        for c2 in &mut self.c2 {
+            *c2 *= k;
+        }
+    }
+
     /// Adds a plaintext (e.g. a noise share) to one slot: `c2_slot += value*B`.
     pub fn add_plaintext(&mut self, slot: usize, value: i64) -> Result<(), ElGamalError> {
         let slots = self.slots();

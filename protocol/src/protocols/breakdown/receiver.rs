@@ -18,8 +18,8 @@ use crate::session::stream::{Announce, List, Setup, check_announce};
 
 use super::messages::BreakdownMessage;
 use super::{
-    LaneRows, LaneShape, MAX_MESSAGE_POINTS, STEP_KEYS, STEP_PAYLOADS, STEP_RELEASE, SentStage, add_noise,
-    check_noise, elgamal, key_context, peer_keys, plan_batches, step_of,
+    LaneKeys, LaneRows, LaneShape, MAX_MESSAGE_POINTS, STEP_KEYS, STEP_PAYLOADS, STEP_RELEASE, SentStage,
+    add_noise, check_noise, elgamal, key_context, peer_keys, plan_batches, step_of,
 };
 
 /// R of one lane.
@@ -29,7 +29,7 @@ pub struct BreakdownReceiver {
     setup: Setup,
     key: SessionKey,
     hasher: HashToGroup,
-    shares: SlotShares,
+    keys: LaneKeys,
     noise: Vec<i64>,
     ids: Arc<IdList>,
     sent: SentStage,
@@ -37,7 +37,7 @@ pub struct BreakdownReceiver {
     u_plan: Vec<Option<u32>>,
     u_next: usize,
     peer: Option<Announce>,
-    joint: Option<JointKeys>,
+    joint: Option<Arc<JointKeys>>,
     /// `r*W`.
     w: InboundList,
     v: InboundList,
@@ -61,6 +61,8 @@ enum Phase {
         release: Option<Vec<u8>>,
         outcome: LaneOutcome,
     },
+    /// A pooled lane's sums, unreleased, until its session takes them.
+    Held { sums: Option<Vec<Ciphertext>> },
 }
 
 impl std::fmt::Debug for BreakdownReceiver {
@@ -85,15 +87,35 @@ impl BreakdownReceiver {
         shape.check()?;
         check_noise(&shape, &noise)?;
         setup.cover.check(shape.receiver_groups, 0)?;
-        let (batch_sizes, u_plan) = plan_batches(&rows, shape.receiver_groups, &setup.cover.pads)?;
         let shares = SlotShares::generate(shape.slots(), &mut rand::rng()).map_err(elgamal(STEP_KEYS))?;
+        Self::build(lane, shape, rows, noise, setup, LaneKeys::Own(shares))
+    }
+
+    /// A lane of a pooled session ([`super::Pooled`]): the session's joint
+    /// keys are handed in, and the sums are handed back unreleased, with no
+    /// noise of their own.
+    pub fn pooled(lane: u32, shape: LaneShape, rows: LaneRows, setup: Setup) -> Result<Self, ProtocolError> {
+        shape.check()?;
+        setup.cover.check(shape.receiver_groups, 0)?;
+        Self::build(lane, shape, rows, Vec::new(), setup, LaneKeys::Pooled)
+    }
+
+    fn build(
+        lane: u32,
+        shape: LaneShape,
+        rows: LaneRows,
+        noise: Vec<i64>,
+        setup: Setup,
+        keys: LaneKeys,
+    ) -> Result<Self, ProtocolError> {
+        let (batch_sizes, u_plan) = plan_batches(&rows, shape.receiver_groups, &setup.cover.pads)?;
         Ok(Self {
             lane,
             shape,
             setup,
             key: SessionKey::random(),
             hasher: HashToGroup::new(ID_DST),
-            shares,
+            keys,
             noise,
             ids: rows.ids,
             sent: SentStage::Nothing,
@@ -135,10 +157,17 @@ impl BreakdownReceiver {
             }
             SentStage::Announce => {
                 self.sent = SentStage::KeyOffer;
-                let context = key_context(&self.setup.terms, self.lane, b"R");
-                return Some(BreakdownMessage::KeyOffer {
-                    slots: self.shares.slots(),
-                    offer: self.shares.offer(&context, &mut rand::rng()).to_bytes(),
+                if let LaneKeys::Own(shares) = &self.keys {
+                    let context = key_context(&self.setup.terms, self.lane, b"R");
+                    return Some(BreakdownMessage::KeyOffer {
+                        slots: shares.slots(),
+                        offer: shares.offer(&context, &mut rand::rng()).to_bytes(),
+                    });
+                }
+                // A pooled lane's keys were offered once for the session.
+                self.sent = SentStage::Batches;
+                return Some(BreakdownMessage::Batches {
+                    sizes: self.batch_sizes.clone(),
                 });
             }
             SentStage::KeyOffer => {
@@ -200,15 +229,20 @@ impl BreakdownReceiver {
                 self.v.open(self.v_total());
                 Ok(())
             }
-            BreakdownMessage::KeyOffer { slots, offer } if self.peer.is_some() && self.joint.is_none() => {
-                self.joint = Some(peer_keys(
-                    &self.shares,
+            BreakdownMessage::KeyOffer { slots, offer }
+                if self.peer.is_some() && self.joint.is_none() && matches!(self.keys, LaneKeys::Own(_)) =>
+            {
+                let LaneKeys::Own(shares) = &self.keys else {
+                    return Err(unexpected(&BreakdownMessage::KeyOffer { slots, offer }));
+                };
+                self.joint = Some(Arc::new(peer_keys(
+                    shares,
                     slots,
                     &offer,
                     &self.setup.terms,
                     self.lane,
                     b"S",
-                )?);
+                )?));
                 Ok(())
             }
             BreakdownMessage::Points {
@@ -368,6 +402,14 @@ impl BreakdownReceiver {
     /// otherwise recognise a sum of few of them), add this node's noise, and
     /// compute this node's decryption shares of exactly what it sends.
     fn prepare_release(&mut self) -> Result<(), ProtocolError> {
+        let LaneKeys::Own(shares) = &self.keys else {
+            let sums = match &mut self.phase {
+                Phase::Payloads { sums, .. } => std::mem::take(sums),
+                _ => Vec::new(),
+            };
+            self.phase = Phase::Held { sums: Some(sums) };
+            return Ok(());
+        };
         let joint = self.joint.as_ref().ok_or(ProtocolError::Unexpected {
             expected: "the sender's key offer",
             got: "payloads",
@@ -384,8 +426,7 @@ impl BreakdownReceiver {
             .map_err(elgamal(STEP_RELEASE))?;
         let slots = self.shape.slots();
         add_noise(&mut released, &self.noise, slots)?;
-        let decryption_shares = self
-            .shares
+        let decryption_shares = shares
             .encoded_decryption_shares(&released)
             .map_err(elgamal(STEP_RELEASE))?;
         let release = Some(crate::crypto::elgamal::encode_ciphertexts(&released));
@@ -401,7 +442,20 @@ impl BreakdownReceiver {
     }
 
     pub fn is_done(&self) -> bool {
-        self.sent == SentStage::Release
+        self.sent == SentStage::Release || matches!(self.phase, Phase::Held { .. })
+    }
+
+    /// A pooled lane: the session's joint keys, once both offers are in.
+    pub(super) fn set_joint(&mut self, joint: Arc<JointKeys>) {
+        self.joint.get_or_insert(joint);
+    }
+
+    /// A pooled lane's sums per batch, once every payload is in (once).
+    pub(super) fn take_sums(&mut self) -> Option<Vec<Ciphertext>> {
+        match &mut self.phase {
+            Phase::Held { sums } => sums.take(),
+            _ => None,
+        }
     }
 
     /// Per row of W, the batch it matched (`u32::MAX` for none), while the

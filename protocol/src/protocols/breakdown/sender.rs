@@ -2,6 +2,8 @@
 //! batches and its own list, sends encrypted payloads, adds its noise to the
 //! release.
 
+use std::sync::Arc;
+
 use curve25519_dalek::ristretto::RistrettoPoint;
 
 use crate::crypto::elgamal::{ElGamalError, JointKeys, SlotShares, ZERO_ROW, decode_ciphertexts};
@@ -17,7 +19,7 @@ use crate::session::stream::{Announce, List, Setup, check_announce, next_chunk, 
 
 use super::messages::BreakdownMessage;
 use super::{
-    LaneRows, LaneShape, STEP_KEYS, STEP_RELEASE, SentStage, add_noise, check_noise, elgamal, key_context,
+    LaneKeys, LaneRows, LaneShape, STEP_KEYS, STEP_RELEASE, SentStage, add_noise, check_noise, elgamal, key_context,
     peer_keys, rows_per_message, step_of,
 };
 
@@ -28,7 +30,7 @@ pub struct BreakdownSender {
     setup: Setup,
     key: SessionKey,
     hasher: HashToGroup,
-    shares: SlotShares,
+    keys: LaneKeys,
     noise: Vec<i64>,
     rows: LaneRows,
     sent: SentStage,
@@ -40,7 +42,7 @@ pub struct BreakdownSender {
     w_next: usize,
     w_closed: bool,
     peer: Option<Announce>,
-    joint: Option<JointKeys>,
+    joint: Option<Arc<JointKeys>>,
     batch_sizes: Option<Vec<u64>>,
     batch: usize,
     batch_points: Vec<PointBytes>,
@@ -77,6 +79,25 @@ impl BreakdownSender {
     ) -> Result<Self, ProtocolError> {
         shape.check()?;
         check_noise(&shape, &noise)?;
+        let shares = SlotShares::generate(shape.slots(), &mut rand::rng()).map_err(elgamal(STEP_KEYS))?;
+        Self::build(lane, shape, rows, noise, setup, LaneKeys::Own(shares))
+    }
+
+    /// A lane of a pooled session ([`super::Pooled`]): it encrypts under the
+    /// session's joint keys, handed in, and expects no release of its own.
+    pub fn pooled(lane: u32, shape: LaneShape, rows: LaneRows, setup: Setup) -> Result<Self, ProtocolError> {
+        shape.check()?;
+        Self::build(lane, shape, rows, Vec::new(), setup, LaneKeys::Pooled)
+    }
+
+    fn build(
+        lane: u32,
+        shape: LaneShape,
+        rows: LaneRows,
+        noise: Vec<i64>,
+        setup: Setup,
+        keys: LaneKeys,
+    ) -> Result<Self, ProtocolError> {
         setup.cover.check(1, shape.receiver_groups)?;
         if rows.groups.len() != rows.rows.len()
             || rows.measures.len() != rows.rows.len() * shape.payload.measures
@@ -86,7 +107,6 @@ impl BreakdownSender {
                 what: "the sender's rows do not fit the lane's groups and measures",
             });
         }
-        let shares = SlotShares::generate(shape.slots(), &mut rand::rng()).map_err(elgamal(STEP_KEYS))?;
         let dummies = Dummies::new(&setup.cover.dummies, setup.cover.dummy_width());
         let layout = Layout {
             rows: rows.rows.len(),
@@ -99,7 +119,7 @@ impl BreakdownSender {
             setup,
             key: SessionKey::random(),
             hasher: HashToGroup::new(ID_DST),
-            shares,
+            keys,
             noise,
             w_order: shuffle::permutation(layout.len()),
             layout,
@@ -142,11 +162,14 @@ impl BreakdownSender {
             }
             SentStage::Announce => {
                 self.sent = SentStage::KeyOffer;
-                let context = key_context(&self.setup.terms, self.lane, b"S");
-                return Some(BreakdownMessage::KeyOffer {
-                    slots: self.shares.slots(),
-                    offer: self.shares.offer(&context, &mut rand::rng()).to_bytes(),
-                });
+                // A pooled lane's keys were offered once for the session.
+                if let LaneKeys::Own(shares) = &self.keys {
+                    let context = key_context(&self.setup.terms, self.lane, b"S");
+                    return Some(BreakdownMessage::KeyOffer {
+                        slots: shares.slots(),
+                        offer: shares.offer(&context, &mut rand::rng()).to_bytes(),
+                    });
+                }
             }
             _ => {}
         }
@@ -254,15 +277,20 @@ impl BreakdownSender {
                 self.u.open(a.set_size);
                 Ok(())
             }
-            BreakdownMessage::KeyOffer { slots, offer } if self.peer.is_some() && self.joint.is_none() => {
-                self.joint = Some(peer_keys(
-                    &self.shares,
+            BreakdownMessage::KeyOffer { slots, offer }
+                if self.peer.is_some() && self.joint.is_none() && matches!(self.keys, LaneKeys::Own(_)) =>
+            {
+                let LaneKeys::Own(shares) = &self.keys else {
+                    return Err(unexpected(&BreakdownMessage::KeyOffer { slots, offer }));
+                };
+                self.joint = Some(Arc::new(peer_keys(
+                    shares,
                     slots,
                     &offer,
                     &self.setup.terms,
                     self.lane,
                     b"R",
-                )?);
+                )?));
                 Ok(())
             }
             BreakdownMessage::Batches { sizes } if self.joint.is_some() && self.batch_sizes.is_none() => {
@@ -285,7 +313,7 @@ impl BreakdownSender {
                 Ok(())
             }
             BreakdownMessage::Release { slots, ciphertexts }
-                if self.payload_next == self.w_order.len() && self.v_closed && self.outcome.is_none() =>
+                if self.payloads_sent() && self.outcome.is_none() && matches!(self.keys, LaneKeys::Own(_)) =>
             {
                 self.release(slots, &ciphertexts)
             }
@@ -350,8 +378,13 @@ impl BreakdownSender {
             });
         }
         add_noise(&mut cts, &self.noise, slots)?;
-        let decryption_shares = self
-            .shares
+        let LaneKeys::Own(shares) = &self.keys else {
+            return Err(ProtocolError::Unexpected {
+                expected: "the session's release, not a pooled lane's",
+                got: "a release for a pooled lane",
+            });
+        };
+        let decryption_shares = shares
             .encoded_decryption_shares(&cts)
             .map_err(elgamal(STEP_RELEASE))?;
         self.outcome = Some(LaneOutcome {
@@ -365,7 +398,20 @@ impl BreakdownSender {
     }
 
     pub fn is_done(&self) -> bool {
-        self.outcome.is_some()
+        match self.keys {
+            LaneKeys::Own(_) => self.outcome.is_some(),
+            LaneKeys::Pooled => self.payloads_sent(),
+        }
+    }
+
+    /// Every payload has left, after both of this lane's lists.
+    fn payloads_sent(&self) -> bool {
+        self.payload_next == self.w_order.len() && self.v_closed && self.w_closed
+    }
+
+    /// A pooled lane: the session's joint keys, once both offers are in.
+    pub(super) fn set_joint(&mut self, joint: Arc<JointKeys>) {
+        self.joint.get_or_insert(joint);
     }
 
     pub fn progress(&self) -> Progress {
