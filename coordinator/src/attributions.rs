@@ -369,9 +369,9 @@ mod tests {
         assert_eq!(noisy.rows[1].milli_value, 9_000 * 1_000);
         assert!(noisy.rows[1].conversions_not_significant);
         let count = |c: Option<ReleasedCount>| c.expect("count").value;
-        assert_eq!(count(noisy.attributed.clone()), 9);
-        assert_eq!(count(noisy.conversions.clone()), 9);
-        assert_eq!(count(noisy.unattributed.clone()), 0);
+        assert_eq!(count(noisy.attributed), 9);
+        assert_eq!(count(noisy.conversions), 9);
+        assert_eq!(count(noisy.unattributed), 0);
         assert!(noisy.row_conversions_stddev > 4.0 && noisy.conversions_stddev == 6.0);
         assert_eq!(noisy.row_value_stddev, noisy.row_conversions_stddev * 1_000.0);
     }

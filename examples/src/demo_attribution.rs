@@ -142,7 +142,11 @@ pub async fn run(
     let model = Model::Linear;
     let (exposures, conversions) = (campaign.exposures_path.clone(), campaign.conversions_path.clone());
     let want = tokio::task::spawn_blocking(move || {
-        plaintext_attribution::attribution(&exposures, &conversions, &AttributionParams::new(period, model, VALUE_CLIP))
+        plaintext_attribution::attribution(
+            &exposures,
+            &conversions,
+            &AttributionParams::new(period, model, VALUE_CLIP),
+        )
     })
     .await??;
     println!();
@@ -176,18 +180,27 @@ pub async fn run(
         1.96 * n.row_value_stddev
     );
     for (x, y) in e.rows.iter().zip(&n.rows) {
+        let ns = |weak: bool| if weak { " n.s." } else { "" };
         let conv = |r: &jointly_protocol::wire::AttributionRow| {
             if r.below_threshold {
                 "withheld".to_string()
             } else {
-                format!("{:.1}", r.milli_conversions as f64 / 1000.0)
+                format!(
+                    "{:.1}{}",
+                    r.milli_conversions as f64 / 1000.0,
+                    ns(r.conversions_not_significant)
+                )
             }
         };
         let value = |r: &jointly_protocol::wire::AttributionRow| {
             if r.below_threshold {
                 "withheld".to_string()
             } else {
-                format!("{:.0}", r.milli_value as f64 / 1000.0)
+                format!(
+                    "{:.0}{}",
+                    r.milli_value as f64 / 1000.0,
+                    ns(r.value_not_significant)
+                )
             }
         };
         println!(
@@ -222,8 +235,16 @@ pub async fn run(
         count(e.unattributed),
         count(n.unattributed)
     );
+    if n.rows
+        .iter()
+        .any(|r| r.conversions_not_significant || r.value_not_significant)
+    {
+        println!(
+            "  n.s.: the 95% interval is wider than the number itself; it cannot be told apart from noise (a value clip nearer the typical conversion value, --value-clip, narrows the value's)"
+        );
+    }
     println!(
-        "  (`jointly query attribution --model M --lookback D --window day|hour [--by-campaign]` for the others)"
+        "  (`jointly query attribution --model M --lookback D --window day|hour --max-conversions K --value-clip CNY [--by-campaign]` for the others; the noise grows with K)"
     );
 
     let (groups, conversions, customers) = (

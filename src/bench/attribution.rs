@@ -15,8 +15,8 @@ use jointly_examples::{
 };
 use jointly_protocol::{
     ids::normalize::{IdKind, Normalizer},
-    protocols::breakdown::open_lane,
     privacy::accounting,
+    protocols::breakdown::open_lane,
     queries::attribution::{
         self, Plan, ValueBuckets, bank_party, combine, partner_party, receiver_lanes, released_values,
         sender_lanes,

@@ -100,7 +100,11 @@ pub fn attribution_table(a: &AttributionResult, release: Option<&Release>) -> St
             row.extend([below, "-".into()]);
         } else {
             row.push(marked(
-                plus_minus(thousandths(r.milli_conversions), a.row_conversions_stddev, release),
+                plus_minus(
+                    thousandths(r.milli_conversions),
+                    a.row_conversions_stddev,
+                    release,
+                ),
                 r.conversions_not_significant,
             ));
             row.push(marked(
@@ -133,8 +137,12 @@ pub fn attribution_table(a: &AttributionResult, release: Option<&Release>) -> St
     ];
     text.push('\n');
     text += &aligned(&totals, 1);
-    if a.rows.iter().any(|r| r.conversions_not_significant || r.value_not_significant) {
-        text += "\nn.s.: the 95% interval is wider than the number itself; it cannot be told apart from noise.\n";
+    if a.rows
+        .iter()
+        .any(|r| r.conversions_not_significant || r.value_not_significant)
+    {
+        text +=
+            "\nn.s.: the 95% interval is wider than the number itself; it cannot be told apart from noise.\n";
     }
     text
 }

@@ -6,8 +6,8 @@
 //! model, per channel and per channel x campaign, daily and hourly windows.
 
 use jointly_examples::{
-    demo_attribution::VALUE_CLIP,
     campaign_data::{CAMPAIGNS, CHANNELS, CampaignData, CampaignSpec, People, generate_campaign},
+    demo_attribution::VALUE_CLIP,
     plaintext_attribution::{AttributionParams, AttributionTable, Period, attribution},
 };
 use jointly_protocol::{
@@ -15,8 +15,8 @@ use jointly_protocol::{
     ids::normalize::{IdKind, Normalizer},
     protocols::breakdown::{Breakdown, BreakdownReceiver, BreakdownSender, Lane, open_lane},
     queries::attribution::{
-        self, Plan, Totals, ValueBuckets, bank_party, combine, partner_party, receiver_lanes, released_values,
-        sender_lanes,
+        self, Plan, Totals, ValueBuckets, bank_party, combine, partner_party, receiver_lanes,
+        released_values, sender_lanes,
     },
     queries::attribution_model::{Model, Window},
     session::outcome::Outcome,

@@ -2,7 +2,8 @@
 //! sends, and the lanes it runs.
 
 use jointly_protocol::queries::attribution_query::{
-    attribution_noise, attribution_plan, attribution_sums_fit, attribution_terms, lift_noise, lift_plan, lift_sums_fit,
+    attribution_noise, attribution_plan, attribution_sums_fit, attribution_terms, lift_noise, lift_plan,
+    lift_sums_fit,
 };
 use jointly_protocol::queries::terms::job_terms;
 use jointly_protocol::wire;

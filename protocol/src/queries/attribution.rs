@@ -363,7 +363,11 @@ pub fn partner_party(
     Pooled::sender(plan.lane_shape(), lanes, noise)
 }
 
-fn paired(plan: &Plan, lanes: Vec<LaneRows>, setups: Vec<Setup>) -> Result<Vec<(LaneRows, Setup)>, ProtocolError> {
+fn paired(
+    plan: &Plan,
+    lanes: Vec<LaneRows>,
+    setups: Vec<Setup>,
+) -> Result<Vec<(LaneRows, Setup)>, ProtocolError> {
     if lanes.len() != plan.windows() || setups.len() != lanes.len() {
         return Err(ProtocolError::Shape {
             what: "attribution needs one lane and one cover per window",

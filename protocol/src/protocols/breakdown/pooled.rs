@@ -23,7 +23,9 @@
 use std::sync::Arc;
 
 use crate::{
-    crypto::elgamal::{Ciphertext, ElGamalError, JointKeys, SlotShares, decode_ciphertexts, encode_ciphertexts},
+    crypto::elgamal::{
+        Ciphertext, ElGamalError, JointKeys, SlotShares, decode_ciphertexts, encode_ciphertexts,
+    },
     error::ProtocolError,
     session::outcome::{LaneOutcome, Outcome},
     session::party::{Progress, Protocol},
@@ -121,7 +123,11 @@ impl Pooled {
     }
 
     /// S's side: a sending lane per `(rows, setup)`, in order.
-    pub fn sender(shape: LaneShape, lanes: Vec<(LaneRows, Setup)>, noise: Vec<i64>) -> Result<Self, ProtocolError> {
+    pub fn sender(
+        shape: LaneShape,
+        lanes: Vec<(LaneRows, Setup)>,
+        noise: Vec<i64>,
+    ) -> Result<Self, ProtocolError> {
         check(&shape, lanes.len(), &noise)?;
         let terms = lanes[0].1.terms;
         let built = lanes
@@ -173,7 +179,14 @@ impl Pooled {
 
     fn keys(&mut self, slots: usize, offer: &[u8]) -> Result<(), ProtocolError> {
         let lane = self.session_lane();
-        let joint = Arc::new(peer_keys(&self.shares, slots, offer, &self.terms, lane, self.roles().1)?);
+        let joint = Arc::new(peer_keys(
+            &self.shares,
+            slots,
+            offer,
+            &self.terms,
+            lane,
+            self.roles().1,
+        )?);
         for l in &mut self.lanes.lanes {
             match l {
                 Lane::Receiver(r) => r.set_joint(Arc::clone(&joint)),
@@ -358,3 +371,7 @@ impl Protocol for Pooled {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "pooled_tests.rs"]
+mod tests;

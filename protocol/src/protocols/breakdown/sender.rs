@@ -19,8 +19,8 @@ use crate::session::stream::{Announce, List, Setup, check_announce, next_chunk, 
 
 use super::messages::BreakdownMessage;
 use super::{
-    LaneKeys, LaneRows, LaneShape, STEP_KEYS, STEP_RELEASE, SentStage, add_noise, check_noise, elgamal, key_context,
-    peer_keys, rows_per_message, step_of,
+    LaneKeys, LaneRows, LaneShape, STEP_KEYS, STEP_RELEASE, SentStage, add_noise, check_noise, elgamal,
+    key_context, peer_keys, rows_per_message, step_of,
 };
 
 /// S of one lane.
@@ -313,7 +313,9 @@ impl BreakdownSender {
                 Ok(())
             }
             BreakdownMessage::Release { slots, ciphertexts }
-                if self.payloads_sent() && self.outcome.is_none() && matches!(self.keys, LaneKeys::Own(_)) =>
+                if self.payloads_sent()
+                    && self.outcome.is_none()
+                    && matches!(self.keys, LaneKeys::Own(_)) =>
             {
                 self.release(slots, &ciphertexts)
             }
