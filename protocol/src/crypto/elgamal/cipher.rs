@@ -146,9 +146,8 @@ impl Ciphertext {
         Ok(total)
     }
 
-    /// Multiplies every slot's plaintext by the public `k`: `k*c1, k*c2_i`.
-    /// `k` is no secret (a value bucket's representative), so variable time
-    /// is fine here.
+    /// Multiplies every slot's plaintext by the public `k` (a value
+    /// bucket's weight): `k*c1, k*c2_i`, so `Enc(m)` becomes `Enc(k*m)`.
     pub fn scale(&mut self, k: u64) {
         let k = Scalar::from(k);
         self.c1 *= k;
